@@ -1,0 +1,26 @@
+"Repository consistency: notebooks are the source, exported library and README are in sync, notebooks' inline tests pass."
+import sys
+from pathlib import Path
+import pytest
+from conftest import ROOT, run
+
+BIN = Path(sys.executable).parent
+NBS = sorted(p.name for p in (ROOT/'nbs').glob('*.ipynb'))
+
+@pytest.mark.parametrize('nb', NBS)
+def test_notebook(nb):
+    "Each notebook's inline tests (nbdev_test), the `slow` ones included."
+    run(BIN/'nbdev_test', '--path', f'nbs/{nb}', '--flags', 'slow')
+
+def test_export_and_clean_in_sync():
+    run(BIN/'nbdev_export'); run(BIN/'nbdev_clean')
+    diff = run('git', 'status', '--porcelain', '--', 'hat_nb', 'nbs', check=False).stdout
+    assert not diff.strip(), f"nbdev_export/nbdev_clean changed files; commit them:\n{diff}"
+
+def test_readme_rendered_from_index():
+    run(sys.executable, 'tools/render_readme.py', '--check')
+
+def test_readme_starts_with_two_commands():
+    lines = (ROOT/'README.md').read_text().split('```bash\n', 1)[1].split('```')[0].strip().split('\n')
+    assert len(lines) == 2 and 'dvc repro' in lines[0] and 'pytest' in lines[1], lines
+    assert lines[1] in (ROOT/'.ci/run').read_text()

