@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn, Tensor
 from transformers import AutoConfig, AutoModel, AutoTokenizer, BertConfig
+from transformers.utils import logging as hf_logging
 
 from .align import scan_scores
 
@@ -108,7 +109,9 @@ class TextTower(nn.Module):
         super().__init__()
         if load_weights and cfg.txt_model:
             if not Path(cfg.txt_model).is_dir(): raise FileNotFoundError(f"txt_model: {cfg.txt_model} is not a local model directory")
-            self.body = AutoModel.from_pretrained(cfg.txt_model, add_pooling_layer=False)
+            verbosity = hf_logging.get_verbosity(); hf_logging.set_verbosity_error()   # the dropped pooler is expected
+            try: self.body = AutoModel.from_pretrained(cfg.txt_model, add_pooling_layer=False)
+            finally: hf_logging.set_verbosity(verbosity)
         else: self.body = AutoModel.from_config(_hf_config(cfg), add_pooling_layer=False)
         n = self.body.config.num_hidden_layers
         bad = [l for l in cfg.txt_levels if not 1 <= l <= n]
@@ -153,8 +156,10 @@ class HATModel(nn.Module):
                          for i, t in zip(img_feats, txt_feats)])
         return s if per_level else s.sum(0)
 
-    def forward(self, images, input_ids, attention_mask) -> Tensor:
-        return self.similarity(self.encode_images(images), *self.encode_texts(input_ids, attention_mask))
+    def forward(self, images, input_ids, attention_mask, return_features=False):
+        "Scores `(B_img, B_txt)`; with `return_features`, the level features `(img, txt, mask)` instead (for losses over several processes)."
+        img, (txt, mask) = self.encode_images(images), self.encode_texts(input_ids, attention_mask)
+        return (img, txt, mask) if return_features else self.similarity(img, txt, mask)
 
 # %% ../nbs/03_model.ipynb
 def _atomic(path: Path, write):

@@ -16,6 +16,10 @@ from .data import CaptionDataset, Collate, find_karpathy_json, read_karpathy, tr
 from .evaluate import _amp, evaluate
 from .loss import infonce_loss, vsepp_loss
 from .model import HATConfig, HATModel, demo_config, load_tokenizer, paper_config, save_pretrained
+from .distributed import global_infonce_loss, global_vsepp_loss, world
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data.distributed import DistributedSampler
 
 # %% auto #0
 __all__ = ['PRESETS', 'TrainConfig', 'recipe', 'CheckpointError', 'load_checkpoint', 'train']
@@ -122,16 +126,38 @@ def _make_optim(model, tc, steps_per_epoch):
     else: sch = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0)
     return opt, sch
 
-def _loss(S, ids, tc):
+def _loss(model, img, txt, mask, ids, tc):
+    "The configured loss; over the global batch when running on several processes."
     ids = ids if tc.mask_same_image else None
+    if world()[1] > 1:
+        if tc.loss == 'infonce': return global_infonce_loss(model, img, txt, mask, ids, tc.temperature)
+        return global_vsepp_loss(model, img, txt, mask, ids, tc.margin, tc.max_violation)
+    S = model.similarity(img, txt, mask).float()
     if tc.loss == 'infonce': return infonce_loss(S, tc.temperature, ids)
     return vsepp_loss(S, tc.margin, ids, tc.max_violation)
+
+def _init_distributed(tc):
+    "Join the process group that `torchrun` describes in the environment; returns (rank, world size, device)."
+    W = int(os.environ.get('WORLD_SIZE', 1))
+    cuda = torch.cuda.is_available() and tc.device in ('auto', 'cuda')
+    if W > 1 and not dist.is_initialized():
+        dist.init_process_group('nccl' if cuda else 'gloo')
+    rank, W = world()
+    if cuda:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if W > 1 else 'cuda'
+        if W > 1: torch.cuda.set_device(device)
+    else: device = 'cpu' if tc.device == 'auto' else tc.device
+    if tc.batch_size % W: raise ValueError(f"batch_size {tc.batch_size} (the global batch) must divide by the {W} processes")
+    return rank, W, device
 
 # %% ../nbs/05_train.ipynb
 def train(mc: HATConfig, tc: TrainConfig, out_dir, resume=True, resume_from=None, progress=True, log_every=1) -> dict:
     "Train, validating each epoch; writes `last.pt`, `prev.pt`, `best/`, `log.jsonl`, `train_config.json` in `out_dir`. Returns the best validation metrics."
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    device = ('cuda' if torch.cuda.is_available() else 'cpu') if tc.device == 'auto' else tc.device
+    out = Path(out_dir)
+    rank, W, device = _init_distributed(tc)
+    main = rank == 0
+    progress = progress and main
+    if main: out.mkdir(parents=True, exist_ok=True)
     random.seed(tc.seed); torch.manual_seed(tc.seed)
     json_path = find_karpathy_json(tc.data_dir)
     train_recs = read_karpathy(json_path, splits=tc.train_splits)
@@ -156,44 +182,51 @@ def train(mc: HATConfig, tc: TrainConfig, out_dir, resume=True, resume_from=None
         scaler.load_state_dict(s['scaler']); _set_rng_state(s['rng'])
         start, best, history = s['epoch'], s['best'], s['history']
         if progress: print(f"resumed from {ckpt} at epoch {start}")
-    (out/'train_config.json').write_text(json.dumps(dict(model=asdict(mc), train=asdict(tc)), indent=1, default=list) + '\n')
-    log_lines = [l for l in (out/'log.jsonl').read_text().splitlines() if json.loads(l)['epoch'] < start] if (out/'log.jsonl').is_file() else []
-    (out/'log.jsonl').write_text(''.join(l + '\n' for l in log_lines))
-    log = open(out/'log.jsonl', 'a')
+    if main:
+        (out/'train_config.json').write_text(json.dumps(dict(model=asdict(mc), train=asdict(tc), world_size=W), indent=1, default=list) + '\n')
+        lines = [l for l in (out/'log.jsonl').read_text().splitlines() if json.loads(l)['epoch'] < start] if (out/'log.jsonl').is_file() else []
+        (out/'log.jsonl').write_text(''.join(l + '\n' for l in lines))
+        log = open(out/'log.jsonl', 'a')
     for epoch in range(start, tc.epochs):
         _set_frozen(model, epoch, tc); model.train()
-        g = torch.Generator().manual_seed(tc.seed * 1000 + epoch)
-        dl = DataLoader(ds, tc.batch_size, shuffle=True, drop_last=True, collate_fn=coll, generator=g,
-                        num_workers=tc.num_workers, persistent_workers=False, worker_init_fn=None)
+        net = DDP(model, device_ids=[device] if device.startswith('cuda') else None) if W > 1 else model   # re-wrapped: frozen set changes
+        if W > 1:
+            sampler = DistributedSampler(ds, W, rank, shuffle=True, seed=tc.seed, drop_last=True); sampler.set_epoch(epoch)
+            dl = DataLoader(ds, tc.batch_size // W, sampler=sampler, drop_last=True, collate_fn=coll, num_workers=tc.num_workers)
+        else:
+            g = torch.Generator().manual_seed(tc.seed * 1000 + epoch)
+            dl = DataLoader(ds, tc.batch_size, shuffle=True, drop_last=True, collate_fn=coll, generator=g, num_workers=tc.num_workers)
         t0, tot = time.time(), 0.0
         bar = tqdm(dl, total=steps, desc=f'epoch {epoch + 1}/{tc.epochs}', disable=not progress, leave=False)
         for step, b in enumerate(bar):
             if step >= steps: break
             with torch.autocast(device_type=torch.device(device).type, dtype=dt or torch.float32, enabled=dt is not None):
-                S = model(b['images'].to(device), b['input_ids'].to(device), b['attention_mask'].to(device))
-            loss = _loss(S.float(), b['img_idx'].to(device), tc)
+                img, txt, mask = net(b['images'].to(device), b['input_ids'].to(device), b['attention_mask'].to(device), return_features=True)
+                loss = _loss(model, img, txt, mask, b['img_idx'].to(device), tc)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if tc.grad_clip: scaler.unscale_(opt); torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
             scaler.step(opt); scaler.update()
-            tot += loss.item(); bar.set_postfix(loss=f"{loss.item():.3f}")
-            if step % log_every == 0:
-                log.write(json.dumps(dict(kind='step', epoch=epoch, step=epoch * steps + step, loss=loss.item(), lr=opt.param_groups[0]['lr'])) + '\n')
+            tot += loss.item() / W; bar.set_postfix(loss=f"{loss.item() / W:.3f}")
+            if main and step % log_every == 0:
+                log.write(json.dumps(dict(kind='step', epoch=epoch, step=epoch * steps + step, loss=loss.item() / W, lr=opt.param_groups[0]['lr'])) + '\n')
         sch.step()
-        val = evaluate(model, val_recs, tok, directions=(mc.direction,), batch_size=tc.eval_batch_size, device=device, amp=tc.amp,
-                       progress=False, verbose=False)[mc.direction]
-        score = val['i2t_R@1'] + val['t2i_R@1']
-        rec = dict(kind='epoch', epoch=epoch, train_loss=tot / steps, lr=opt.param_groups[0]['lr'], seconds=round(time.time() - t0, 1),
-                   val_score=score, **{f'val_{k}': v for k, v in val.items()})
-        history.append(rec); log.write(json.dumps(rec) + '\n'); log.flush()
-        if progress: print(f"epoch {epoch + 1}: loss {rec['train_loss']:.4f}  val R@1 i2t {val['i2t_R@1']:.2f} t2i {val['t2i_R@1']:.2f}  rsum {val['rsum']:.1f}  ({rec['seconds']}s)")
-        if score > best:
-            best = score
-            tmp = out/'.best.tmp'; shutil.rmtree(tmp, ignore_errors=True)
-            save_pretrained(model, tmp, tok)
-            if (out/'best').exists(): shutil.rmtree(out/'best')
-            os.replace(tmp, out/'best')
-        _atomic_save(dict(model=model.state_dict(), optimizer=opt.state_dict(), scheduler=sch.state_dict(), scaler=scaler.state_dict(),
-                          rng=_rng_state(), epoch=epoch + 1, best=best, history=history), out/'last.pt')
-    log.close()
+        if main:
+            val = evaluate(model, val_recs, tok, directions=(mc.direction,), batch_size=tc.eval_batch_size, device=device, amp=tc.amp,
+                           progress=False, verbose=False)[mc.direction]
+            score = val['i2t_R@1'] + val['t2i_R@1']
+            rec = dict(kind='epoch', epoch=epoch, train_loss=tot / steps, lr=opt.param_groups[0]['lr'], seconds=round(time.time() - t0, 1),
+                       val_score=score, **{f'val_{k}': v for k, v in val.items()})
+            history.append(rec); log.write(json.dumps(rec) + '\n'); log.flush()
+            if progress: print(f"epoch {epoch + 1}: loss {rec['train_loss']:.4f}  val R@1 i2t {val['i2t_R@1']:.2f} t2i {val['t2i_R@1']:.2f}  rsum {val['rsum']:.1f}  ({rec['seconds']}s)")
+            if score > best:
+                best = score
+                tmp = out/'.best.tmp'; shutil.rmtree(tmp, ignore_errors=True)
+                save_pretrained(model, tmp, tok)
+                if (out/'best').exists(): shutil.rmtree(out/'best')
+                os.replace(tmp, out/'best')
+            _atomic_save(dict(model=model.state_dict(), optimizer=opt.state_dict(), scheduler=sch.state_dict(), scaler=scaler.state_dict(),
+                              rng=_rng_state(), epoch=epoch + 1, best=best, history=history), out/'last.pt')
+        if W > 1: dist.barrier()
+    if main: log.close()
     return max(history, key=lambda r: r['val_score']) if history else {}
