@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_distributed.ipynb
 from __future__ import annotations
-import os
+import os, warnings
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -22,7 +22,9 @@ def world() -> tuple[int, int]:
 
 def gather_cat(x: torch.Tensor) -> torch.Tensor:
     "Concatenate `x` from every process along dim 0, keeping gradients to every part."
-    return torch.cat(all_gather(x.contiguous()), 0)
+    with warnings.catch_warnings():      # deprecated in favour of a private API; still the public autograd-aware gather
+        warnings.simplefilter('ignore', FutureWarning)
+        return torch.cat(all_gather(x.contiguous()), 0)
 
 def _hinge_rows(S, pos_col, neg, margin, max_violation):
     "Hinge of each row of S against its positive column `pos_col[i]`, over the True entries of `neg`."

@@ -67,7 +67,7 @@ def paper_config(**kw) -> HATConfig:
 def demo_config(**kw) -> HATConfig:
     "CPU demo for 64 px emoji: a small Swin trained from scratch + the packaged MiniLM (6 layers, levels 2, 4, 6)."
     return HATConfig(**{**dict(img_model='swin_tiny_patch4_window7_224', img_size=64,
-                               img_kwargs=dict(img_size=64, window_size=4, embed_dim=48, depths=(2, 2, 2, 2), num_heads=(2, 4, 8, 16)),
+                               img_kwargs=dict(img_size=64, window_size=4, embed_dim=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8)),
                                img_levels=(2, 3, 4), txt_model=minilm_path(), txt_levels=(2, 4, 6), embed_dim=128, max_len=32), **kw})
 
 def tiny_config(**kw) -> HATConfig:

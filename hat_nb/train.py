@@ -66,9 +66,10 @@ def _presets():
     return {
         'paper_f30k': (paper_config(), TrainConfig(data_dir='data/flickr30k')),
         'paper_coco': (paper_config(), TrainConfig(data_dir='data/coco', train_splits=('train', 'restval'))),
-        'demo': (demo_config(), TrainConfig(data_dir='data/emoji', epochs=8, batch_size=64, optimizer='adamw', lr=5e-4, weight_decay=0.05,
-                                            schedule='cosine', freeze_img_epochs=0, freeze_txt_epochs=3, amp='auto', grad_clip=2.0,
-                                            mask_same_image=True, crop_scale=(0.6, 1.0), hflip=False, num_workers=0)),
+        'demo': (demo_config(), TrainConfig(data_dir='data/emoji', epochs=6, batch_size=64, optimizer='adamw', lr=5e-4, weight_decay=0.05,
+                                            schedule='cosine', freeze_img_epochs=0, freeze_txt_epochs=2, amp='auto', grad_clip=2.0,
+                                            loss='infonce', temperature=0.1, mask_same_image=True, crop_scale=(0.6, 1.0), hflip=False,
+                                            num_workers=0)),
     }
 
 PRESETS = tuple(_presets())
