@@ -1,5 +1,5 @@
 "Training engine: exact resume after SIGKILL, corrupt checkpoints, learning on the fixture set."
-import json, os, signal, subprocess, sys, time
+import json, math, os, signal, subprocess, sys, time
 from pathlib import Path
 import pytest, torch
 from conftest import ROOT
@@ -66,3 +66,15 @@ def test_training_learns_fixture(tmp_path):
     m = from_pretrained(tmp_path/'run/best')
     r = evaluate(m, read_karpathy(data/'dataset_flickr.json'), load_tokenizer(m.cfg), progress=False, verbose=False)['i2t']
     assert r['i2t_R@5'] > 3 * 100 * 5 / 24 or r['t2i_R@5'] > 3 * 100 * 5 / 24, r
+
+def test_torchrun_two_processes(tmp_path):
+    "The trainer under torchrun: 2 gloo processes share the global batch, rank 0 writes the outputs."
+    data = make_fixture(tmp_path/'data', 'flickr', n=16)
+    r = subprocess.run([str(Path(sys.executable).parent/'torchrun'), '--standalone', '--nproc_per_node', '2',
+                        str(ROOT/'tests/train_tiny.py'), str(data), str(tmp_path/'run'), '2'],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert r.returncode == 0, r.stderr[-3000:]
+    cfg = json.loads((tmp_path/'run/train_config.json').read_text())
+    assert cfg['world_size'] == 2 and (tmp_path/'run/best/model.safetensors').is_file()
+    epochs = [json.loads(l) for l in (tmp_path/'run/log.jsonl').read_text().splitlines() if json.loads(l)['kind'] == 'epoch']
+    assert [e['epoch'] for e in epochs] == [0, 1] and all(math.isfinite(e['train_loss']) for e in epochs)
