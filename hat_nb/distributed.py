@@ -92,3 +92,14 @@ def _worker(rank, W, port, cfg, sd, batch, out, kind='vsepp'):
     l = loss.detach() / W; dist.all_reduce(l)
     if rank == 0: torch.save(dict(loss=l, grads=grads), out)
     dist.destroy_process_group()
+
+# %% ../nbs/10_distributed.ipynb #cell-10
+def _score_worker(rank, W, port, cfg, sd, feats, out):
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    dist.init_process_group('gloo', rank=rank, world_size=W)
+    from hat_nb.model import HATModel
+    from hat_nb.evaluate import score_all
+    m = HATModel(cfg).eval(); m.load_state_dict(sd)
+    with torch.no_grad(): S = score_all(m, *feats, img_block=2, progress=False)
+    if rank == 1: torch.save(S, out)                                  # a non-zero rank holds the full matrix too
+    dist.destroy_process_group()
