@@ -54,18 +54,20 @@ def test_corrupt_checkpoint_is_reported_and_kept(tmp_path):
     assert load_checkpoint(out/'last.pt')['epoch'] == 3
 
 def test_training_learns_fixture(tmp_path):
-    "On 24 distinctly coloured images the tiny model gets far above chance on its own training images."
+    "On 24 distinctly coloured images the tiny model gets well above chance on its own training images (chance rsum = 133)."
     from hat_nb.evaluate import evaluate
     from hat_nb.model import load_tokenizer
     from hat_nb.data import read_karpathy
     data = make_fixture(tmp_path/'data', 'flickr', n=24)
-    mc, tc = tiny_recipe(data, 6)
+    mc, tc = tiny_recipe(data, 10)
     tc.train_splits, tc.val_split = ('train', 'val', 'test'), 'train'
     train(mc, tc, tmp_path/'run', progress=False)
     from hat_nb.model import from_pretrained
     m = from_pretrained(tmp_path/'run/best')
     r = evaluate(m, read_karpathy(data/'dataset_flickr.json'), load_tokenizer(m.cfg), progress=False, verbose=False)['i2t']
-    assert r['i2t_R@5'] > 3 * 100 * 5 / 24 or r['t2i_R@5'] > 3 * 100 * 5 / 24, r
+    chance = {k: 100 * k / 24 for k in (1, 5, 10)}
+    assert r['rsum'] > 1.5 * 2 * sum(chance.values()), r        # measured 282.5 on this CPU
+    assert r['t2i_R@5'] > 2 * chance[5] and r['i2t_R@5'] > 2 * chance[5], r
 
 def test_torchrun_two_processes(tmp_path):
     "The trainer under torchrun: 2 gloo processes share the global batch, rank 0 writes the outputs."
