@@ -21,8 +21,7 @@ def main(argv=None):
     p.add_argument('--json', default=None)
     a = p.parse_args(argv)
     mc, tc = recipe(a.recipe)
-    if mc.txt_model is None or a.recipe.startswith('paper'): mc.txt_model = None      # random weights, offline
-    m = HATModel(mc, load_weights=False).to(a.device).train()
+    m = HATModel(mc, load_weights=not a.recipe.startswith('paper')).to(a.device).train()   # paper: random weights, offline
     opt = torch.optim.Adam(m.parameters(), lr=1e-4)
     B, L = a.batch, mc.max_len
     x = torch.randn(B, 3, mc.img_size, mc.img_size, device=a.device)
@@ -41,7 +40,7 @@ def main(argv=None):
     for _ in range(a.steps): step()
     if a.device == 'cuda': torch.cuda.synchronize()
     s = (time.perf_counter() - t) / a.steps
-    res = dict(device=torch.cuda.get_device_name() if a.device == 'cuda' else 'cpu', recipe=a.recipe, batch=B, amp=a.amp, compile=a.compile,
+    res = dict(device=torch.cuda.get_device_name() if a.device == 'cuda' else 'cpu', recipe=a.recipe, batch=B, amp=a.amp if dt else 'fp32', compile=a.compile,
                step_s=round(s, 4), pairs_per_s=round(B / s, 1), step_TFLOP=round(flop / 1e12, 3), achieved_TFLOP_per_s=round(flop / s / 1e12, 3),
                mfu=round(flop / s / 1e12 / a.peak_tflops, 3) if a.peak_tflops else None,
                peak_device_GiB=round(torch.cuda.max_memory_allocated() / 2**30, 2) if a.device == 'cuda' else None)
