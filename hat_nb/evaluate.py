@@ -15,7 +15,7 @@ from .distributed import world
 import torch.distributed as dist
 
 # %% auto #0
-__all__ = ['ranks', 'recall_metrics', 'plan_memory', 'encode', 'score_all', 'evaluate']
+__all__ = ['ranks', 'recall_metrics', 'fold_metrics', 'plan_memory', 'encode', 'score_all', 'evaluate']
 
 # %% ../nbs/06_evaluate.ipynb #cell-04
 def ranks(sims, txt2img):
@@ -39,7 +39,17 @@ def recall_metrics(sims, txt2img, ks=(1, 5, 10)) -> dict:
     out['rsum'] = round(sum(v for k, v in out.items() if '_R@' in k), 2)
     return out
 
-# %% ../nbs/06_evaluate.ipynb #cell-08
+# %% ../nbs/06_evaluate.ipynb #cell-07
+def fold_metrics(sims, txt2img, n_folds=5, fold=1000) -> dict:
+    "Mean of `recall_metrics` over consecutive folds of `fold` images and their captions (COCO 1K: 5 folds of 1000)."
+    txt2img = torch.as_tensor(txt2img)
+    folds = []
+    for f in range(n_folds):
+        keep = (txt2img >= fold * f) & (txt2img < fold * (f + 1))
+        folds.append(recall_metrics(sims[fold*f:fold*(f+1)][:, keep.to(sims.device)], txt2img[keep] - fold * f))
+    return {k: round(sum(m[k] for m in folds) / n_folds, 2) for k in folds[0]}
+
+# %% ../nbs/06_evaluate.ipynb #cell-10
 def _amp(device, amp):
     "autocast dtype for `amp` in 'auto'|'bf16'|'fp16'|'none' on `device` (CPU: always fp32)."
     if torch.device(device).type != 'cuda' or amp == 'none': return None
@@ -83,7 +93,7 @@ def score_all(model, img_feats, txt_feats, mask, direction='i2t', img_block=256,
     dist.all_gather(parts, out)
     return torch.cat(parts)[:n]
 
-# %% ../nbs/06_evaluate.ipynb #cell-09
+# %% ../nbs/06_evaluate.ipynb #cell-11
 def evaluate(model, recs, tokenizer, protocol='standard', directions=('i2t', 't2i', 'both'), batch_size=128, device='cpu',
              amp='auto', max_elems=2**26, num_workers=0, out_json=None, progress=True, verbose=True) -> dict:
     "Retrieval metrics on image records `recs`; `protocol` 'standard' (all images) or 'coco1k' (mean over 5 folds of 1000)."
@@ -104,13 +114,7 @@ def evaluate(model, recs, tokenizer, protocol='standard', directions=('i2t', 't2
     t2i = ds.txt2img
     res = {}
     for d, s in sims.items():
-        if protocol == 'coco1k':
-            folds = []
-            for f in range(5):
-                keep = (t2i >= 1000 * f) & (t2i < 1000 * (f + 1))
-                folds.append(recall_metrics(s[1000*f:1000*(f+1)][:, keep.to(s.device)], t2i[keep] - 1000 * f))
-            res[d] = {k: round(sum(m[k] for m in folds) / 5, 2) for k in folds[0]}
-        else: res[d] = recall_metrics(s, t2i)
+        res[d] = fold_metrics(s, t2i) if protocol == 'coco1k' else recall_metrics(s, t2i)
     res['n_images'], res['n_captions'], res['protocol'] = len(ds), len(ds.captions), protocol
     if out_json:
         Path(out_json).parent.mkdir(parents=True, exist_ok=True)
