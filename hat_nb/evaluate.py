@@ -78,9 +78,9 @@ def encode(model, ds: ImageDataset, tokenizer, batch_size=128, device='cpu', amp
     return [torch.cat(l) for l in zip(*imgs)], [torch.cat(l) for l in zip(*txts)], mask.to(device)
 
 @torch.no_grad()
-def score_all(model, img_feats, txt_feats, mask, direction='i2t', img_block=256, max_elems=2**26, progress=True):
-    "All-pairs scores `(n_img, n_txt)` in fp32, image blocks of `img_block`; under torchrun, images are split across processes."
-    rank, W = world()
+def score_all(model, img_feats, txt_feats, mask, direction='i2t', img_block=256, max_elems=2**26, progress=True, shard=True):
+    "All-pairs scores `(n_img, n_txt)` in fp32, image blocks of `img_block`; under torchrun (and `shard`), images are split across processes."
+    rank, W = world() if shard else (0, 1)
     n = img_feats[0].shape[0]
     per = -(-n // W)                                   # this process's share of the images (the last may be short)
     lo, hi = min(rank * per, n), min((rank + 1) * per, n)
@@ -95,8 +95,8 @@ def score_all(model, img_feats, txt_feats, mask, direction='i2t', img_block=256,
 
 # %% ../nbs/06_evaluate.ipynb #cell-11
 def evaluate(model, recs, tokenizer, protocol='standard', directions=('i2t', 't2i', 'both'), batch_size=128, device='cpu',
-             amp='auto', max_elems=2**26, num_workers=0, out_json=None, progress=True, verbose=True) -> dict:
-    "Retrieval metrics on image records `recs`; `protocol` 'standard' (all images) or 'coco1k' (mean over 5 folds of 1000)."
+             amp='auto', max_elems=2**26, num_workers=0, out_json=None, progress=True, verbose=True, shard=True) -> dict:
+    "Metrics on `recs`; `protocol` 'standard' or 'coco1k' (5 folds of 1000). With `shard`, every torchrun process must call it."
     cfg = model.cfg
     ds = ImageDataset(recs, eval_transform(cfg.img_size))
     if protocol == 'coco1k' and len(ds) != 5000: raise ValueError(f"coco1k needs the 5000 COCO test images, got {len(ds)}")
@@ -110,7 +110,7 @@ def evaluate(model, recs, tokenizer, protocol='standard', directions=('i2t', 't2
     sims = {}
     for d in directions:
         if d == 'both' and {'i2t', 't2i'} <= sims.keys(): sims[d] = (sims['i2t'] + sims['t2i']) / 2
-        else: sims[d] = score_all(model, img, txt, mask, d, max_elems=max_elems, progress=progress)
+        else: sims[d] = score_all(model, img, txt, mask, d, max_elems=max_elems, progress=progress, shard=shard)
     t2i = ds.txt2img
     res = {}
     for d, s in sims.items():

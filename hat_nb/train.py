@@ -214,7 +214,7 @@ def train(mc: HATConfig, tc: TrainConfig, out_dir, resume=True, resume_from=None
         sch.step()
         if main:
             val = evaluate(model, val_recs, tok, directions=(mc.direction,), batch_size=tc.eval_batch_size, device=device, amp=tc.amp,
-                           progress=False, verbose=False)[mc.direction]
+                           progress=False, verbose=False, shard=False)[mc.direction]   # rank 0 alone: no collectives
             score = val['i2t_R@1'] + val['t2i_R@1']
             rec = dict(kind='epoch', epoch=epoch, train_loss=tot / steps, lr=opt.param_groups[0]['lr'], seconds=round(time.time() - t0, 1),
                        val_score=score, **{f'val_{k}': v for k, v in val.items()})

@@ -74,7 +74,7 @@ def test_torchrun_two_processes(tmp_path):
     data = make_fixture(tmp_path/'data', 'flickr', n=16)
     r = subprocess.run([str(Path(sys.executable).parent/'torchrun'), '--standalone', '--nproc_per_node', '2',
                         str(ROOT/'tests/train_tiny.py'), str(data), str(tmp_path/'run'), '2'],
-                       cwd=ROOT, capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS='1'))
+                       cwd=ROOT, capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert r.returncode == 0, r.stderr[-3000:]
     cfg = json.loads((tmp_path/'run/train_config.json').read_text())
     assert cfg['world_size'] == 2 and (tmp_path/'run/best/model.safetensors').is_file()
