@@ -82,16 +82,21 @@ def _parse(json_path: Path, images_root: Path):
     return recs, probs
 
 # %% ../nbs/01_data.ipynb #facf701c
-def read_karpathy(json_path, images_root=None, splits=None) -> list[ImageRecord]:
-    "Images of `json_path` (optionally only `splits`, e.g. `('train','restval')`); raises `DatasetError` listing every problem."
+def read_karpathy(json_path, images_root=None, splits=None, captions_per_image=None) -> list[ImageRecord]:
+    "Images of `json_path` (optionally only `splits`, e.g. `('train','restval')`; with `captions_per_image`, the first N captions of each image in file order); raises `DatasetError` listing every problem."
     json_path = Path(json_path)
     images_root = Path(images_root) if images_root is not None else json_path.parent/'images'
     if isinstance(splits, str): splits = (splits,)
     bad = [s for s in splits or () if s not in SPLITS]
     if bad: raise DatasetError([f"unknown split(s) {bad} requested (expected some of {SPLITS})"])
+    if captions_per_image is not None and (not isinstance(captions_per_image, int) or captions_per_image < 1):
+        raise DatasetError([f"captions_per_image must be a positive integer or None, got {captions_per_image!r}"])
     recs, probs = _parse(json_path, images_root)
     if probs: raise DatasetError(probs, json_path)
-    return [r for r in recs if splits is None or r.split in splits]
+    recs = [r for r in recs if splits is None or r.split in splits]
+    if captions_per_image:
+        for r in recs: r.captions = r.captions[:captions_per_image]
+    return recs
 
 # %% ../nbs/01_data.ipynb #521e65cb
 def check(data_dir, images_root=None, open_images=True, progress=False) -> list[str]:

@@ -18,10 +18,31 @@ from transformers.utils import logging as hf_logging
 from .align import scan_scores
 
 # %% auto #0
-__all__ = ['HATConfig', 'minilm_path', 'paper_config', 'demo_config', 'tiny_config', 'ImageTower', 'TextTower', 'load_tokenizer',
-           'HATModel', 'save_pretrained', 'from_pretrained']
+__all__ = ['check_fields', 'HATConfig', 'minilm_path', 'paper_config', 'demo_config', 'tiny_config', 'ImageTower', 'TextTower',
+           'load_tokenizer', 'HATModel', 'save_pretrained', 'from_pretrained']
 
 # %% ../nbs/03_model.ipynb #cell-05
+_TYPES = {'str': str, 'int': int, 'float': (int, float), 'bool': bool, 'tuple': (tuple, list), 'dict': dict, 'None': type(None)}
+
+def _type_ok(v, annotation) -> bool:
+    "Whether `v` fits a field annotation such as 'int', 'float | None' or 'tuple' (bools are not numbers here)."
+    for name in str(annotation).replace(' ', '').split('|'):
+        t = _TYPES.get(name)
+        if t is None: return True                          # an annotation this check does not know: not checked
+        if isinstance(v, bool) and name != 'bool': continue
+        if isinstance(v, t): return True
+    return False
+
+def check_fields(cfg, rules: dict):
+    "Check every field of the dataclass `cfg` against its annotation and `rules` ({field: (predicate, 'what it must be')}); one `ValueError` names every bad key."
+    name, probs = type(cfg).__name__, []
+    for f in fields(cfg):
+        v = getattr(cfg, f.name)
+        if not _type_ok(v, f.type): probs.append(f"{name}.{f.name} must be {f.type}, got {type(v).__name__} {v!r}")
+        elif f.name in rules and v is not None and not rules[f.name][0](v): probs.append(f"{name}.{f.name} must be {rules[f.name][1]}, got {v!r}")
+    if probs: raise ValueError('; '.join(probs))
+    return cfg
+
 @dataclass
 class HATConfig:
     "Everything needed to rebuild a `HATModel` (stored as `config.json` by `save_pretrained`)."
@@ -38,8 +59,13 @@ class HATConfig:
     embed_dim: int = 768                              # shared width of the projections
     lambda_softmax: float = 9.0
     direction: str = 'i2t'                            # 'i2t' (paper), 't2i' or 'both' (ensemble)
+    img_final_norm: bool = True                       # last level normalised by the backbone's own (pretrained) final norm, as the reference
 
     def __post_init__(self):
+        check_fields(self, dict(img_size=(lambda v: v >= 1, '>= 1'), max_len=(lambda v: v >= 3, '>= 3 (room for [CLS], a word, [SEP])'),
+                                embed_dim=(lambda v: v >= 1, '>= 1'), lambda_softmax=(lambda v: v > 0, '> 0'),
+                                img_levels=(lambda v: len(v) > 0 and all(isinstance(l, int) for l in v), 'a non-empty list of layer numbers'),
+                                txt_levels=(lambda v: len(v) > 0 and all(isinstance(l, int) for l in v), 'a non-empty list of layer numbers')))
         self.img_levels, self.txt_levels = tuple(self.img_levels), tuple(self.txt_levels)
         if len(self.img_levels) != len(self.txt_levels):
             raise ValueError(f"img_levels {self.img_levels} and txt_levels {self.txt_levels} must pair up one to one")
@@ -79,7 +105,7 @@ def tiny_config(**kw) -> HATConfig:
 
 # %% ../nbs/03_model.ipynb #cell-08
 class ImageTower(nn.Module):
-    "timm backbone returning the tokens `(B, H*W, C_l)` of the chosen stages/blocks, each through its own LayerNorm."
+    "timm backbone returning the tokens `(B, H*W, C_l)` of the chosen stages/blocks, each through its own LayerNorm (the last: the backbone's final norm)."
     def __init__(self, cfg: HATConfig, load_weights=True):
         super().__init__()
         kw = dict(num_classes=0, **cfg.img_kwargs)
@@ -92,8 +118,10 @@ class ImageTower(nn.Module):
         if bad: raise ValueError(f"img_levels {bad} out of range: {cfg.img_model} has {n} stages/blocks (1-indexed)")
         self.idx = [l - 1 for l in cfg.img_levels]
         self.dims = [self.body.feature_info[i]['num_chs'] for i in self.idx]
+        final = getattr(self.body, 'norm', None)
+        reuse = cfg.img_final_norm and self.idx[-1] == n - 1 and isinstance(final, nn.LayerNorm)
         self.body.prune_intermediate_layers(self.idx, prune_norm=True, prune_head=True)   # drop what no level uses
-        self.norms = nn.ModuleList(nn.LayerNorm(c) for c in self.dims)
+        self.norms = nn.ModuleList([nn.LayerNorm(c) for c in self.dims[:-1]] + [final if reuse else nn.LayerNorm(self.dims[-1])])
 
     def forward(self, x) -> list[Tensor]:
         feats = self.body.forward_intermediates(x, indices=self.idx, intermediates_only=True, norm=False, stop_early=True)

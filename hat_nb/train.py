@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from .data import CaptionDataset, Collate, find_karpathy_json, read_karpathy, train_transform
 from .evaluate import _amp, evaluate
 from .loss import infonce_loss, vsepp_loss
-from .model import HATConfig, HATModel, demo_config, load_tokenizer, paper_config, save_pretrained
+from .model import HATConfig, HATModel, check_fields, demo_config, load_tokenizer, paper_config, save_pretrained
 from .distributed import global_infonce_loss, global_vsepp_loss, world
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
@@ -27,19 +27,24 @@ __all__ = ['PRESETS', 'TrainConfig', 'recipe', 'CheckpointError', 'load_checkpoi
 # %% ../nbs/05_train.ipynb #cell-04
 @dataclass
 class TrainConfig:
+    "Everything about a run except the model; the defaults are the reference recipe (`paper_f30k`)."
     data_dir: str = 'data/flickr30k'
     train_splits: tuple = ('train',)
     val_split: str = 'val'
-    epochs: int = 30
+    captions_per_image: int | None = None   # first N captions of each image, all splits (COCO: 5); None = all
+    val_images: int | None = None           # first N validation images in file order (COCO: 1000); None = all
+    val_from_epoch: int = 1                 # validate from this epoch index on (reference: not after epoch 0); the last epoch always validates
+    epochs: int = 100
     batch_size: int = 58
+    drop_last: bool = False             # reference: the last partial batch of an epoch is kept (always dropped under torchrun)
     optimizer: str = 'adam'             # 'adam' | 'adamw'
     lr: float = 1e-4
     weight_decay: float = 0.0
     schedule: str = 'step'              # 'step' (StepLR per epoch) | 'cosine' (per epoch, to 0) | 'constant'
     lr_step: int = 10
     lr_gamma: float = 0.1
-    freeze_img_epochs: int = 10         # image tower frozen for this many epochs
-    freeze_txt_epochs: int = 10         # text tower frozen for this many epochs
+    freeze_img_epochs: int = 11         # image tower (incl. its level norms) frozen for epochs 0 .. n-1
+    freeze_txt_epochs: int = 11         # text tower frozen for epochs 0 .. n-1
     amp: str = 'fp16'                   # 'fp16' | 'bf16' | 'auto' | 'none' (CPU always fp32)
     grad_clip: float | None = None
     seed: int = 0
@@ -56,18 +61,30 @@ class TrainConfig:
     device: str = 'auto'
 
     def __post_init__(self):
+        pos, nonneg = (lambda v: v > 0, '> 0'), (lambda v: v >= 0, '>= 0')
+        one = (lambda v: v >= 1, '>= 1')
+        check_fields(self, dict(
+            epochs=one, batch_size=one, lr=pos, weight_decay=nonneg, lr_step=one, lr_gamma=pos, freeze_img_epochs=nonneg,
+            freeze_txt_epochs=nonneg, grad_clip=pos, seed=nonneg, margin=nonneg, temperature=pos, num_workers=nonneg,
+            eval_batch_size=one, max_steps_per_epoch=one, captions_per_image=one, val_images=one, val_from_epoch=nonneg,
+            crop_scale=(lambda v: len(v) == 2 and 0 < v[0] <= v[1] <= 1, 'two numbers 0 < min <= max <= 1'),
+            train_splits=(lambda v: len(v) > 0, 'a non-empty list of splits'),
+            optimizer=(lambda v: v in ('adam', 'adamw'), "'adam' or 'adamw'"),
+            schedule=(lambda v: v in ('step', 'cosine', 'constant'), "'step', 'cosine' or 'constant'"),
+            loss=(lambda v: v in ('vsepp', 'infonce'), "'vsepp' or 'infonce'"),
+            amp=(lambda v: v in ('fp16', 'bf16', 'auto', 'none'), "'fp16', 'bf16', 'auto' or 'none'"),
+            device=(lambda v: v in ('auto', 'cpu', 'cuda') or v.startswith('cuda:'), "'auto', 'cpu', 'cuda' or 'cuda:N'")))
         self.train_splits, self.crop_scale = tuple(self.train_splits), tuple(self.crop_scale)
-        for k, ok in (('optimizer', ('adam', 'adamw')), ('schedule', ('step', 'cosine', 'constant')), ('loss', ('vsepp', 'infonce')),
-                      ('amp', ('fp16', 'bf16', 'auto', 'none'))):
-            if getattr(self, k) not in ok: raise ValueError(f"TrainConfig.{k} must be one of {ok}, got {getattr(self, k)!r}")
 
 # %% ../nbs/05_train.ipynb #cell-05
 def _presets():
     return {
         'paper_f30k': (paper_config(), TrainConfig(data_dir='data/flickr30k')),
-        'paper_coco': (paper_config(), TrainConfig(data_dir='data/coco', train_splits=('train', 'restval'))),
+        'paper_coco': (paper_config(), TrainConfig(data_dir='data/coco', captions_per_image=5, val_images=1000)),
+        'paper_coco_restval': (paper_config(), TrainConfig(data_dir='data/coco', train_splits=('train', 'restval'), captions_per_image=5,
+                                                           val_images=1000)),
         'demo': (demo_config(), TrainConfig(data_dir='data/emoji', epochs=5, batch_size=64, optimizer='adamw', lr=5e-4, weight_decay=0.05,
-                                            schedule='cosine', freeze_img_epochs=0, freeze_txt_epochs=3, amp='auto', grad_clip=2.0,
+                                            schedule='cosine', freeze_img_epochs=0, freeze_txt_epochs=3, val_from_epoch=0, drop_last=True, amp='auto', grad_clip=2.0,
                                             loss='infonce', temperature=0.1, mask_same_image=True, crop_scale=(0.6, 1.0), hflip=False,
                                             num_workers=0)),
     }
@@ -116,7 +133,8 @@ def load_checkpoint(path) -> dict:
 
 # %% ../nbs/05_train.ipynb #cell-10
 def _set_frozen(model, epoch, tc):
-    for tower, n in ((model.img.body, tc.freeze_img_epochs), (model.txt.body, tc.freeze_txt_epochs)):
+    "Towers (the image tower with its level norms) train from epoch index `freeze_*_epochs` on; the projections always."
+    for tower, n in ((model.img, tc.freeze_img_epochs), (model.txt, tc.freeze_txt_epochs)):
         for p in tower.parameters(): p.requires_grad_(epoch >= n)
 
 def _make_optim(model, tc, steps_per_epoch):
@@ -161,15 +179,15 @@ def train(mc: HATConfig, tc: TrainConfig, out_dir, resume=True, resume_from=None
     if main: out.mkdir(parents=True, exist_ok=True)
     random.seed(tc.seed); torch.manual_seed(tc.seed)
     json_path = find_karpathy_json(tc.data_dir)
-    train_recs = read_karpathy(json_path, splits=tc.train_splits)
-    val_recs = read_karpathy(json_path, splits=tc.val_split)
+    train_recs = read_karpathy(json_path, splits=tc.train_splits, captions_per_image=tc.captions_per_image)
+    val_recs = read_karpathy(json_path, splits=tc.val_split, captions_per_image=tc.captions_per_image)[:tc.val_images]
     if not train_recs: raise ValueError(f"{json_path}: no images in splits {tc.train_splits}")
     if not val_recs: raise ValueError(f"{json_path}: no images in split {tc.val_split!r}")
     model = HATModel(mc).to(device)
     tok = load_tokenizer(mc)
     ds = CaptionDataset(train_recs, train_transform(mc.img_size, tc.crop_scale, tc.hflip))
     coll = Collate(tok, mc.max_len)
-    steps = len(ds) // tc.batch_size
+    steps = len(ds) // tc.batch_size if tc.drop_last or W > 1 else math.ceil(len(ds) / tc.batch_size)
     if tc.max_steps_per_epoch: steps = min(steps, tc.max_steps_per_epoch)
     if steps == 0: raise ValueError(f"batch_size {tc.batch_size} exceeds the {len(ds)} training captions")
     opt, sch = _make_optim(model, tc, steps)
@@ -196,7 +214,7 @@ def train(mc: HATConfig, tc: TrainConfig, out_dir, resume=True, resume_from=None
             dl = DataLoader(ds, tc.batch_size // W, sampler=sampler, drop_last=True, collate_fn=coll, num_workers=tc.num_workers)
         else:
             g = torch.Generator().manual_seed(tc.seed * 1000 + epoch)
-            dl = DataLoader(ds, tc.batch_size, shuffle=True, drop_last=True, collate_fn=coll, generator=g, num_workers=tc.num_workers)
+            dl = DataLoader(ds, tc.batch_size, shuffle=True, drop_last=tc.drop_last, collate_fn=coll, generator=g, num_workers=tc.num_workers)
         t0, tot = time.time(), 0.0
         bar = tqdm(dl, total=steps, desc=f'epoch {epoch + 1}/{tc.epochs}', disable=not progress, leave=False)
         for step, b in enumerate(bar):
@@ -213,15 +231,15 @@ def train(mc: HATConfig, tc: TrainConfig, out_dir, resume=True, resume_from=None
                 log.write(json.dumps(dict(kind='step', epoch=epoch, step=epoch * steps + step, loss=loss.item() / W, lr=opt.param_groups[0]['lr'])) + '\n')
         sch.step()
         if main:
-            val = evaluate(model, val_recs, tok, directions=(mc.direction,), batch_size=tc.eval_batch_size, device=device, amp=tc.amp,
-                           progress=False, verbose=False, shard=False)[mc.direction]   # rank 0 alone: no collectives
-            score = val['i2t_R@1'] + val['t2i_R@1']
-            rec = dict(kind='epoch', epoch=epoch, train_loss=tot / steps, lr=opt.param_groups[0]['lr'], seconds=round(time.time() - t0, 1),
-                       val_score=score, **{f'val_{k}': v for k, v in val.items()})
+            rec = dict(kind='epoch', epoch=epoch, train_loss=tot / steps, lr=opt.param_groups[0]['lr'], seconds=round(time.time() - t0, 1))
+            if epoch >= tc.val_from_epoch or epoch == tc.epochs - 1:
+                val = evaluate(model, val_recs, tok, directions=(mc.direction,), batch_size=tc.eval_batch_size, device=device, amp=tc.amp,
+                               progress=False, verbose=False, shard=False)[mc.direction]   # rank 0 alone: no collectives
+                rec.update(val_score=val['i2t_R@1'] + val['t2i_R@1'], **{f'val_{k}': v for k, v in val.items()})
             history.append(rec); log.write(json.dumps(rec) + '\n'); log.flush()
-            if progress: print(f"epoch {epoch + 1}: loss {rec['train_loss']:.4f}  val R@1 i2t {val['i2t_R@1']:.2f} t2i {val['t2i_R@1']:.2f}  rsum {val['rsum']:.1f}  ({rec['seconds']}s)")
-            if score > best:
-                best = score
+            if progress: print(f"epoch {epoch + 1}: loss {rec['train_loss']:.4f}" + (f"  val R@1 i2t {val['i2t_R@1']:.2f} t2i {val['t2i_R@1']:.2f}  rsum {val['rsum']:.1f}" if 'val_score' in rec else '  (not validated)') + f"  ({rec['seconds']}s)")
+            if rec.get('val_score', -1) > best:
+                best = rec['val_score']
                 tmp = out/'.best.tmp'; shutil.rmtree(tmp, ignore_errors=True)
                 save_pretrained(model, tmp, tok)
                 if (out/'best').exists(): shutil.rmtree(out/'best')
@@ -230,4 +248,5 @@ def train(mc: HATConfig, tc: TrainConfig, out_dir, resume=True, resume_from=None
                               rng=_rng_state(), epoch=epoch + 1, best=best, history=history), out/'last.pt')
         if W > 1: dist.barrier()
     if main: log.close()
-    return max(history, key=lambda r: r['val_score']) if history else {}
+    validated = [r for r in history if 'val_score' in r]
+    return max(validated, key=lambda r: r['val_score']) if validated else {}
