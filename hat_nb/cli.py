@@ -31,7 +31,7 @@ def _train(a):
         if not sep: raise SystemExit(f"--set expects key=value, got {kv!r}")
         over[k] = yaml.safe_load(v)
     if a.data: over['data_dir'] = a.data
-    best = train(*recipe(a.recipe, **over), a.out, resume=not a.restart)
+    best = train(*recipe(a.recipe, **over), a.out, resume=not a.restart, resume_from=a.resume_from)
     if best: print(json.dumps(best))
 
 def _index(a):
@@ -42,10 +42,14 @@ def _index(a):
 
 def _search(a):
     from hat_nb.search import Searcher
-    hits = Searcher(a.index_dir, a.model, a.device).query(a.query, k=a.k, prefilter=a.prefilter)
-    if a.json: print(json.dumps([dict(path=p, score=s) for p, s in hits]))
+    s = Searcher(a.index_dir, a.model, a.device)
+    hits = s.query(a.query, k=a.k, prefilter=a.prefilter)
+    gone = [p for p, _ in hits if not Path(p).is_file()]
+    if a.json: print(json.dumps([dict(path=p, score=v, missing=p in gone) for p, v in hits]))
     else:
-        for p, s in hits: print(f"{s:8.4f}  {p}")
+        for p, v in hits: print(f"{v:8.4f}  {p}" + ('   (missing: file deleted or moved)' if p in gone else ''))
+    if gone: print(f"hat-nb search: warning: {len(gone)} result(s) no longer exist on disk; update the index with "
+                   f"`hat-nb index {s.root} --out {a.index_dir}`", file=sys.stderr)
 
 def _search_text(a):
     from hat_nb.search import search_captions
@@ -60,6 +64,22 @@ def _stage(a):
     except ParamsError as e: print(f"hat-nb stage {a.name}: {e}", file=sys.stderr); return 2
 
 # %% ../nbs/09_cli.ipynb #cell-04
+def _positive_int(v):
+    try: n = int(v)
+    except ValueError: raise argparse.ArgumentTypeError(f"expected a positive integer, got {v!r}") from None
+    if n < 1: raise argparse.ArgumentTypeError(f"expected a positive integer, got {n}")
+    return n
+
+def _nonneg_int(v):
+    try: n = int(v)
+    except ValueError: raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v!r}") from None
+    if n < 0: raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {n}")
+    return n
+
+def _query(v):
+    if not v.strip(): raise argparse.ArgumentTypeError("empty query: give the text to search for")
+    return v
+
 def parser():
     p = argparse.ArgumentParser('hat-nb', description='HAT image-text retrieval: data, indexing and search.')
     sub = p.add_subparsers(dest='cmd', required=True)
@@ -74,19 +94,20 @@ def parser():
     t.add_argument('--recipe', default='demo'); t.add_argument('--data', default=None); t.add_argument('--out', required=True)
     t.add_argument('--set', action='append', metavar='KEY=VALUE', help="override a setting, e.g. epochs=3 or model.embed_dim=256")
     t.add_argument('--restart', action='store_true', help='ignore an existing last.pt in --out')
+    t.add_argument('--resume-from', default=None, metavar='FILE', help='resume from this checkpoint (e.g. OUT/prev.pt) instead of OUT/last.pt')
     t.set_defaults(fn=_train)
     i = sub.add_parser('index', help='encode a folder of images into a search index')
     i.add_argument('images_dir'); i.add_argument('--model', required=True, help='model directory (save_pretrained format)')
-    i.add_argument('--out', required=True, help='index directory to create'); i.add_argument('--batch-size', type=int, default=64)
+    i.add_argument('--out', required=True, help='index directory to create or update'); i.add_argument('--batch-size', type=_positive_int, default=64)
     i.add_argument('--device', default='cpu'); i.set_defaults(fn=_index)
     q = sub.add_parser('search', help='text -> image search in an index')
-    q.add_argument('index_dir'); q.add_argument('query'); q.add_argument('-k', type=int, default=10)
-    q.add_argument('--prefilter', type=int, default=100, help='FAISS candidates re-ranked by the full score (0: score all)')
+    q.add_argument('index_dir'); q.add_argument('query', type=_query); q.add_argument('-k', type=_positive_int, default=10)
+    q.add_argument('--prefilter', type=_nonneg_int, default=100, help='FAISS candidates re-ranked by the full score (0: score all)')
     q.add_argument('--model', default=None, help='model directory (default: the one the index was built with)')
     q.add_argument('--device', default='cpu'); q.add_argument('--json', action='store_true'); q.set_defaults(fn=_search)
     st = sub.add_parser('search-text', help='image -> text: rank the captions of a file for one image')
     st.add_argument('image'); st.add_argument('--captions', required=True, help='text file, one caption per line')
-    st.add_argument('--model', required=True); st.add_argument('-k', type=int, default=5); st.add_argument('--device', default='cpu')
+    st.add_argument('--model', required=True); st.add_argument('-k', type=_positive_int, default=5); st.add_argument('--device', default='cpu')
     st.add_argument('--json', action='store_true'); st.set_defaults(fn=_search_text)
     s = sub.add_parser('stage', help='run a pipeline notebook with its params.yaml section (used by dvc.yaml)')
     s.add_argument('name'); s.add_argument('--params', default='params.yaml')
@@ -96,9 +117,9 @@ def parser():
 def main(argv=None):
     from hat_nb.data import DatasetError
     from hat_nb.search import SearchIndexError
-    from hat_nb.train import CheckpointError
+    from hat_nb.train import CheckpointError, RunDirError
     a = parser().parse_args(argv)
     try: code = a.fn(a) or 0
-    except (DatasetError, SearchIndexError, CheckpointError, FileNotFoundError, FileExistsError, ValueError) as e:
+    except (DatasetError, SearchIndexError, CheckpointError, RunDirError, FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"hat-nb {a.cmd}: error: {e}", file=sys.stderr); code = 2
     sys.exit(code)

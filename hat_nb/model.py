@@ -213,15 +213,27 @@ def save_pretrained(model: HATModel, out_dir, tokenizer=None):
     _atomic(out/'config.json', lambda p: Path(p).write_text(json.dumps(cfg, indent=1, default=list) + '\n'))
     return out
 
+def _check_weights_match(model, sd, d: Path):
+    "A clear error when `config.json` and `model.safetensors` describe different models (e.g. an edited `embed_dim`)."
+    D = sd.get('img_proj.0.weight')
+    if D is not None and D.shape[0] != model.cfg.embed_dim:
+        raise ValueError(f"{d/'config.json'} does not match {d/'model.safetensors'} (embed_dim {model.cfg.embed_dim} vs {D.shape[0]})")
+    own = model.state_dict()
+    diff = [f"{k}: {tuple(v.shape)} in the weights, {tuple(own[k].shape)} from the config" for k, v in sd.items() if k in own and v.shape != own[k].shape]
+    diff += [f"{k}: only in the weights" for k in sd.keys() - own.keys()] + [f"{k}: not in the weights" for k in own.keys() - sd.keys()]
+    if diff: raise ValueError(f"{d/'config.json'} does not match {d/'model.safetensors'} ({len(diff)} tensor(s) differ, e.g. {'; '.join(sorted(diff)[:3])})")
+
 def from_pretrained(model_dir, map_location='cpu') -> HATModel:
     d = Path(model_dir)
     for f in ('config.json', 'model.safetensors'):
         if not (d/f).is_file(): raise FileNotFoundError(f"{d/f}: missing; is {d} a directory written by save_pretrained?")
-    cfg = HATConfig.from_dict(json.loads((d/'config.json').read_text()))
+    try: cfg = HATConfig.from_dict(json.loads((d/'config.json').read_text()))
+    except (ValueError, TypeError) as e: raise ValueError(f"{d/'config.json'}: {e}") from None
     if (d/'tokenizer').is_dir(): cfg.tokenizer = str(d/'tokenizer')
     model = HATModel(cfg, load_weights=False)
     try: sd = load_file(d/'model.safetensors', device=str(map_location))
     except Exception as e: raise ValueError(f"{d/'model.safetensors'}: unreadable ({e})") from None
+    _check_weights_match(model, sd, d)
     model.load_state_dict(sd, strict=True)
     return model.eval()
 

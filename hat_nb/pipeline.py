@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 # %% auto #0
-__all__ = ['ParamsError', 'check_params', 'notebook_params', 'load_section', 'run_stage']
+__all__ = ['ParamsError', 'check_params', 'notebook_params', 'load_section', 'check_recipe_overrides', 'run_stage']
 
 # %% ../nbs/08_pipeline.ipynb #9cfca327
 class ParamsError(ValueError): "A `params.yaml` section does not match the notebook's parameters."
@@ -50,12 +50,28 @@ def load_section(params_file, section) -> dict:
     if section not in allp: raise ParamsError(f"{params_file}: no section '{section}' (found: {', '.join(allp)})")
     return allp[section] or {}
 
+def check_recipe_overrides(section: dict, declared: dict, where='train'):
+    "Build the recipe of a `train` section once per override, so a bad value fails here, named `train.overrides.<key>`, before any work."
+    from hat_nb.train import recipe
+    name, over = section.get('recipe', declared.get('recipe')), section.get('overrides') or {}
+    probs = []
+    for k, v in over.items():
+        try: recipe(name, **{k: v})
+        except (ValueError, TypeError) as e: probs.append(f"{where}.overrides.{k}: {e}")
+    if not probs:
+        try: recipe(name, **over)
+        except (ValueError, TypeError) as e: probs.append(f"{where}.overrides: {e}")
+    if probs: raise ParamsError('\n'.join(probs))
+    return section
+
 def run_stage(stage, params_file='params.yaml', nb_dir='pipelines', out_dir='reports', root='.'):
     "Validate section `stage` of `params_file`, then execute `nb_dir/stage.ipynb` into `out_dir/stage.ipynb` with papermill."
     import papermill as pm
     root = Path(root)
     nb = root/nb_dir/f"{stage}.ipynb"
     if not nb.is_file(): raise FileNotFoundError(f"{nb}: no such pipeline notebook")
-    given = check_params(load_section(root/params_file, stage), notebook_params(nb), f"{params_file}:{stage}")
+    declared = notebook_params(nb)
+    given = check_params(load_section(root/params_file, stage), declared, f"{params_file}:{stage}")
+    if 'overrides' in declared and 'recipe' in declared: check_recipe_overrides(given, declared, f"{params_file}:{stage}")
     (root/out_dir).mkdir(parents=True, exist_ok=True)
     pm.execute_notebook(str(nb), str(root/out_dir/f"{stage}.ipynb"), parameters=given, kernel_name='python3', cwd=str(root), progress_bar=False, log_output=True)

@@ -50,59 +50,77 @@ def list_images(images_dir) -> tuple[list[Path], list[Path]]:
     if not imgs: raise ValueError(f"{d}: no image files found ({len(files)} other file(s))")
     return imgs, [p for p in files if p.suffix.lower() not in IMAGE_EXTS]
 
+def _file_key(p: Path) -> list:
+    "What tells an unchanged file: size and modification time."
+    st = p.stat(); return [st.st_size, st.st_mtime_ns]
+
+def _reusable(out: Path, fingerprint, root: Path, keys: dict) -> dict:
+    "`{relative path: row}` of the images in the existing index at `out` that are unchanged and were encoded by the same model."
+    try: meta = json.loads((out/'meta.json').read_text())
+    except (OSError, ValueError): return {}
+    if meta.get('model_fingerprint') != fingerprint or meta.get('root') != str(root) or 'keys' not in meta: return {}
+    return {p: i for i, p in enumerate(meta['paths']) if keys.get(p) == meta['keys'].get(p)}
+
 @torch.no_grad()
-def build_index(images_dir, model_dir, out_dir, batch_size=64, shard_size=1024, device='cpu', progress=True) -> dict:
-    "Encode every image under `images_dir` with the model in `model_dir` into a search index at `out_dir`."
-    out, part = Path(out_dir), Path(str(out_dir) + '.partial')
-    imgs, skipped = list_images(images_dir)
-    model = from_pretrained(model_dir).to(device)
-    fp = model_fingerprint(model_dir)
-    tf = eval_transform(model.cfg.img_size)
-    part.mkdir(parents=True, exist_ok=True)
-    plan = dict(model_fingerprint=fp, images=[str(p) for p in imgs], shard_size=shard_size)
+def _encode_shards(todo, part: Path, plan: dict, model, tf, batch_size, shard_size, device, progress):
+    "Encode `todo` [(relative path, file)] in shards under `part`; finished shards of the same `plan` are not encoded again."
     pf = part/'plan.json'
     if pf.is_file() and json.loads(pf.read_text()) != plan:          # a different build was interrupted here: restart
-        shutil.rmtree(part); part.mkdir(parents=True)
-    pf.write_text(json.dumps(plan))
-    bad = []
-    shards = range(0, len(imgs), shard_size)
-    bar = tqdm(total=len(imgs), desc='indexing', unit='img', disable=not progress)
-    for s in shards:
-        sf = part/f'shard_{s // shard_size:05d}.npz'
-        chunk = imgs[s:s + shard_size]
-        if sf.is_file():
-            bad += json.loads(str(np.load(sf)['bad'])); bar.update(len(chunk)); continue
+        shutil.rmtree(part)
+    part.mkdir(parents=True, exist_ok=True); pf.write_text(json.dumps(plan))
+    bar = tqdm(total=len(todo), desc='indexing', unit='img', disable=not progress)
+    for s in range(0, len(todo), shard_size):
+        sf, chunk = part/f'shard_{s // shard_size:05d}.npz', todo[s:s + shard_size]
+        if sf.is_file(): bar.update(len(chunk)); continue
         keep, feats, sbad = [], [], []
         for b in range(0, len(chunk), batch_size):
             xs = []
-            for p in chunk[b:b + batch_size]:
-                try: xs.append(tf(load_rgb(p))); keep.append(str(p))
-                except DatasetError: sbad.append(str(p))
+            for rel, p in chunk[b:b + batch_size]:
+                try: xs.append(tf(load_rgb(p))); keep.append(rel)
+                except DatasetError: sbad.append(rel)
             if xs: feats.append([f.half().cpu() for f in model.encode_images(torch.stack(xs).to(device))])
             bar.update(len(chunk[b:b + batch_size]))
-        lv = [torch.cat(l) for l in zip(*feats)] if feats else []
-        arrs = {f'L{i}': l.numpy() for i, l in enumerate(lv)}
+        arrs = {f'L{i}': torch.cat(l).numpy() for i, l in enumerate(zip(*feats))} if feats else {}
         tmp = sf.with_name(sf.stem + '.tmp.npz')
-        np.savez(tmp, paths=np.array(keep), bad=json.dumps(sbad), **arrs); os.replace(tmp, sf)
-        bad += sbad
+        np.savez(tmp, paths=np.array(keep, dtype=str), bad=np.array(sbad, dtype=str), **arrs); os.replace(tmp, sf)
     bar.close()
-    data = [np.load(f) for f in sorted(part.glob('shard_*.npz'))]
-    paths = [p for d in data for p in d['paths'].tolist()]
+    return [np.load(f) for f in sorted(part.glob('shard_*.npz'))]
+
+def build_index(images_dir, model_dir, out_dir, batch_size=64, shard_size=1024, device='cpu', progress=True) -> dict:
+    "Encode every image under `images_dir` with the model in `model_dir` into a search index at `out_dir`; an existing index of the same folder and model is updated (new files encoded, removed ones dropped, unchanged ones kept)."
+    out, part = Path(out_dir), Path(str(out_dir) + '.partial')
+    root = Path(images_dir).resolve()
+    imgs, skipped = list_images(root)
+    rel = [p.relative_to(root).as_posix() for p in imgs]
+    keys = {r: _file_key(p) for r, p in zip(rel, imgs)}
+    model = from_pretrained(model_dir).to(device)
+    fp, n_levels = model_fingerprint(model_dir), len(model.cfg.img_levels)
+    prev = _reusable(out, fp, root, keys)
+    todo = [(r, p) for r, p in zip(rel, imgs) if r not in prev]
+    plan = dict(model_fingerprint=fp, root=str(root), images=[r for r, _ in todo], shard_size=shard_size)
+    data = _encode_shards(todo, part, plan, model, eval_transform(model.cfg.img_size), batch_size, shard_size, device, progress)
+    new = {p: (d, i) for d in data for i, p in enumerate(d['paths'].tolist())}
+    bad = [p for d in data for p in d['bad'].tolist()]
+    paths = [r for r in rel if r in prev or r in new]
     if not paths: raise ValueError(f"{images_dir}: none of the {len(imgs)} image files could be read")
-    n_levels = len(model.cfg.img_levels)
-    for i in range(n_levels): np.save(part/f'tokens_L{i}.npy', np.concatenate([d[f'L{i}'] for d in data if f'L{i}' in d]))
+    old = [np.load(out/f'tokens_L{i}.npy', mmap_mode='r') for i in range(n_levels)] if prev else []
+    for l in range(n_levels):
+        rows = [old[l][prev[p]] if p in prev else new[p][0][f'L{l}'][new[p][1]] for p in paths]
+        np.save(part/f'tokens_L{l}.npy', np.stack(rows))
     pool = pooled([torch.from_numpy(np.load(part/f'tokens_L{i}.npy')) for i in range(n_levels)]).numpy().astype('float32')
     np.save(part/'pooled.npy', pool)
     import faiss
     ix = faiss.IndexFlatIP(pool.shape[1]); ix.add(pool)
     faiss.write_index(ix, str(part/'index.faiss'))
-    for f in list(part.glob('shard_*.npz')) + [pf]: f.unlink()
-    meta = dict(complete=True, model_dir=str(Path(model_dir).resolve()), model_fingerprint=fp, paths=paths, unreadable=bad,
-                skipped_non_images=len(skipped), n_levels=n_levels)
+    for f in list(part.glob('shard_*.npz')) + [part/'plan.json']: f.unlink()
+    removed = len(set(json.loads((out/'meta.json').read_text())['paths']) - set(rel)) if prev else 0
+    meta = dict(complete=True, root=str(root), model_dir=str(Path(model_dir).resolve()), model_fingerprint=fp, paths=paths,
+                keys={p: keys[p] for p in paths}, unreadable=bad, skipped_non_images=len(skipped), n_levels=n_levels)
     (part/'meta.json').write_text(json.dumps(meta, indent=1))
     if out.exists(): shutil.rmtree(out)
     os.replace(part, out)
-    return dict(indexed=len(paths), unreadable=bad, skipped_non_images=len(skipped), out=str(out))
+    return dict(indexed=len(paths), encoded=len(new), reused=len(prev), removed=removed, unreadable=[str(root/p) for p in bad],
+                skipped_non_images=len(skipped), out=str(out))
 
 # %% ../nbs/07_search.ipynb #cell-06
 class Searcher:
@@ -113,16 +131,23 @@ class Searcher:
         if not mf.is_file():
             extra = f" (an unfinished build is in {d}.partial; rerun `hat-nb index` to resume it)" if Path(str(d) + '.partial').exists() else ''
             raise SearchIndexError(f"{d}: not a complete index, meta.json missing{extra}")
-        self.meta = json.loads(mf.read_text())
+        try: self.meta = json.loads(mf.read_text())
+        except (OSError, ValueError) as e: raise SearchIndexError(f"{mf}: unreadable ({e}); rebuild the index with `hat-nb index`") from None
+        self.root = Path(self.meta.get('root', '.'))
         model_dir = Path(model_dir or self.meta['model_dir'])
         if model_fingerprint(model_dir) != self.meta['model_fingerprint']:
             raise SearchIndexError(f"{d} was built with another model (fingerprint {self.meta['model_fingerprint'][:12]}…), not {model_dir}; rebuild the index or pass the model it was built with")
         import faiss
         self.model, self.device = from_pretrained(model_dir).to(device), device
         self.tok = load_tokenizer(self.model.cfg)
-        self.index = faiss.read_index(str(d/'index.faiss'))
-        self.tokens = [torch.from_numpy(np.load(d/f'tokens_L{i}.npy')) for i in range(self.meta['n_levels'])]
-        self.paths = self.meta['paths']
+        rebuild = f"rebuild it with `hat-nb index {self.root} --model {model_dir} --out {d}`"
+        try: self.index = faiss.read_index(str(d/'index.faiss'))
+        except RuntimeError as e: raise SearchIndexError(f"{d/'index.faiss'}: unreadable FAISS index ({str(e).strip().splitlines()[-1]}); {rebuild}") from None
+        try: self.tokens = [torch.from_numpy(np.load(d/f'tokens_L{i}.npy')) for i in range(self.meta['n_levels'])]
+        except (OSError, ValueError) as e: raise SearchIndexError(f"{d}: unreadable token file ({e}); {rebuild}") from None
+        self.paths = [str(self.root/p) for p in self.meta['paths']]        # stored relative to the indexed folder
+        if self.index.ntotal != len(self.paths) or any(len(t) != len(self.paths) for t in self.tokens):
+            raise SearchIndexError(f"{d}: the index files disagree on the number of images; {rebuild}")
 
     @torch.no_grad()
     def encode_text(self, texts):

@@ -12,7 +12,9 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .data import CaptionDataset, Collate, find_karpathy_json, read_karpathy, train_transform
+import fcntl, tempfile
+from contextlib import contextmanager
+from .data import CaptionDataset, Collate, DatasetError, find_karpathy_json, read_karpathy, train_transform
 from .evaluate import _amp, evaluate
 from .loss import infonce_loss, vsepp_loss
 from .model import HATConfig, HATModel, check_fields, demo_config, load_tokenizer, paper_config, save_pretrained
@@ -22,7 +24,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data.distributed import DistributedSampler
 
 # %% auto #0
-__all__ = ['PRESETS', 'TrainConfig', 'recipe', 'CheckpointError', 'load_checkpoint', 'train']
+__all__ = ['PRESETS', 'TrainConfig', 'recipe', 'CheckpointError', 'load_checkpoint', 'RunDirError', 'run_lock', 'train']
 
 # %% ../nbs/05_train.ipynb #cell-04
 @dataclass
@@ -122,14 +124,21 @@ def _atomic_save(obj, path: Path):
 
 class CheckpointError(RuntimeError): "A checkpoint cannot be read."
 
+def _read_checkpoint(path: Path) -> dict:
+    return torch.load(path, map_location='cpu', weights_only=False)
+
 def load_checkpoint(path) -> dict:
-    "Read a training checkpoint; a truncated or corrupt file raises `CheckpointError` naming it (nothing is modified)."
+    "Read a training checkpoint; a truncated or corrupt file raises `CheckpointError` naming it and, if it loads, the intact `prev.pt` (nothing is modified)."
     path = Path(path)
-    try: return torch.load(path, map_location='cpu', weights_only=False)
+    if not path.is_file(): raise CheckpointError(f"{path}: no such checkpoint")
+    try: return _read_checkpoint(path)
     except Exception as e:
+        msg = f"{path}: truncated or corrupt checkpoint ({type(e).__name__}: {e})"
         prev = path.with_name('prev.pt')
-        hint = f"; the previous checkpoint {prev} is intact, resume from it with resume_from='{prev}'" if prev.is_file() and prev != path else ''
-        raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({type(e).__name__}: {e}){hint}") from None
+        if prev.is_file() and prev.resolve() != path.resolve():
+            try: _read_checkpoint(prev); msg += f"; the previous checkpoint {prev} is intact: resume from it with `hat-nb train --resume-from {prev}` (Python: resume_from='{prev}')"
+            except Exception: msg += f"; the previous checkpoint {prev} is damaged too: start again with `hat-nb train --restart`"
+        raise CheckpointError(msg) from None
 
 # %% ../nbs/05_train.ipynb #cell-10
 def _set_frozen(model, epoch, tc):
@@ -159,6 +168,10 @@ def _init_distributed(tc):
     "Join the process group that `torchrun` describes in the environment; returns (rank, world size, device)."
     W = int(os.environ.get('WORLD_SIZE', 1))
     cuda = torch.cuda.is_available() and tc.device in ('auto', 'cuda')
+    local, n_gpu = int(os.environ.get('LOCAL_WORLD_SIZE', W)), torch.cuda.device_count()
+    if cuda and W > 1 and local > n_gpu:
+        raise ValueError(f"{local} processes on this machine but {n_gpu} GPU(s): start one process per GPU "
+                         f"(torchrun --nproc_per_node {n_gpu}), or train on the CPU with --set device=cpu")
     if W > 1 and not dist.is_initialized():
         dist.init_process_group('nccl' if cuda else 'gloo')
     rank, W = world()
@@ -169,20 +182,54 @@ def _init_distributed(tc):
     if tc.batch_size % W: raise ValueError(f"batch_size {tc.batch_size} (the global batch) must divide by the {W} processes")
     return rank, W, device
 
+# %% ../nbs/05_train.ipynb #afb813ec
+class RunDirError(RuntimeError): "The output directory cannot be used: not writable, or in use by another run."
+
+def _check_writable(out: Path):
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix='.write-test-'): pass
+    except OSError as e: raise RunDirError(f"cannot write to {out} ({e.strerror or e})") from None
+
+@contextmanager
+def run_lock(out: Path):
+    "Hold `out/.lock` while a run writes into `out`: a second run is refused; the lock of a killed run dies with it (`flock`)."
+    _check_writable(out)
+    f = open(out/'.lock', 'a+')
+    try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0); pid = f.read().strip() or '?'; f.close()
+        raise RunDirError(f"{out} is in use by another run (pid {pid}); wait for it to end or choose another output directory") from None
+    f.seek(0); old = f.read().strip()
+    if old: print(f"{out}: taking over the lock of a run that ended (pid {old})")
+    f.seek(0); f.truncate(); f.write(str(os.getpid())); f.flush()
+    try: yield
+    finally:
+        (out/'.lock').unlink(missing_ok=True); fcntl.flock(f, fcntl.LOCK_UN); f.close()
+
+def _check_images(recs, json_path, data_dir):
+    "Every image file exists (a stat each, no decoding): all missing files reported at once, before the first step."
+    missing = [f"{r.path}: image file missing" for r in recs if not r.path.is_file()]
+    if missing: raise DatasetError(missing, f"{json_path} (found before training; `hat-nb check {data_dir}` also decodes every image)")
+
 # %% ../nbs/05_train.ipynb #cell-11
 def train(mc: HATConfig, tc: TrainConfig, out_dir, resume=True, resume_from=None, progress=True, log_every=1) -> dict:
     "Train, validating each epoch; writes `last.pt`, `prev.pt`, `best/`, `log.jsonl`, `train_config.json` in `out_dir`. Returns the best validation metrics."
     out = Path(out_dir)
     rank, W, device = _init_distributed(tc)
+    if resume_from is not None and not Path(resume_from).is_file(): raise CheckpointError(f"{resume_from}: no such checkpoint")
+    if rank: return _train(mc, tc, out, rank, W, device, resume, resume_from, False, log_every)
+    with run_lock(out): return _train(mc, tc, out, rank, W, device, resume, resume_from, progress, log_every)
+
+def _train(mc, tc, out, rank, W, device, resume, resume_from, progress, log_every):
     main = rank == 0
-    progress = progress and main
-    if main: out.mkdir(parents=True, exist_ok=True)
     random.seed(tc.seed); torch.manual_seed(tc.seed)
     json_path = find_karpathy_json(tc.data_dir)
     train_recs = read_karpathy(json_path, splits=tc.train_splits, captions_per_image=tc.captions_per_image)
     val_recs = read_karpathy(json_path, splits=tc.val_split, captions_per_image=tc.captions_per_image)[:tc.val_images]
     if not train_recs: raise ValueError(f"{json_path}: no images in splits {tc.train_splits}")
     if not val_recs: raise ValueError(f"{json_path}: no images in split {tc.val_split!r}")
+    _check_images(train_recs + val_recs, json_path, tc.data_dir)
     model = HATModel(mc).to(device)
     tok = load_tokenizer(mc)
     ds = CaptionDataset(train_recs, train_transform(mc.img_size, tc.crop_scale, tc.hflip))
