@@ -22,26 +22,36 @@ def _check_inputs(img, txt, txt_mask):
     empty = (~txt_mask.any(1)).nonzero().flatten()
     if len(empty): raise ValueError(f"caption(s) {empty[:10].tolist()} have no tokens (all-False mask)")
 
+def _acc(x: Tensor) -> torch.dtype:
+    "Accumulation dtype: fp32, or fp64 for fp64 inputs (a float64 reference, as the reference implementation scores)."
+    return torch.promote_types(x.dtype, torch.float32)
+
 def _cos_mean_i2t(v, t, m, lam, eps):
     "Scores (I, C) for image chunk v (I,R,d), caption chunk t (C,L,d), mask m (C,L)."
-    s = torch.einsum('ird,cld->icrl', v, t).float()                       # t_j . v_r
+    f = _acc(v)
+    s = torch.einsum('ird,cld->icrl', v, t).to(f)                         # t_j . v_r
     h = F.leaky_relu(s, 0.1)
     h = h / (h.square().sum(2, keepdim=True).sqrt() + eps)                # each word normalised over patches
     a = (lam * h).masked_fill(~m[None, :, None, :], float('-inf')).softmax(-1)   # attention over words
     num = (a * s).sum(-1)                                                 # v_r . a_r
-    G = torch.einsum('cld,ckd->clk', t, t).float()
+    G = torch.einsum('cld,ckd->clk', t, t).to(f)
     an = ((a @ G[None]) * a).sum(-1).clamp_min(0).sqrt()                  # |a_r|
-    vn = v.float().norm(dim=-1)[:, None]                                  # |v_r|
+    vn = v.to(f).norm(dim=-1)[:, None]                                    # |v_r|
     return (num / (vn * an).clamp_min(eps)).mean(-1)
 
 def _cos_mean_t2i(v, t, m, lam, eps):
-    s = torch.einsum('ird,cld->iclr', v, t).float()
+    f = _acc(v)
+    s = torch.einsum('ird,cld->iclr', v, t).to(f)                         # (I, C, L, R)
     h = F.leaky_relu(s, 0.1) * m[None, :, :, None]
     h = h / (h.square().sum(2, keepdim=True).sqrt() + eps)                # each patch normalised over words
     a = (lam * h).softmax(-1)                                             # attention over patches
-    av = torch.einsum('iclr,ird->icld', a.to(v.dtype), v).float()         # attended image vector per word
-    tf = t.float()[None]
-    cos = (av * tf).sum(-1) / (av.norm(dim=-1) * tf.norm(dim=-1)).clamp_min(eps)
+    num = (a * s).sum(-1)                                                 # t_j . a_j
+    if v.shape[1] <= v.shape[2]:                                          # R <= d: |a_j|^2 = a_j^T K a_j, K the image Gram matrix
+        K = torch.einsum('ird,ikd->irk', v, v).to(f)
+        an = (torch.einsum('iclr,irk->iclk', a, K) * a).sum(-1).clamp_min(0).sqrt()
+    else: an = torch.einsum('iclr,ird->icld', a.to(v.dtype), v).to(f).norm(dim=-1)   # R > d: form a_j
+    tn = t.to(f).norm(dim=-1)[None]
+    cos = num / (an * tn).clamp_min(eps)
     return (cos * m[None]).sum(-1) / m.sum(-1)[None]
 
 # %% ../nbs/02_align.ipynb #6a6cbd18
@@ -57,7 +67,7 @@ def scan_scores(img: Tensor, txt: Tensor, txt_mask: Tensor, direction="i2t", lam
     L = int(txt_mask.sum(1).max())                # trim padding common to all captions
     txt, txt_mask = txt[:, :L], txt_mask[:, :L]
     (ni, R, d), nt = img.shape, txt.shape[0]
-    per_pair = R * L + (L * d if direction == 't2i' else 0)
+    per_pair = R * L + (L * d if direction == 't2i' and R > d else 0)
     ct = max(1, min(nt, max_elems // per_pair))
     ci = max(1, min(ni, max_elems // (per_pair * ct)))
     out = torch.empty(ni, nt, device=img.device, dtype=torch.float32)

@@ -37,7 +37,8 @@ def _train(a):
 def _index(a):
     from hat_nb.search import build_index
     r = build_index(a.images_dir, a.model, a.out, batch_size=a.batch_size, device=a.device)
-    print(f"indexed {r['indexed']} image(s) into {r['out']}; skipped {r['skipped_non_images']} non-image file(s)")
+    print(f"indexed {r['indexed']} image(s) into {r['out']} ({r['encoded']} encoded, {r['reused']} unchanged, {r['removed']} removed); "
+          f"skipped {r['skipped_non_images']} non-image file(s)")
     for p in r['unreadable']: print(f"unreadable image skipped: {p}")
 
 def _search(a):

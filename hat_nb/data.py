@@ -105,6 +105,7 @@ def check(data_dir, images_root=None, open_images=True, progress=False) -> list[
     except DatasetError as e: return e.problems
     images_root = Path(images_root) if images_root is not None else Path(data_dir)/'images'
     recs, probs = _parse(json_path, images_root)
+    if images_root.is_file(): return probs + [f"{images_root}: is a file; expected the images directory"]
     if not images_root.is_dir() and recs: return probs + [f"{images_root}: images directory does not exist"]
     it = recs
     if progress:

@@ -15,7 +15,8 @@ from .distributed import world
 import torch.distributed as dist
 
 # %% auto #0
-__all__ = ['ranks', 'recall_metrics', 'fold_metrics', 'plan_memory', 'encode', 'score_all', 'evaluate']
+__all__ = ['SCORE_DTYPES', 'ranks', 'recall_metrics', 'fold_metrics', 'score_dtype', 'plan_memory', 'encode', 'score_all',
+           'evaluate']
 
 # %% ../nbs/06_evaluate.ipynb #cell-04
 def ranks(sims, txt2img):
@@ -56,6 +57,15 @@ def _amp(device, amp):
     if amp == 'auto': return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return {'bf16': torch.bfloat16, 'fp16': torch.float16}[amp]
 
+SCORE_DTYPES = {'fp64': torch.float64, 'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+def score_dtype(device, precision='auto', directions=('i2t',)) -> torch.dtype:
+    "dtype in which features are kept and scored: `precision` 'fp64'|'fp32'|'bf16'|'fp16', or 'auto' (fp16 on CUDA when only i2t is scored, else fp32; see the table above)."
+    if precision == 'auto':
+        return torch.float16 if torch.device(device).type == 'cuda' and set(directions) == {'i2t'} else torch.float32
+    if precision not in SCORE_DTYPES: raise ValueError(f"precision must be 'auto' or one of {list(SCORE_DTYPES)}, got {precision!r}")
+    return SCORE_DTYPES[precision]
+
 def plan_memory(n_img, n_txt, R_levels, L, D, dtype_bytes, max_elems, directions=2) -> dict:
     "Bytes needed: features, score matrices, the largest scoring chunk (~6 fp32 tensors of `max_elems`)."
     gib = lambda b: round(b / 2**30, 3)
@@ -63,18 +73,19 @@ def plan_memory(n_img, n_txt, R_levels, L, D, dtype_bytes, max_elems, directions
     return dict(features_GiB=gib(feats), scores_GiB=gib(directions * n_img * n_txt * 4), chunk_GiB=gib(6 * 4 * max_elems))
 
 @torch.no_grad()
-def encode(model, ds: ImageDataset, tokenizer, batch_size=128, device='cpu', amp='auto', num_workers=0, max_len=32, progress=True):
-    "Per-level image features `[(n_img, R_l, D)]`, caption features `[(n_txt, L, D)]` and the caption mask."
-    model.eval(); dt = _amp(device, amp)
+def encode(model, ds: ImageDataset, tokenizer, batch_size=128, device='cpu', amp='auto', num_workers=0, max_len=32, progress=True,
+           precision='auto', directions=('i2t',)):
+    "Per-level image features `[(n_img, R_l, D)]`, caption features `[(n_txt, L, D)]` (in the `precision` of `score_dtype`) and the caption mask."
+    model.eval(); dt, keep = _amp(device, amp), score_dtype(device, precision, directions)
     ac = lambda: torch.autocast('cuda', dtype=dt) if dt else torch.autocast('cpu', enabled=False)
     imgs = []
     for x, _ in tqdm(DataLoader(ds, batch_size, num_workers=num_workers), desc='encode images', disable=not progress, leave=False):
-        with ac(): imgs.append([f.to(dt or torch.float32) for f in model.encode_images(x.to(device))])
+        with ac(): imgs.append([f.to(keep) for f in model.encode_images(x.to(device))])
     coll = Collate(tokenizer, max_len)
     ids, mask = coll.tokenize(ds.captions)
     txts = []
     for i in tqdm(range(0, len(ids), batch_size), desc='encode captions', disable=not progress, leave=False):
-        with ac(): txts.append([f.to(dt or torch.float32) for f in model.encode_texts(ids[i:i+batch_size].to(device), mask[i:i+batch_size].to(device))[0]])
+        with ac(): txts.append([f.to(keep) for f in model.encode_texts(ids[i:i+batch_size].to(device), mask[i:i+batch_size].to(device))[0]])
     return [torch.cat(l) for l in zip(*imgs)], [torch.cat(l) for l in zip(*txts)], mask.to(device)
 
 @torch.no_grad()
@@ -95,7 +106,7 @@ def score_all(model, img_feats, txt_feats, mask, direction='i2t', img_block=256,
 
 # %% ../nbs/06_evaluate.ipynb #cell-11
 def evaluate(model, recs, tokenizer, protocol='standard', directions=('i2t', 't2i', 'both'), batch_size=128, device='cpu',
-             amp='auto', max_elems=2**26, num_workers=0, out_json=None, progress=True, verbose=True, shard=True) -> dict:
+             amp='auto', max_elems=2**26, num_workers=0, out_json=None, progress=True, verbose=True, shard=True, precision='auto') -> dict:
     "Metrics on `recs`; `protocol` 'standard' or 'coco1k' (5 folds of 1000). With `shard`, every torchrun process must call it."
     cfg = model.cfg
     ds = ImageDataset(recs, eval_transform(cfg.img_size))
@@ -103,10 +114,9 @@ def evaluate(model, recs, tokenizer, protocol='standard', directions=('i2t', 't2
     if verbose:
         with torch.no_grad():
             R = [f.shape[1] for f in model.encode_images(torch.zeros(1, 3, cfg.img_size, cfg.img_size, device=device))]
-        dt = _amp(device, amp)
-        plan = plan_memory(len(ds), len(ds.captions), R, cfg.max_len, cfg.embed_dim, 2 if dt else 4, max_elems, len(directions))
+        plan = plan_memory(len(ds), len(ds.captions), R, cfg.max_len, cfg.embed_dim, score_dtype(device, precision, directions).itemsize, max_elems, len(directions))
         print(f"evaluating {len(ds)} images / {len(ds.captions)} captions on {device}; memory plan: {plan}")
-    img, txt, mask = encode(model, ds, tokenizer, batch_size, device, amp, num_workers, cfg.max_len, progress)
+    img, txt, mask = encode(model, ds, tokenizer, batch_size, device, amp, num_workers, cfg.max_len, progress, precision, directions)
     sims = {}
     for d in directions:
         if d == 'both' and {'i2t', 't2i'} <= sims.keys(): sims[d] = (sims['i2t'] + sims['t2i']) / 2

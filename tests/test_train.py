@@ -70,11 +70,11 @@ def test_training_learns_fixture(tmp_path):
     assert r['t2i_R@5'] > 2 * chance[5] and r['i2t_R@5'] > 2 * chance[5], r
 
 def test_torchrun_two_processes(tmp_path):
-    "The trainer under torchrun: 2 gloo processes share the global batch, rank 0 writes the outputs."
+    "The trainer under torchrun: 2 gloo processes share the global batch, rank 0 writes the outputs (pinned to the CPU: a 1-GPU machine runs it too)."
     data = make_fixture(tmp_path/'data', 'flickr', n=16)
     r = subprocess.run([str(Path(sys.executable).parent/'torchrun'), '--standalone', '--nproc_per_node', '2',
                         str(ROOT/'tests/train_tiny.py'), str(data), str(tmp_path/'run'), '2'],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS='1'))
+                       cwd=ROOT, capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES=''))
     assert r.returncode == 0, r.stderr[-3000:]
     cfg = json.loads((tmp_path/'run/train_config.json').read_text())
     assert cfg['world_size'] == 2 and (tmp_path/'run/best/model.safetensors').is_file()

@@ -1,0 +1,164 @@
+"Bad input and faults, each as a user meets it (mostly through `hat-nb`): the message, the exit code, and good data left alone."
+import json, os, shutil, sys
+from dataclasses import asdict
+from pathlib import Path
+import pytest, torch, yaml
+from conftest import ROOT, run
+from hat_nb.data import make_fixture
+from hat_nb.model import HATModel, save_pretrained, tiny_config
+
+BIN = Path(sys.executable).parent
+HAT = BIN/'hat-nb'
+TINY = [a for k, v in asdict(tiny_config()).items() for a in ('--set', f'model.{k}={json.dumps(v)}')]
+QUICK = ['--set', 'epochs=1', '--set', 'max_steps_per_epoch=1', '--set', 'batch_size=4', '--set', 'freeze_txt_epochs=0']
+
+def train_cli(data, out, *extra, **kw):
+    return run(HAT, 'train', '--data', data, '--out', out, *TINY, *QUICK, *extra, check=False, **kw)
+
+def digest(d):
+    return {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(Path(d).rglob('*')) if p.is_file()}
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+    return make_fixture(tmp_path_factory.mktemp('data')/'flickr', 'flickr', n=12)
+
+@pytest.fixture(scope='module')
+def trained(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp('run')/'m'
+    r = train_cli(data, out, '--set', 'epochs=2')
+    assert r.returncode == 0, r.stderr[-2000:]
+    return out
+
+def test_second_run_into_same_dir_refused_and_stale_lock_taken_over(data, trained, tmp_path):
+    from hat_nb.train import run_lock
+    before = digest(trained)
+    with run_lock(trained):                                  # another run (this process) holds the directory
+        r = train_cli(data, trained, '--set', 'epochs=3')
+    assert r.returncode == 2 and f"{trained} is in use by another run (pid {os.getpid()})" in r.stderr, r.stderr
+    assert 'Traceback' not in r.stderr and digest(trained) == before
+    out = tmp_path/'stale'; out.mkdir()
+    (out/'.lock').write_text('999999')                       # left by a run that was killed: no process holds it
+    r = train_cli(data, out)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert 'taking over the lock of a run that ended (pid 999999)' in r.stdout and (out/'best/model.safetensors').is_file()
+
+def test_both_checkpoints_truncated_then_resume_from(data, trained, tmp_path):
+    out = shutil.copytree(trained, tmp_path/'m')
+    (out/'prev.pt').write_bytes((out/'prev.pt').read_bytes()[:3000])
+    good_last = (out/'last.pt').read_bytes()
+    (out/'last.pt').write_bytes(good_last[:3000])
+    before = digest(out)
+    r = train_cli(data, out, '--set', 'epochs=3')
+    assert r.returncode == 2 and 'last.pt: truncated or corrupt checkpoint' in r.stderr and 'prev.pt is damaged too' in r.stderr, r.stderr
+    assert 'is intact' not in r.stderr and digest(out) == before
+    (tmp_path/'keep.pt').write_bytes(good_last)               # a good copy elsewhere: --resume-from takes it
+    r = train_cli(data, out, '--set', 'epochs=3', '--resume-from', tmp_path/'keep.pt')
+    assert r.returncode == 0 and 'resumed from' in r.stdout, r.stderr[-2000:]
+    r = train_cli(data, out, '--resume-from', tmp_path/'nope.pt')
+    assert r.returncode == 2 and 'nope.pt: no such checkpoint' in r.stderr
+
+@pytest.mark.parametrize('setting,msg', [('epochs=-1', 'TrainConfig.epochs must be >= 1, got -1'),
+                                         ('batch_size=0', 'TrainConfig.batch_size must be >= 1, got 0'),
+                                         ('lr=abc', "TrainConfig.lr must be float, got str 'abc'"),
+                                         ('model.embed_dim=0', 'HATConfig.embed_dim must be >= 1, got 0')])
+def test_bad_settings_named(data, tmp_path, setting, msg):
+    r = train_cli(data, tmp_path/'m', '--set', setting)
+    assert r.returncode == 2 and msg in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    assert not (tmp_path/'m').exists()
+
+def test_unwritable_out_dir(data, tmp_path):
+    if os.geteuid() == 0: out = Path('/sys/hat_nb_out')            # root writes anywhere; sysfs refuses everyone
+    else:
+        (tmp_path/'ro').mkdir(); (tmp_path/'ro').chmod(0o555); out = tmp_path/'ro/m'
+    r = train_cli(data, out)
+    assert r.returncode == 2 and f'cannot write to {out}' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+
+def test_missing_images_found_before_training(data, tmp_path):
+    d = shutil.copytree(data, tmp_path/'d')
+    (d/'images/img1.png').unlink(); (d/'images/img4.png').unlink()
+    r = train_cli(d, tmp_path/'m')
+    assert r.returncode == 2 and 'img1.png: image file missing' in r.stderr and 'img4.png: image file missing' in r.stderr, r.stderr
+    assert not (tmp_path/'m/last.pt').exists()
+
+def test_check_images_is_a_file(data, tmp_path):
+    d = tmp_path/'d'; d.mkdir(); shutil.copy(next(data.glob('dataset_*.json')), d); (d/'images').write_text('oops')
+    r = run(HAT, 'check', d, check=False)
+    assert r.returncode == 1 and 'images: is a file; expected the images directory' in r.stdout, r.stdout
+
+def test_edited_config_json_named(data, trained, tmp_path):
+    m = shutil.copytree(trained/'best', tmp_path/'best')
+    cfg = json.loads((m/'config.json').read_text())
+    (m/'config.json').write_text(json.dumps(cfg | dict(embed_dim=256)))
+    weights = (m/'model.safetensors').read_bytes()
+    r = run(HAT, 'index', data/'images', '--model', m, '--out', tmp_path/'idx', check=False)
+    assert r.returncode == 2 and f"{m/'config.json'} does not match {m/'model.safetensors'} (embed_dim 256 vs 32)" in r.stderr, r.stderr
+    (m/'config.json').write_text(json.dumps(cfg | dict(embed_dimm=256)))
+    r = run(HAT, 'index', data/'images', '--model', m, '--out', tmp_path/'idx', check=False)
+    assert r.returncode == 2 and f"{m/'config.json'}: unknown HATConfig key(s) ['embed_dimm']" in r.stderr, r.stderr
+    assert (m/'model.safetensors').read_bytes() == weights
+
+@pytest.fixture(scope='module')
+def index(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('idx')
+    torch.manual_seed(0)
+    model = save_pretrained(HATModel(tiny_config()).eval(), tmp/'model')
+    imgs = make_fixture(tmp/'data', 'flickr', n=6)/'images'
+    run(HAT, 'index', imgs, '--model', model, '--out', tmp/'idx')
+    return tmp, model, imgs
+
+def test_search_paths_usable_from_anywhere_and_deleted_files_flagged(index, tmp_path):
+    tmp, model, imgs = index
+    hits = json.loads(run(HAT, 'search', tmp/'idx', 'image number 2', '-k', '6', '--json', cwd=tmp_path).stdout)
+    assert len(hits) == 6 and all(Path(h['path']).is_absolute() and Path(h['path']).is_file() for h in hits)
+    gone = imgs/'img3.png'; keep = gone.read_bytes(); gone.unlink()
+    try:
+        r = run(HAT, 'search', tmp/'idx', 'image number 2', '-k', '6', cwd=tmp_path)
+        assert f'{gone}   (missing: file deleted or moved)' in r.stdout and '1 result(s) no longer exist on disk' in r.stderr, r
+        r = run(HAT, 'index', imgs, '--model', model, '--out', tmp/'idx')        # update: the deleted file is dropped, nothing re-encoded
+        assert 'indexed 5 image(s)' in r.stdout and '0 encoded, 5 unchanged, 1 removed' in r.stdout, r.stdout
+        assert str(gone) not in run(HAT, 'search', tmp/'idx', 'image number 2', '-k', '6').stdout
+    finally:
+        gone.write_bytes(keep)
+    r = run(HAT, 'index', imgs, '--model', model, '--out', tmp/'idx')
+    assert '1 encoded, 5 unchanged, 0 removed' in r.stdout, r.stdout
+
+@pytest.mark.parametrize('args,msg', [(['-k', '-1'], 'argument -k: expected a positive integer, got -1'),
+                                      (['-k', 'x'], "argument -k: expected a positive integer, got 'x'"),
+                                      (['--prefilter', '-3'], 'argument --prefilter: expected an integer >= 0, got -3')])
+def test_search_bad_arguments(index, args, msg):
+    tmp, _, _ = index
+    r = run(HAT, 'search', tmp/'idx', 'a dog', *args, check=False)
+    assert r.returncode == 2 and msg in r.stderr and 'Traceback' not in r.stderr, r.stderr
+
+def test_search_empty_query(index):
+    tmp, _, _ = index
+    for q in ('', '   '):
+        r = run(HAT, 'search', tmp/'idx', q, check=False)
+        assert r.returncode == 2 and 'empty query' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+
+def test_corrupt_faiss_index(index, tmp_path):
+    tmp, _, _ = index
+    idx = shutil.copytree(tmp/'idx', tmp_path/'idx')
+    (idx/'index.faiss').write_bytes(b'\x00garbage')
+    r = run(HAT, 'search', idx, 'a dog', check=False)
+    assert r.returncode == 2 and f"{idx/'index.faiss'}: unreadable FAISS index" in r.stderr and 'hat-nb index' in r.stderr, r.stderr
+    assert 'Traceback' not in r.stderr
+
+def test_params_override_value_checked_before_stage(tmp_path):
+    p = yaml.safe_load((ROOT/'params.yaml').read_text())
+    p['train'].update(overrides=dict(lr='abc'), out_dir=str(tmp_path/'m'))
+    f = tmp_path/'params.yaml'; f.write_text(yaml.safe_dump(p))
+    r = run(HAT, 'stage', 'train', '--params', f, check=False)
+    assert r.returncode == 2 and "train.overrides.lr: TrainConfig.lr must be float, got str 'abc'" in r.stderr, r.stderr
+    assert not (tmp_path/'m').exists() and 'Traceback' not in r.stderr
+
+def test_more_processes_than_gpus_refused(monkeypatch):
+    "torchrun with 2 processes per node on a 1-GPU machine: a clear error before any process group is joined."
+    import hat_nb.train as ht
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 1)
+    monkeypatch.setenv('WORLD_SIZE', '2'); monkeypatch.setenv('LOCAL_WORLD_SIZE', '2')
+    _, tc = ht.recipe('demo')
+    with pytest.raises(ValueError, match=r'2 processes on this machine but 1 GPU\(s\).*--nproc_per_node 1.*device=cpu'):
+        ht._init_distributed(tc)
+    assert not torch.distributed.is_initialized()
