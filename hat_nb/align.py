@@ -70,7 +70,7 @@ def scan_scores(img: Tensor, txt: Tensor, txt_mask: Tensor, direction="i2t", lam
     per_pair = R * L + (L * d if direction == 't2i' and R > d else 0)
     ct = max(1, min(nt, max_elems // per_pair))
     ci = max(1, min(ni, max_elems // (per_pair * ct)))
-    out = torch.empty(ni, nt, device=img.device, dtype=torch.float32)
+    out = torch.empty(ni, nt, device=img.device, dtype=_acc(img))
     for i in range(0, ni, ci):
         for j in range(0, nt, ct):
             out[i:i+ci, j:j+ct] = fn(img[i:i+ci], txt[j:j+ct], txt_mask[j:j+ct], lambda_softmax, eps)

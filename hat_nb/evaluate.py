@@ -95,7 +95,7 @@ def score_all(model, img_feats, txt_feats, mask, direction='i2t', img_block=256,
     n = img_feats[0].shape[0]
     per = -(-n // W)                                   # this process's share of the images (the last may be short)
     lo, hi = min(rank * per, n), min((rank + 1) * per, n)
-    out = torch.zeros(per, txt_feats[0].shape[0], device=mask.device)
+    out = torch.zeros(per, txt_feats[0].shape[0], device=mask.device, dtype=torch.promote_types(img_feats[0].dtype, torch.float32))
     for i in tqdm(range(lo, hi, img_block), desc=f'score {direction}', disable=not progress or rank, leave=False):
         j = min(i + img_block, hi)
         out[i-lo:j-lo] = model.similarity([f[i:j] for f in img_feats], txt_feats, mask, direction, max_elems=max_elems)
