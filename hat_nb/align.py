@@ -4,12 +4,17 @@
 
 # %% ../nbs/02_align.ipynb #bab5ace0
 from __future__ import annotations
+import functools, os
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+try:
+    import triton
+    import triton.language as tl
+except ImportError: triton = None
 
 # %% auto #0
-__all__ = ['scan_scores', 'scan_scores_loop']
+__all__ = ['BACKENDS', 'pick_backend', 'scan_scores', 'scan_scores_loop']
 
 # %% ../nbs/02_align.ipynb #c1076d91
 def _check_inputs(img, txt, txt_mask):
@@ -54,26 +59,172 @@ def _cos_mean_t2i(v, t, m, lam, eps):
     cos = num / (an * tn).clamp_min(eps)
     return (cos * m[None]).sum(-1) / m.sum(-1)[None]
 
+# %% ../nbs/02_align.ipynb #d8bf76e6
+if triton is not None:
+    @triton.jit
+    def _pair(pid, n_img, n_txt, GROUP: tl.constexpr):
+        # (image, caption) of program `pid`, in groups of GROUP images: programs running together share images and captions in L2
+        per_group = GROUP * n_txt
+        first = (pid // per_group) * GROUP
+        size = tl.minimum(n_img - first, GROUP)
+        return first + (pid % per_group) % size, (pid % per_group) // size
+
+    @triton.jit
+    def _i2t_kernel(V, T, M, VN, G, OUT, R, L, D, n_img, n_txt, lam, eps,
+                    svi, svr, stc, stl, smc, sgc, sgl, soi,
+                    BR: tl.constexpr, BL: tl.constexpr, BD: tl.constexpr, GROUP: tl.constexpr, IEEE: tl.constexpr, UP: tl.constexpr):
+        i, c = _pair(tl.program_id(0), n_img, n_txt, GROUP)
+        rs, ls, ds = tl.arange(0, BR), tl.arange(0, BL), tl.arange(0, BD)
+        lin = ls < L
+        word = tl.load(M + c * smc + ls, mask=lin, other=0) != 0                      # real (non-pad) words
+        vbase, tbase = V + i.to(tl.int64) * svi, T + c.to(tl.int64) * stc
+        # pass 1: each word's norm over the patches of LeakyReLU(s)
+        colsq = tl.zeros((BL,), dtype=tl.float32)
+        for r0 in range(0, R, BR):
+            rin = (r0 + rs) < R
+            s = tl.zeros((BR, BL), dtype=tl.float32)
+            for k0 in range(0, D, BD):
+                din = (k0 + ds) < D
+                v = tl.load(vbase + (r0 + rs)[:, None] * svr + (k0 + ds)[None, :], mask=rin[:, None] & din[None, :], other=0.0)
+                t = tl.load(tbase + ls[:, None] * stl + (k0 + ds)[None, :], mask=lin[:, None] & din[None, :], other=0.0)
+                if UP: v, t = v.to(tl.float32), t.to(tl.float32)
+                s = tl.dot(v, tl.trans(t), s, input_precision="ieee" if IEEE else "tf32")
+            h = tl.where(s > 0, s, 0.1 * s)
+            h = tl.where(rin[:, None], h, 0.0)
+            colsq += tl.sum(h * h, axis=0)
+        inv = 1.0 / (tl.sqrt(colsq) + eps)
+        g = tl.load(G + c.to(tl.int64) * sgc + ls[:, None] * sgl + ls[None, :])       # caption Gram, zero-padded to BL x BL
+        # pass 2: attention over words, v_r . a_r and |a_r| from the Gram matrix, mean over patches of the cosine
+        total = tl.zeros((BR,), dtype=tl.float32)
+        for r0 in range(0, R, BR):
+            rin = (r0 + rs) < R
+            s = tl.zeros((BR, BL), dtype=tl.float32)
+            for k0 in range(0, D, BD):
+                din = (k0 + ds) < D
+                v = tl.load(vbase + (r0 + rs)[:, None] * svr + (k0 + ds)[None, :], mask=rin[:, None] & din[None, :], other=0.0)
+                t = tl.load(tbase + ls[:, None] * stl + (k0 + ds)[None, :], mask=lin[:, None] & din[None, :], other=0.0)
+                if UP: v, t = v.to(tl.float32), t.to(tl.float32)
+                s = tl.dot(v, tl.trans(t), s, input_precision="ieee" if IEEE else "tf32")
+            h = tl.where(s > 0, s, 0.1 * s) * inv[None, :]
+            logit = tl.where(word[None, :], lam * h, float('-inf'))
+            p = tl.exp(logit - tl.max(logit, axis=1)[:, None])
+            p = p / tl.sum(p, axis=1)[:, None]
+            num = tl.sum(p * s, axis=1)
+            an = tl.sqrt(tl.maximum(tl.sum(tl.dot(p, g, input_precision="ieee") * p, axis=1), 0.0))
+            vn = tl.load(VN + i.to(tl.int64) * R + r0 + rs, mask=rin, other=1.0)
+            total += tl.where(rin, num / tl.maximum(vn * an, eps), 0.0)
+        tl.store(OUT + i.to(tl.int64) * soi + c, tl.sum(total, axis=0) / R)
+
+    @triton.jit
+    def _t2i_kernel(V, T, M, TN, OUT, R, L, D, n_img, n_txt, lam, eps,
+                    svi, svr, stc, stl, smc, soi,
+                    BR: tl.constexpr, BL: tl.constexpr, DP: tl.constexpr, GROUP: tl.constexpr, IEEE: tl.constexpr, UP: tl.constexpr):
+        i, c = _pair(tl.program_id(0), n_img, n_txt, GROUP)
+        rs, ls, ds = tl.arange(0, BR), tl.arange(0, BL), tl.arange(0, DP)
+        lin, din = ls < L, ds < D
+        word = tl.load(M + c * smc + ls, mask=lin, other=0) != 0
+        vbase = V + i.to(tl.int64) * svi
+        t = tl.load(T + c.to(tl.int64) * stc + ls[:, None] * stl + ds[None, :], mask=lin[:, None] & din[None, :], other=0.0)
+        if UP: t = t.to(tl.float32)
+        m = tl.full((BL,), float('-inf'), tl.float32)
+        l = tl.zeros((BL,), dtype=tl.float32)
+        num = tl.zeros((BL,), dtype=tl.float32)
+        acc = tl.zeros((BL, DP), dtype=tl.float32)                                    # unnormalised attended image vector per word
+        for r0 in range(0, R, BR):
+            rin = (r0 + rs) < R
+            v = tl.load(vbase + (r0 + rs)[:, None] * svr + ds[None, :], mask=rin[:, None] & din[None, :], other=0.0)
+            if UP: v = v.to(tl.float32)
+            s = tl.dot(v, tl.trans(t), input_precision="ieee" if IEEE else "tf32")  # (BR, BL)
+            h = tl.where(word[None, :], tl.where(s > 0, s, 0.1 * s), 0.0)
+            h = h / (tl.sqrt(tl.sum(h * h, axis=1))[:, None] + eps)                 # each patch normalised over words
+            logit = tl.where(rin[:, None], lam * h, float('-inf'))
+            m_new = tl.maximum(m, tl.max(logit, axis=0))
+            alpha = tl.exp(m - m_new)
+            e = tl.exp(logit - m_new[None, :])                                         # online softmax over patches
+            l = l * alpha + tl.sum(e, axis=0)
+            num = num * alpha + tl.sum(e * s, axis=0)
+            acc = acc * alpha[:, None] + tl.dot(tl.trans(e.to(v.dtype)), v, input_precision="ieee" if IEEE else "tf32")
+            m = m_new
+        an = tl.sqrt(tl.sum(acc * acc, axis=1)) / l
+        tn = tl.load(TN + c.to(tl.int64) * L + ls, mask=lin, other=1.0)
+        cos = (num / l) / tl.maximum(an * tn, eps)
+        cos = tl.where(word, cos, 0.0)
+        tl.store(OUT + i.to(tl.int64) * soi + c, tl.sum(cos, axis=0) / tl.sum(word.to(tl.float32), axis=0))
+
+
+# %% ../nbs/02_align.ipynb #a04f5df6
+def _triton_scores(img, txt, mask, direction, lam, eps, BR=32, BD=64, GROUP=16):
+    "Scores `(n_img, n_txt)` in fp32 by the fused kernels: one program per (image, caption) pair, only the score written."
+    (ni, R, d), (nt, L, _) = img.shape, txt.shape
+    if L > 64: raise ValueError(f"backend='triton' takes captions of at most 64 tokens, got {L}")
+    if d % 16: raise ValueError(f"backend='triton' needs a width d that is a multiple of 16, got {d}")
+    img, txt, m8 = img.contiguous(), txt.contiguous(), mask.to(torch.int8).contiguous()
+    out = torch.empty(ni, nt, device=img.device, dtype=torch.float32)
+    BL, ieee = max(16, triton.next_power_of_2(L)), img.dtype == torch.float32
+    up = img.dtype == torch.bfloat16 and os.environ.get('TRITON_INTERPRET') == '1'   # the CPU interpreter's bf16 tl.dot is wrong (triton 3.8)
+    grid = (ni * nt,)
+    if direction == 'i2t':
+        vn = img.float().norm(dim=-1).contiguous()
+        tp = F.pad(txt.float() * mask[..., None], (0, 0, 0, BL - L))
+        G = (tp @ tp.transpose(1, 2)).contiguous()                      # caption Gram matrices, (n_txt, BL, BL)
+        _i2t_kernel[grid](img, txt, m8, vn, G, out, R, L, d, ni, nt, lam, eps, img.stride(0), img.stride(1), txt.stride(0),
+                          txt.stride(1), m8.stride(0), G.stride(0), G.stride(1), out.stride(0), BR=BR, BL=BL, BD=BD, GROUP=GROUP, IEEE=ieee, UP=up)
+    else:
+        tn = txt.float().norm(dim=-1).contiguous()
+        _t2i_kernel[grid](img, txt, m8, tn, out, R, L, d, ni, nt, lam, eps, img.stride(0), img.stride(1), txt.stride(0),
+                          txt.stride(1), m8.stride(0), out.stride(0), BR=BR, BL=BL, DP=triton.next_power_of_2(d), GROUP=GROUP, IEEE=ieee, UP=up,
+                          num_warps=8)
+    return out
+
 # %% ../nbs/02_align.ipynb #6a6cbd18
+BACKENDS = ('auto', 'triton', 'compile', 'torch')
+
+def pick_backend(backend, img, txt) -> str:
+    "'auto': the Triton kernels on CUDA without autograd (forward only), the torch path elsewhere; explicit choices are checked."
+    if backend not in BACKENDS: raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    grad = torch.is_grad_enabled() and (img.requires_grad or txt.requires_grad)
+    if backend == 'auto':
+        return 'triton' if triton is not None and img.is_cuda and not grad and img.dtype != torch.float64 else 'torch'
+    if backend == 'triton':
+        if triton is None: raise ValueError("backend='triton' needs the triton package")
+        if grad: raise ValueError("backend='triton' has no backward pass; use 'torch' (or 'auto') for training")
+        if not img.is_cuda and os.environ.get('TRITON_INTERPRET') != '1':
+            raise ValueError("backend='triton' needs CUDA tensors (or TRITON_INTERPRET=1 set before import, to run the kernels on the CPU)")
+    return backend
+
+@functools.cache
+def _compiled(fn): return torch.compile(fn, dynamic=False)
+
+def _padded(x, n, fill=0):
+    "`x` padded along dim 0 to `n` rows (fixed chunk shapes: no recompilation for the last chunk)."
+    return x if len(x) == n else torch.cat([x, x.new_full((n - len(x), *x.shape[1:]), fill)])
+
 def scan_scores(img: Tensor, txt: Tensor, txt_mask: Tensor, direction="i2t", lambda_softmax=9.0,
-                eps=1e-8, max_elems=2**26) -> Tensor:
-    "Alignment scores `[n_img, n_txt]` of one level; `direction` is 'i2t', 't2i' or 'both' (mean of the two)."
+                eps=1e-8, max_elems=2**26, backend='auto') -> Tensor:
+    "Alignment scores `[n_img, n_txt]` of one level; `direction` is 'i2t', 't2i' or 'both' (mean of the two); `backend` one of `BACKENDS`."
     _check_inputs(img, txt, txt_mask)
     if direction == 'both':
-        return (scan_scores(img, txt, txt_mask, 'i2t', lambda_softmax, eps, max_elems)
-                + scan_scores(img, txt, txt_mask, 't2i', lambda_softmax, eps, max_elems)) / 2
+        return (scan_scores(img, txt, txt_mask, 'i2t', lambda_softmax, eps, max_elems, backend)
+                + scan_scores(img, txt, txt_mask, 't2i', lambda_softmax, eps, max_elems, backend)) / 2
     fn = {'i2t': _cos_mean_i2t, 't2i': _cos_mean_t2i}.get(direction)
     if fn is None: raise ValueError(f"direction must be 'i2t', 't2i' or 'both', got {direction!r}")
-    L = int(txt_mask.sum(1).max())                # trim padding common to all captions
-    txt, txt_mask = txt[:, :L], txt_mask[:, :L]
-    (ni, R, d), nt = img.shape, txt.shape[0]
+    backend = pick_backend(backend, img, txt)
+    if backend != 'compile':                      # trim padding common to all captions (compile: keep shapes fixed)
+        L = int(txt_mask.sum(1).max()); txt, txt_mask = txt[:, :L], txt_mask[:, :L]
+    if backend == 'triton': return _triton_scores(img, txt, txt_mask, direction, lambda_softmax, eps)
+    (ni, R, d), (nt, L) = img.shape, txt_mask.shape
     per_pair = R * L + (L * d if direction == 't2i' and R > d else 0)
     ct = max(1, min(nt, max_elems // per_pair))
     ci = max(1, min(ni, max_elems // (per_pair * ct)))
     out = torch.empty(ni, nt, device=img.device, dtype=_acc(img))
+    if backend == 'compile': fn = _compiled(fn)
     for i in range(0, ni, ci):
+        v = img[i:i+ci]
+        if backend == 'compile': v = _padded(v, ci)
         for j in range(0, nt, ct):
-            out[i:i+ci, j:j+ct] = fn(img[i:i+ci], txt[j:j+ct], txt_mask[j:j+ct], lambda_softmax, eps)
+            t, m = txt[j:j+ct], txt_mask[j:j+ct]
+            if backend == 'compile': t, m = _padded(t, ct), _padded(m, ct, True)    # padded captions: one real token, discarded
+            out[i:i+ci, j:j+ct] = fn(v, t, m, lambda_softmax, eps)[:len(img[i:i+ci]), :len(txt[j:j+ct])]
     return out
 
 # %% ../nbs/02_align.ipynb #f9f012a0
