@@ -155,15 +155,20 @@ def eval_transform(size=224, resize=None):
 
 # %% ../nbs/01_data.ipynb #43565353
 class CaptionDataset(Dataset):
-    "Training view: one item per caption, `(image, caption, image_index)`."
-    def __init__(self, recs, transform=None):
-        self.recs, self.transform = list(recs), transform
+    "Training view: one item per caption, `(image, caption, image_index)`; a key `(epoch, k)` seeds item k's augmentation from (seed, epoch, k)."
+    def __init__(self, recs, transform=None, seed=0):
+        self.recs, self.transform, self.seed = list(recs), transform, seed
         self.items = [(i, c) for i, r in enumerate(self.recs) for c in r.captions]
     def __len__(self): return len(self.items)
-    def __getitem__(self, k):
+    def __getitem__(self, key):
+        epoch, k = key if isinstance(key, tuple) else (None, key)
         i, c = self.items[k]
         im = load_rgb(self.recs[i].path)
-        return (self.transform(im) if self.transform else im), c, i
+        if self.transform is None: return im, c, i
+        if epoch is None: return self.transform(im), c, i
+        with torch.random.fork_rng(devices=[]):           # the same crop for (seed, epoch, k) in any worker, after any resume
+            torch.manual_seed((self.seed * 1_000_003 + epoch) * 10_000_019 + k)
+            return self.transform(im), c, i
 
 class ImageDataset(Dataset):
     "Evaluation view: each unique image once, `(image, image_index)`; `captions` and `txt2img` list captions in order."

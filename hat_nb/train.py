@@ -4,12 +4,12 @@
 
 # %% ../nbs/05_train.ipynb #cell-02
 from __future__ import annotations
-import json, math, os, random, shutil, time
+import json, math, os, pickle, random, shutil, time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 import fcntl, tempfile
@@ -24,7 +24,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data.distributed import DistributedSampler
 
 # %% auto #0
-__all__ = ['PRESETS', 'TrainConfig', 'recipe', 'CheckpointError', 'load_checkpoint', 'RunDirError', 'run_lock', 'train']
+__all__ = ['PRESETS', 'TrainConfig', 'recipe', 'CheckpointError', 'UnsafeCheckpointError', 'load_checkpoint', 'RunDirError',
+           'run_lock', 'EpochOrder', 'train_step', 'train']
 
 # %% ../nbs/05_train.ipynb #cell-04
 @dataclass
@@ -57,10 +58,14 @@ class TrainConfig:
     temperature: float = 0.05           # infonce only
     crop_scale: tuple = (0.08, 1.0)     # RandomResizedCrop scale
     hflip: bool = True
-    num_workers: int = 4
+    num_workers: int | None = None      # data-loader workers; None: from the machine (CUDA: min(8, cores - 1), CPU: 0)
     eval_batch_size: int = 128
     max_steps_per_epoch: int | None = None   # for smoke tests
     device: str = 'auto'
+    val_every: int = 1                  # validate every N epochs (the last epoch always)
+    log_every: int = 10                 # steps between reading the loss on the host (the only synchronisation in a step)
+    ckpt_every_minutes: float = 30.0    # mid-epoch checkpoint period (and one at every epoch end); 0: after every step
+    compile: str = 'auto'               # torch.compile the two towers: 'auto' (on CUDA), 'on', 'off'
 
     def __post_init__(self):
         pos, nonneg = (lambda v: v > 0, '> 0'), (lambda v: v >= 0, '>= 0')
@@ -69,6 +74,7 @@ class TrainConfig:
             epochs=one, batch_size=one, lr=pos, weight_decay=nonneg, lr_step=one, lr_gamma=pos, freeze_img_epochs=nonneg,
             freeze_txt_epochs=nonneg, grad_clip=pos, seed=nonneg, margin=nonneg, temperature=pos, num_workers=nonneg,
             eval_batch_size=one, max_steps_per_epoch=one, captions_per_image=one, val_images=one, val_from_epoch=nonneg,
+            val_every=one, log_every=one, ckpt_every_minutes=nonneg, compile=(lambda v: v in ('auto', 'on', 'off'), "'auto', 'on' or 'off'"),
             crop_scale=(lambda v: len(v) == 2 and 0 < v[0] <= v[1] <= 1, 'two numbers 0 < min <= max <= 1'),
             train_splits=(lambda v: len(v) > 0, 'a non-empty list of splits'),
             optimizer=(lambda v: v in ('adam', 'adamw'), "'adam' or 'adamw'"),
@@ -116,22 +122,31 @@ def _set_rng_state(s):
     if s['cuda'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s['cuda'])
 
 def _atomic_save(obj, path: Path):
-    tmp = path.with_name(f".{path.name}.tmp")
+    "Write `path` so that a kill at any moment leaves a complete `path`; its previous version becomes `prev.pt` (a hard link, no gap)."
+    tmp, prev_tmp = path.with_name(f".{path.name}.tmp"), path.with_name('.prev.pt.tmp')
     torch.save(obj, tmp)
     with open(tmp, 'rb') as f: os.fsync(f.fileno())
-    if path.exists(): os.replace(path, path.with_name('prev.pt'))
+    if path.exists():
+        prev_tmp.unlink(missing_ok=True); os.link(path, prev_tmp); os.replace(prev_tmp, path.with_name('prev.pt'))
     os.replace(tmp, path)
 
 class CheckpointError(RuntimeError): "A checkpoint cannot be read."
 
+class UnsafeCheckpointError(CheckpointError): "A checkpoint holds objects other than tensors and plain data: loading it could run code."
+
 def _read_checkpoint(path: Path) -> dict:
-    return torch.load(path, map_location='cpu', weights_only=False)
+    try: return torch.load(path, map_location='cpu', weights_only=True)      # tensors and plain data only: no code runs on load
+    except pickle.UnpicklingError as e:
+        if 'Weights only load failed' not in str(e): raise
+        raise UnsafeCheckpointError(f"{path}: refused: it holds objects other than tensors and plain data, and unpickling them "
+                                    "could run code; only load checkpoints written by hat_nb") from None
 
 def load_checkpoint(path) -> dict:
     "Read a training checkpoint; a truncated or corrupt file raises `CheckpointError` naming it and, if it loads, the intact `prev.pt` (nothing is modified)."
     path = Path(path)
     if not path.is_file(): raise CheckpointError(f"{path}: no such checkpoint")
     try: return _read_checkpoint(path)
+    except UnsafeCheckpointError: raise
     except Exception as e:
         msg = f"{path}: truncated or corrupt checkpoint ({type(e).__name__}: {e})"
         prev = path.with_name('prev.pt')
@@ -146,9 +161,10 @@ def _set_frozen(model, epoch, tc):
     for tower, n in ((model.img, tc.freeze_img_epochs), (model.txt, tc.freeze_txt_epochs)):
         for p in tower.parameters(): p.requires_grad_(epoch >= n)
 
-def _make_optim(model, tc, steps_per_epoch):
+def _make_optim(model, tc, steps_per_epoch, device='cpu'):
+    "Adam(W) over every parameter (frozen ones get no gradient, so no update), fused into one kernel on CUDA; the per-epoch schedule."
     cls = torch.optim.AdamW if tc.optimizer == 'adamw' else torch.optim.Adam
-    opt = cls(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    opt = cls(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, fused=True if device.startswith('cuda') else None)
     if tc.schedule == 'step': sch = torch.optim.lr_scheduler.StepLR(opt, tc.lr_step, tc.lr_gamma)
     elif tc.schedule == 'cosine': sch = torch.optim.lr_scheduler.CosineAnnealingLR(opt, tc.epochs)
     else: sch = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0)
@@ -213,15 +229,64 @@ def _check_images(recs, json_path, data_dir):
     if missing: raise DatasetError(missing, f"{json_path} (found before training; `hat-nb check {data_dir}` also decodes every image)")
 
 # %% ../nbs/05_train.ipynb #cell-11
-def train(mc: HATConfig, tc: TrainConfig, out_dir, resume=True, resume_from=None, progress=True, log_every=1) -> dict:
-    "Train, validating each epoch; writes `last.pt`, `prev.pt`, `best/`, `log.jsonl`, `train_config.json` in `out_dir`. Returns the best validation metrics."
+class EpochOrder(Sampler):
+    "Keys `(epoch, k)` of one epoch's shuffled order (seeded by seed and epoch), from position `start`: a resumed epoch continues where it stopped."
+    def __init__(self, n, seed): self.n, self.seed, self.epoch, self.start = n, seed, 0, 0
+    def set(self, epoch, start=0): self.epoch, self.start = epoch, start
+    def __len__(self): return self.n - self.start
+    def __iter__(self):
+        perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 1000 + self.epoch)).tolist()
+        return iter([(self.epoch, k) for k in perm[self.start:]])
+
+def _workers(tc, device) -> int:
+    if tc.num_workers is not None: return tc.num_workers
+    return min(8, max(0, (os.cpu_count() or 1) - 1)) if device.startswith('cuda') else 0
+
+def _loader(ds, coll, tc, device, W, rank):
+    "The training loader: pinned memory, persistent workers and prefetching on CUDA; one process's shard under torchrun."
+    nw, cuda = _workers(tc, device), device.startswith('cuda')
+    kw = dict(collate_fn=coll, num_workers=nw, pin_memory=cuda, persistent_workers=nw > 0, prefetch_factor=4 if nw else None,
+              generator=torch.Generator().manual_seed(tc.seed))          # worker seeds never draw from the global RNG
+    if W > 1:
+        order = DistributedSampler(ds, W, rank, shuffle=True, seed=tc.seed, drop_last=True)
+        return DataLoader(ds, tc.batch_size // W, sampler=order, drop_last=True, **kw), order
+    order = EpochOrder(len(ds), tc.seed)
+    return DataLoader(ds, tc.batch_size, sampler=order, drop_last=tc.drop_last, **kw), order
+
+def _compile_towers(model, tc, device):
+    "torch.compile the tower modules (their `forward` calls timm's `forward_intermediates`); compiled code is cached on disk."
+    if tc.compile == 'off' or (tc.compile == 'auto' and not device.startswith('cuda')): return
+    from hat_nb.data import cache_dir
+    os.environ.setdefault('TORCHINDUCTOR_CACHE_DIR', str(cache_dir()/'inductor'))   # a resumed run reuses it
+    model.img.compile(); model.txt.compile()
+
+def train_step(model, net, opt, scaler, batch, tc, device, dt) -> torch.Tensor:
+    "One optimisation step on `batch`; returns the loss as a device tensor (no host synchronisation)."
+    nb = dict(non_blocking=True)
+    with torch.autocast(device_type=torch.device(device).type, dtype=dt or torch.float32, enabled=dt is not None):
+        img, txt, mask = net(batch['images'].to(device, **nb), batch['input_ids'].to(device, **nb),
+                             batch['attention_mask'].to(device, **nb), return_features=True)
+        loss = _loss(model, img, txt, mask, batch['img_idx'].to(device, **nb), tc)
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if tc.grad_clip: scaler.unscale_(opt); torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+    scaler.step(opt); scaler.update()
+    return loss.detach()
+
+def train(mc: HATConfig, tc: TrainConfig, out_dir, resume=True, resume_from=None, progress=True) -> dict:
+    "Train, validating every `val_every` epochs; writes `last.pt`, `prev.pt`, `best/`, `log.jsonl`, `dvclive/`, `train_config.json` in `out_dir`. Returns the best validation metrics."
     out = Path(out_dir)
     rank, W, device = _init_distributed(tc)
     if resume_from is not None and not Path(resume_from).is_file(): raise CheckpointError(f"{resume_from}: no such checkpoint")
-    if rank: return _train(mc, tc, out, rank, W, device, resume, resume_from, False, log_every)
-    with run_lock(out): return _train(mc, tc, out, rank, W, device, resume, resume_from, progress, log_every)
+    if rank: return _train(mc, tc, out, rank, W, device, resume, resume_from, False)
+    with run_lock(out): return _train(mc, tc, out, rank, W, device, resume, resume_from, progress)
 
-def _train(mc, tc, out, rank, W, device, resume, resume_from, progress, log_every):
+def _checkpoint(out, model, opt, sch, scaler, epoch, step, tot, best, history):
+    "`last.pt` (the previous one kept as `prev.pt`): everything an exact resume needs, as tensors and plain data only."
+    _atomic_save(dict(model=model.state_dict(), optimizer=opt.state_dict(), scheduler=sch.state_dict(), scaler=scaler.state_dict(),
+                      rng=_rng_state(), epoch=epoch, step=step, tot=tot, best=best, history=history), out/'last.pt')
+
+def _train(mc, tc, out, rank, W, device, resume, resume_from, progress):
     main = rank == 0
     random.seed(tc.seed); torch.manual_seed(tc.seed)
     json_path = find_karpathy_json(tc.data_dir)
@@ -232,58 +297,66 @@ def _train(mc, tc, out, rank, W, device, resume, resume_from, progress, log_ever
     _check_images(train_recs + val_recs, json_path, tc.data_dir)
     model = HATModel(mc).to(device)
     tok = load_tokenizer(mc)
-    ds = CaptionDataset(train_recs, train_transform(mc.img_size, tc.crop_scale, tc.hflip))
-    coll = Collate(tok, mc.max_len)
+    ds = CaptionDataset(train_recs, train_transform(mc.img_size, tc.crop_scale, tc.hflip), seed=tc.seed)
     steps = len(ds) // tc.batch_size if tc.drop_last or W > 1 else math.ceil(len(ds) / tc.batch_size)
     if tc.max_steps_per_epoch: steps = min(steps, tc.max_steps_per_epoch)
     if steps == 0: raise ValueError(f"batch_size {tc.batch_size} exceeds the {len(ds)} training captions")
-    opt, sch = _make_optim(model, tc, steps)
+    dl, order = _loader(ds, Collate(tok, mc.max_len), tc, device, W, rank)
+    opt, sch = _make_optim(model, tc, steps, device)
     dt = _amp(device, tc.amp)
     scaler = torch.amp.GradScaler('cuda', enabled=dt == torch.float16)
-    start, best, history = 0, -1.0, []
+    start, start_step, tot0, best, history = 0, 0, 0.0, -1.0, []
     ckpt = Path(resume_from) if resume_from else out/'last.pt'
     if resume and ckpt.is_file():
         s = load_checkpoint(ckpt)
         model.load_state_dict(s['model']); opt.load_state_dict(s['optimizer']); sch.load_state_dict(s['scheduler'])
         scaler.load_state_dict(s['scaler']); _set_rng_state(s['rng'])
-        start, best, history = s['epoch'], s['best'], s['history']
-        if progress: print(f"resumed from {ckpt} at epoch {start}")
+        start, start_step, tot0, best, history = s['epoch'], s.get('step', 0), s.get('tot', 0.0), s['best'], s['history']
+        if progress: print(f"resumed from {ckpt} at epoch {start + 1}, step {start_step}")
+    _compile_towers(model, tc, device)
     if main:
         (out/'train_config.json').write_text(json.dumps(dict(model=asdict(mc), train=asdict(tc), world_size=W), indent=1, default=list) + '\n')
-        lines = [l for l in (out/'log.jsonl').read_text().splitlines() if json.loads(l)['epoch'] < start] if (out/'log.jsonl').is_file() else []
+        keep = lambda r: r['epoch'] < start or (r['epoch'] == start and r['kind'] == 'step' and r['step'] < start * steps + start_step)
+        lines = [l for l in (out/'log.jsonl').read_text().splitlines() if keep(json.loads(l))] if (out/'log.jsonl').is_file() else []
         (out/'log.jsonl').write_text(''.join(l + '\n' for l in lines))
         log = open(out/'log.jsonl', 'a')
+        from dvclive import Live
+        live = Live(str(out/'dvclive'), resume=start > 0 or start_step > 0, save_dvc_exp=False, dvcyaml=False)
+    last_ckpt = time.monotonic()
     for epoch in range(start, tc.epochs):
         _set_frozen(model, epoch, tc); model.train()
         net = DDP(model, device_ids=[device] if device.startswith('cuda') else None) if W > 1 else model   # re-wrapped: frozen set changes
-        if W > 1:
-            sampler = DistributedSampler(ds, W, rank, shuffle=True, seed=tc.seed, drop_last=True); sampler.set_epoch(epoch)
-            dl = DataLoader(ds, tc.batch_size // W, sampler=sampler, drop_last=True, collate_fn=coll, num_workers=tc.num_workers)
-        else:
-            g = torch.Generator().manual_seed(tc.seed * 1000 + epoch)
-            dl = DataLoader(ds, tc.batch_size, shuffle=True, drop_last=tc.drop_last, collate_fn=coll, generator=g, num_workers=tc.num_workers)
-        t0, tot = time.time(), 0.0
-        bar = tqdm(dl, total=steps, desc=f'epoch {epoch + 1}/{tc.epochs}', disable=not progress, leave=False)
-        for step, b in enumerate(bar):
+        first = start_step if epoch == start else 0
+        order.set_epoch(epoch) if W > 1 else order.set(epoch, first * tc.batch_size)
+        t0, tot, seen = time.time(), torch.tensor(tot0 if epoch == start else 0.0, device=device), 0
+        bar = tqdm(total=steps, initial=first, desc=f'epoch {epoch + 1}/{tc.epochs}', disable=not progress, leave=False, unit='step')
+        tw = time.time()
+        for step, b in enumerate(dl, start=first):
             if step >= steps: break
-            with torch.autocast(device_type=torch.device(device).type, dtype=dt or torch.float32, enabled=dt is not None):
-                img, txt, mask = net(b['images'].to(device), b['input_ids'].to(device), b['attention_mask'].to(device), return_features=True)
-                loss = _loss(model, img, txt, mask, b['img_idx'].to(device), tc)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if tc.grad_clip: scaler.unscale_(opt); torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            scaler.step(opt); scaler.update()
-            tot += loss.item() / W; bar.set_postfix(loss=f"{loss.item() / W:.3f}")
-            if main and step % log_every == 0:
-                log.write(json.dumps(dict(kind='step', epoch=epoch, step=epoch * steps + step, loss=loss.item() / W, lr=opt.param_groups[0]['lr'])) + '\n')
+            loss = train_step(model, net, opt, scaler, b, tc, device, dt)
+            tot += loss; seen += len(b['img_idx']) * W; bar.update()
+            if main and ((step + 1) % tc.log_every == 0 or step + 1 == steps):
+                l = loss.item() / W                                    # the only host synchronisation of the loop
+                g = epoch * steps + step
+                bar.set_postfix(loss=f"{l:.3f}", pairs_s=f"{seen / (time.time() - tw):.0f}"); seen, tw = 0, time.time()
+                log.write(json.dumps(dict(kind='step', epoch=epoch, step=g, loss=l, lr=opt.param_groups[0]['lr'])) + '\n')
+                live.step = g; live.log_metric('train/loss', l); live.log_metric('train/lr', opt.param_groups[0]['lr'])
+            if main and step + 1 < steps and time.monotonic() - last_ckpt >= 60 * tc.ckpt_every_minutes:
+                log.flush(); _checkpoint(out, model, opt, sch, scaler, epoch, step + 1, tot.item(), best, history); last_ckpt = time.monotonic()
+        bar.close()
         sch.step()
         if main:
-            rec = dict(kind='epoch', epoch=epoch, train_loss=tot / steps, lr=opt.param_groups[0]['lr'], seconds=round(time.time() - t0, 1))
-            if epoch >= tc.val_from_epoch or epoch == tc.epochs - 1:
+            rec = dict(kind='epoch', epoch=epoch, train_loss=tot.item() / W / steps, lr=opt.param_groups[0]['lr'], seconds=round(time.time() - t0, 1))
+            last = epoch == tc.epochs - 1
+            if last or (epoch >= tc.val_from_epoch and (epoch - tc.val_from_epoch) % tc.val_every == 0):
                 val = evaluate(model, val_recs, tok, directions=(mc.direction,), batch_size=tc.eval_batch_size, device=device, amp=tc.amp,
-                               progress=False, verbose=False, shard=False)[mc.direction]   # rank 0 alone: no collectives
+                               progress=progress, verbose=False, shard=False)[mc.direction]   # rank 0 alone: no collectives
                 rec.update(val_score=val['i2t_R@1'] + val['t2i_R@1'], **{f'val_{k}': v for k, v in val.items()})
             history.append(rec); log.write(json.dumps(rec) + '\n'); log.flush()
+            live.step = (epoch + 1) * steps - 1
+            for k in ('train_loss', 'val_i2t_R@1', 'val_t2i_R@1', 'val_rsum'):
+                if k in rec: live.log_metric(f"epoch/{k}", rec[k])
+            live.log_metric('epoch/epoch', epoch + 1); live.make_summary()
             if progress: print(f"epoch {epoch + 1}: loss {rec['train_loss']:.4f}" + (f"  val R@1 i2t {val['i2t_R@1']:.2f} t2i {val['t2i_R@1']:.2f}  rsum {val['rsum']:.1f}" if 'val_score' in rec else '  (not validated)') + f"  ({rec['seconds']}s)")
             if rec.get('val_score', -1) > best:
                 best = rec['val_score']
@@ -291,9 +364,8 @@ def _train(mc, tc, out, rank, W, device, resume, resume_from, progress, log_ever
                 save_pretrained(model, tmp, tok)
                 if (out/'best').exists(): shutil.rmtree(out/'best')
                 os.replace(tmp, out/'best')
-            _atomic_save(dict(model=model.state_dict(), optimizer=opt.state_dict(), scheduler=sch.state_dict(), scaler=scaler.state_dict(),
-                              rng=_rng_state(), epoch=epoch + 1, best=best, history=history), out/'last.pt')
+            _checkpoint(out, model, opt, sch, scaler, epoch + 1, 0, 0.0, best, history); last_ckpt = time.monotonic()
         if W > 1: dist.barrier()
-    if main: log.close()
+    if main: log.close(); live.end()
     validated = [r for r in history if 'val_score' in r]
     return max(validated, key=lambda r: r['val_score']) if validated else {}
