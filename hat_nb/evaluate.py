@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from .align import default_chunk
 from .data import Collate, ImageDataset, eval_transform
 from .distributed import world
 import torch.distributed as dist
@@ -89,7 +90,7 @@ def encode(model, ds: ImageDataset, tokenizer, batch_size=128, device='cpu', amp
     return [torch.cat(l) for l in zip(*imgs)], [torch.cat(l) for l in zip(*txts)], mask.to(device)
 
 @torch.no_grad()
-def score_all(model, img_feats, txt_feats, mask, direction='i2t', img_block=256, max_elems=2**26, progress=True, shard=True):
+def score_all(model, img_feats, txt_feats, mask, direction='i2t', img_block=256, max_elems=None, progress=True, shard=True):
     "All-pairs scores `(n_img, n_txt)` in fp32, image blocks of `img_block`; under torchrun (and `shard`), images are split across processes."
     rank, W = world() if shard else (0, 1)
     n = img_feats[0].shape[0]
@@ -106,7 +107,7 @@ def score_all(model, img_feats, txt_feats, mask, direction='i2t', img_block=256,
 
 # %% ../nbs/06_evaluate.ipynb #cell-11
 def evaluate(model, recs, tokenizer, protocol='standard', directions=('i2t', 't2i', 'both'), batch_size=128, device='cpu',
-             amp='auto', max_elems=2**26, num_workers=0, out_json=None, progress=True, verbose=True, shard=True, precision='auto') -> dict:
+             amp='auto', max_elems=None, num_workers=0, out_json=None, progress=True, verbose=True, shard=True, precision='auto') -> dict:
     "Metrics on `recs`; `protocol` 'standard' or 'coco1k' (5 folds of 1000). With `shard`, every torchrun process must call it."
     cfg = model.cfg
     ds = ImageDataset(recs, eval_transform(cfg.img_size))
@@ -114,7 +115,7 @@ def evaluate(model, recs, tokenizer, protocol='standard', directions=('i2t', 't2
     if verbose:
         with torch.no_grad():
             R = [f.shape[1] for f in model.encode_images(torch.zeros(1, 3, cfg.img_size, cfg.img_size, device=device))]
-        plan = plan_memory(len(ds), len(ds.captions), R, cfg.max_len, cfg.embed_dim, score_dtype(device, precision, directions).itemsize, max_elems, len(directions))
+        plan = plan_memory(len(ds), len(ds.captions), R, cfg.max_len, cfg.embed_dim, score_dtype(device, precision, directions).itemsize, max_elems or default_chunk(device), len(directions))
         print(f"evaluating {len(ds)} images / {len(ds.captions)} captions on {device}; memory plan: {plan}")
     img, txt, mask = encode(model, ds, tokenizer, batch_size, device, amp, num_workers, cfg.max_len, progress, precision, directions)
     sims = {}
