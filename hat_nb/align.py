@@ -14,7 +14,7 @@ try:
 except ImportError: triton = None
 
 # %% auto #0
-__all__ = ['BACKENDS', 'default_chunk', 'pick_backend', 'scan_scores', 'scan_scores_loop']
+__all__ = ['BACKENDS', 'default_chunk', 'pick_backend', 'scan_scores', 'scan_scores_loop', 'attention_weights']
 
 # %% ../nbs/02_align.ipynb #c1076d91
 def _check_inputs(img, txt, txt_mask):
@@ -257,3 +257,15 @@ def scan_scores_loop(img, txt, txt_mask, direction='i2t', lambda_softmax=9.0, ep
         cos = (q * att).sum(-1) / (q.norm(dim=-1) * att.norm(dim=-1)).clamp_min(eps)
         cols.append(cos.mean(1))
     return torch.stack(cols, 1)
+
+# %% ../nbs/02_align.ipynb #2911fab6
+def attention_weights(img: Tensor, txt: Tensor, direction='t2i', lambda_softmax=9.0, eps=1e-8) -> Tensor:
+    "Attention of one pair at one level, `img` (R, d) and `txt` (n, d) real words only: 't2i' (n, R), each word over patches; 'i2t' (R, n), each patch over words."
+    v, t = img.to(_acc(img)), txt.to(_acc(img))
+    if direction == 't2i':
+        h = F.leaky_relu(t @ v.T, 0.1)                                     # (n, R)
+        return (lambda_softmax * h / (h.square().sum(0, keepdim=True).sqrt() + eps)).softmax(1)
+    if direction == 'i2t':
+        h = F.leaky_relu(v @ t.T, 0.1)                                     # (R, n)
+        return (lambda_softmax * h / (h.square().sum(0, keepdim=True).sqrt() + eps)).softmax(1)
+    raise ValueError(f"direction must be 't2i' or 'i2t', got {direction!r}")

@@ -15,11 +15,11 @@ from torch import nn, Tensor
 from transformers import AutoConfig, AutoModel, AutoTokenizer, BertConfig
 from transformers.utils import logging as hf_logging
 
-from .align import scan_scores
+from .align import attention_weights, scan_scores
 
 # %% auto #0
 __all__ = ['check_fields', 'HATConfig', 'minilm_path', 'paper_config', 'demo_config', 'tiny_config', 'ImageTower', 'TextTower',
-           'load_tokenizer', 'HATModel', 'save_pretrained', 'from_pretrained']
+           'load_tokenizer', 'HATModel', 'attention_maps', 'show_attention', 'save_pretrained', 'from_pretrained']
 
 # %% ../nbs/03_model.ipynb #cell-05
 _TYPES = {'str': str, 'int': int, 'float': (int, float), 'bool': bool, 'tuple': (tuple, list), 'dict': dict, 'None': type(None)}
@@ -191,6 +191,41 @@ class HATModel(nn.Module):
         "Scores `(B_img, B_txt)`; with `return_features`, the level features `(img, txt, mask)` instead (for losses over several processes)."
         img, (txt, mask) = self.encode_images(images), self.encode_texts(input_ids, attention_mask)
         return (img, txt, mask) if return_features else self.similarity(img, txt, mask)
+
+# %% ../nbs/03_model.ipynb #cf774737
+@torch.no_grad()
+def attention_maps(model: HATModel, image: Tensor, caption: str, tokenizer, direction='t2i') -> dict:
+    "Per level, each word's attention over the patches of `image` (a normalised `(3, H, W)` tensor) as `(words, h, w)` grids, with the words."
+    model.eval()
+    dev = next(model.parameters()).device
+    t = tokenizer([caption], truncation=True, max_length=model.cfg.max_len, return_tensors='pt')
+    ids, mask = t['input_ids'].to(dev), t['attention_mask'].bool().to(dev)
+    img_feats, (txt_feats, mask) = model.encode_images(image[None].to(dev)), model.encode_texts(ids, mask)
+    words = tokenizer.convert_ids_to_tokens(ids[0][mask[0]].tolist())
+    maps = []
+    for v, w in zip(img_feats, txt_feats):
+        a = attention_weights(v[0], w[0][mask[0]], direction, model.cfg.lambda_softmax)
+        a = a if direction == 't2i' else a.T                             # (words, R) either way
+        side = int(round(v.shape[1] ** 0.5))
+        maps.append(a.reshape(len(words), side, -1).float().cpu())
+    return dict(words=words, maps=maps)
+
+def show_attention(image, att: dict, skip=('[CLS]', '[SEP]'), size=1.6, title=None):
+    "One row per level, one column per word: the image under each word's attention map (upsampled to the image). Returns the figure."
+    import matplotlib.pyplot as plt
+    from PIL import Image
+    img = image if isinstance(image, Image.Image) else Image.open(image).convert('RGB')
+    cols = [j for j, w in enumerate(att['words']) if w not in skip]
+    fig, axes = plt.subplots(len(att['maps']), len(cols), figsize=(size * len(cols), size * len(att['maps'])), squeeze=False)
+    for l, (row, m) in enumerate(zip(axes, att['maps'])):
+        for ax, j in zip(row, cols):
+            ax.imshow(img); ax.imshow(m[j].numpy(), cmap='magma', alpha=0.6, extent=(0, img.width, img.height, 0), interpolation='bilinear')
+            ax.set_xticks([]); ax.set_yticks([])
+            if l == 0: ax.set_title(att['words'][j], fontsize=9)
+        row[0].set_ylabel(f'L{l + 1}  ({m.shape[1]}×{m.shape[2]})', fontsize=9)
+    if title: fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
 
 # %% ../nbs/03_model.ipynb #cell-14
 def _atomic(path: Path, write):

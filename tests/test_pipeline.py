@@ -38,7 +38,7 @@ def test_dvc_repro_end_to_end(tmp_path, emoji_dir):
     run(BIN/'dvc', 'repro', cwd=repo, env=env, timeout=1200)
     test = json.loads((repo/'metrics/test.json').read_text())
     assert test['n_images'] == 450 and test['n_captions'] == 605 and {'i2t', 't2i', 'both'} <= set(test)
-    for f in ('curves.png', 'levels.png', 'retrievals.png'): assert (repo/'reports/figures'/f).stat().st_size > 10_000, f
+    for f in ('figures/curves.png', 'figures/levels.png', 'figures/retrievals.png', 'attention.png'): assert (repo/'reports'/f).stat().st_size > 10_000, f
     assert 'HAT (this run, i2t)' in (repo/'reports/results.md').read_text()
     again = run(BIN/'dvc', 'repro', cwd=repo, env=env).stdout
     assert 'Data and pipelines are up to date' in again, again
