@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_distributed.ipynb #cell-02
 from __future__ import annotations
-import os, warnings
+import warnings
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -73,33 +73,3 @@ def global_infonce_loss(model, img_feats, txt_feats, txt_mask, img_ids=None, tem
         rows, cols = rows.masked_fill(same, float('-inf')), cols.masked_fill(same, float('-inf'))
     loss = (F.cross_entropy(rows, mine, reduction='sum') + F.cross_entropy(cols, mine, reduction='sum')) / (2 * B)
     return loss * W if scale_for_ddp else loss
-
-# %% ../nbs/10_distributed.ipynb #cell-07
-def _worker(rank, W, port, cfg, sd, batch, out, kind='vsepp'):
-    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
-    dist.init_process_group('gloo', rank=rank, world_size=W)
-    from hat_nb.model import HATModel
-    torch.manual_seed(0)
-    m = HATModel(cfg).eval(); m.load_state_dict(sd)
-    b = batch['images'].shape[0] // W
-    sl = slice(rank * b, (rank + 1) * b)
-    txt, mask = m.encode_texts(batch['input_ids'][sl], batch['attention_mask'][sl])
-    fn = global_vsepp_loss if kind == 'vsepp' else global_infonce_loss
-    loss = fn(m, m.encode_images(batch['images'][sl]), txt, mask, batch['img_idx'][sl])
-    loss.backward()
-    grads = torch.cat([p.grad.flatten() if p.grad is not None else torch.zeros(p.numel()) for p in m.parameters()])
-    dist.all_reduce(grads); grads /= W                                # what DDP does
-    l = loss.detach() / W; dist.all_reduce(l)
-    if rank == 0: torch.save(dict(loss=l, grads=grads), out)
-    dist.destroy_process_group()
-
-# %% ../nbs/10_distributed.ipynb #cell-10
-def _score_worker(rank, W, port, cfg, sd, feats, out):
-    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
-    dist.init_process_group('gloo', rank=rank, world_size=W)
-    from hat_nb.model import HATModel
-    from hat_nb.evaluate import score_all
-    m = HATModel(cfg).eval(); m.load_state_dict(sd)
-    with torch.no_grad(): S = score_all(m, *feats, img_block=2, progress=False)
-    if rank == 1: torch.save(S, out)                                  # a non-zero rank holds the full matrix too
-    dist.destroy_process_group()

@@ -1,0 +1,35 @@
+"Process bodies for the distributed tests (spawned with torch.multiprocessing, so they live in an importable module)."
+import os
+import torch
+import torch.distributed as dist
+
+def loss_worker(rank, W, port, cfg, sd, batch, out, kind='vsepp'):
+    "One of W gloo processes: its share of the global-batch loss, backward, DDP-style gradient averaging; rank 0 saves loss and grads."
+    from hat_nb.distributed import global_infonce_loss, global_vsepp_loss
+    from hat_nb.model import HATModel
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    dist.init_process_group('gloo', rank=rank, world_size=W)
+    torch.manual_seed(0)
+    m = HATModel(cfg).eval(); m.load_state_dict(sd)
+    b = batch['images'].shape[0] // W
+    sl = slice(rank * b, (rank + 1) * b)
+    txt, mask = m.encode_texts(batch['input_ids'][sl], batch['attention_mask'][sl])
+    fn = global_vsepp_loss if kind == 'vsepp' else global_infonce_loss
+    loss = fn(m, m.encode_images(batch['images'][sl]), txt, mask, batch['img_idx'][sl])
+    loss.backward()
+    grads = torch.cat([p.grad.flatten() if p.grad is not None else torch.zeros(p.numel()) for p in m.parameters()])
+    dist.all_reduce(grads); grads /= W                                # what DDP does
+    l = loss.detach() / W; dist.all_reduce(l)
+    if rank == 0: torch.save(dict(loss=l, grads=grads), out)
+    dist.destroy_process_group()
+
+def score_worker(rank, W, port, cfg, sd, feats, out):
+    "One of W processes scoring its share of the images; a non-zero rank saves the gathered matrix."
+    from hat_nb.evaluate import score_all
+    from hat_nb.model import HATModel
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    dist.init_process_group('gloo', rank=rank, world_size=W)
+    m = HATModel(cfg).eval(); m.load_state_dict(sd)
+    with torch.no_grad(): S = score_all(m, *feats, img_block=2, progress=False)
+    if rank == 1: torch.save(S, out)
+    dist.destroy_process_group()
