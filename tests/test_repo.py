@@ -9,8 +9,18 @@ NBS = sorted(p.name for p in (ROOT/'nbs').glob('*.ipynb'))
 
 @pytest.mark.parametrize('nb', NBS)
 def test_notebook(nb):
-    "Each notebook's inline tests (nbdev_test), the `slow` ones included."
-    run(BIN/'nbdev_test', '--path', f'nbs/{nb}', '--flags', 'slow')
+    "Each notebook runs top to bottom (its inline tests, the `slow` ones included) and reproduces its committed outputs."
+    run(sys.executable, 'tools/run_notebooks.py', '--check', f'nbs/{nb}')
+
+def test_notebooks_follow_imports():
+    "A notebook imports only earlier notebooks' modules, and no private name of another module."
+    import re
+    order = {p.stem.split('_', 1)[1]: i for i, p in enumerate(sorted((ROOT/'nbs').glob('[0-9]*.ipynb')))}
+    for mod, i in order.items():
+        src = (ROOT/'hat_nb'/f'{mod}.py').read_text()
+        for used, names in re.findall(r'^\s*from (?:\.|hat_nb\.)(\w+) import \(?([^)\n]+)', src, re.M):
+            assert order[used] < i, f"hat_nb.{mod} imports the later hat_nb.{used}"
+            assert not [n for n in re.split(r'[,\s]+', names) if n.startswith('_')], f"hat_nb.{mod} imports a private name of hat_nb.{used}: {names}"
 
 def test_export_and_clean_in_sync():
     run(BIN/'nbdev_export'); run(BIN/'nbdev_clean')
