@@ -9,7 +9,8 @@ from pathlib import Path
 import yaml
 
 # %% auto #0
-__all__ = ['ParamsError', 'check_params', 'notebook_params', 'load_section', 'check_recipe_overrides', 'run_stage']
+__all__ = ['ParamsError', 'check_params', 'notebook_params', 'load_section', 'check_recipe_overrides', 'run_stage',
+           'describe_figure']
 
 # %% ../nbs/09_pipeline.ipynb #cell-04
 class ParamsError(ValueError): "A `params.yaml` section does not match the notebook's parameters."
@@ -75,3 +76,16 @@ def run_stage(stage, params_file='params.yaml', nb_dir='pipelines', out_dir='rep
     if 'overrides' in declared and 'recipe' in declared: check_recipe_overrides(given, declared, f"{params_file}:{stage}")
     (root/out_dir).mkdir(parents=True, exist_ok=True)
     pm.execute_notebook(str(nb), str(root/out_dir/f"{stage}.ipynb"), parameters=given, kernel_name='python3', cwd=str(root), progress_bar=False, log_output=True)
+
+# %% ../nbs/09_pipeline.ipynb #cell-11
+def _num(v) -> float | None:
+    v = float(v)
+    return None if v != v else v                  # NaN (a gap in a line) as null
+
+def describe_figure(fig) -> list[dict]:
+    "Per axes of `fig`: title, axis labels, x tick labels, each line's (label, x, y), bar heights, number of images."
+    return [dict(title=ax.get_title(), xlabel=ax.get_xlabel(), ylabel=ax.get_ylabel(), xticks=[t.get_text() for t in ax.get_xticklabels()],
+                 lines=[dict(label=l.get_label(), x=[_num(v) for v in l.get_xdata()], y=[_num(v) for v in l.get_ydata()])
+                        for l in ax.get_lines() if len(l.get_xdata())],
+                 bars=[_num(b.get_height()) for b in ax.patches if hasattr(b, 'get_height')], images=len(ax.images))
+            for ax in fig.axes]

@@ -40,6 +40,16 @@ def test_dvc_repro_end_to_end(tmp_path, emoji_dir):
     assert test['n_images'] == 450 and test['n_captions'] == 605 and {'i2t', 't2i', 'both'} <= set(test)
     for f in ('figures/curves.png', 'figures/levels.png', 'figures/retrievals.png', 'attention.png'): assert (repo/'reports'/f).stat().st_size > 10_000, f
     assert 'HAT (this run, i2t)' in (repo/'reports/results.md').read_text()
+    figs, curve = json.loads((repo/'reports/figures/figures.json').read_text()), json.loads((repo/'metrics/train_curve.json').read_text())
+    rk, loss, val = figs['curves.png']                                     # each figure is what its name says, from its data
+    assert (rk['title'], rk['xlabel']) == ('Recall@K on the test split', 'k') and rk['lines'][0]['x'][:3] == [1, 5, 10]
+    assert (loss['title'], loss['xlabel'], loss['ylabel']) == ('Training loss', 'epoch', 'train_loss')
+    assert loss['lines'][0]['y'] == [c['train_loss'] for c in curve] and loss['lines'][0]['x'] == [c['epoch'] for c in curve]
+    assert all(t.lstrip('−-').isdigit() for t in loss['xticks'] + val['xticks']), loss['xticks']       # whole epochs
+    assert val['title'] == 'Validation R@1' and {l['label'] for l in val['lines']} >= {'val_i2t_R1', 'val_t2i_R1'}
+    (lv,) = figs['levels.png']
+    assert lv['xlabel'] == 'level' and len(lv['bars']) == 6 and min(lv['bars']) != max(lv['bars'])   # 3 levels x (matching, not)
+    assert sum(a['images'] for a in figs['retrievals.png']) == 5 * len(json.loads((repo/'reports/eval_details.json').read_text())['examples'])
     again = run(BIN/'dvc', 'repro', cwd=repo, env=env).stdout
     assert 'Data and pipelines are up to date' in again, again
     shown = run(BIN/'dvc', 'metrics', 'show', cwd=repo, env=env).stdout

@@ -5,9 +5,9 @@
 
 Every cell runs (the `slow` ones too), in the notebook's folder, on the CPU. Outputs written to stderr (progress bars,
 warnings) are dropped. `--check` compares text outputs with numbers allowed a relative difference of 1e-3 (another CPU
-may round the last digits of a float differently), and requires each figure of the committed notebook to still be drawn.
+may round the last digits of a float differently) and temporary paths ignored, and requires each figure of the committed notebook to still be drawn.
 """
-import argparse, os, re, subprocess, sys
+import argparse, os, re, subprocess, sys, tempfile
 from pathlib import Path
 
 os.environ.setdefault('CUDA_VISIBLE_DEVICES', '')            # outputs are the CPU's
@@ -38,8 +38,14 @@ def _text(o) -> str:
     d = o.get('data', {})
     return '' if 'image/png' in d else ''.join(d.get('text/plain', ''))
 
+def _normalise(t: str) -> str:
+    "Paths of temporary folders and of the checkout vary from run to run."
+    t = t.replace(str(ROOT), '<repo>')
+    return re.sub(re.escape(tempfile.gettempdir()) + r'/tmp[\w-]+', '<tmp>', t)
+
 def _same_text(a: str, b: str) -> bool:
-    "Equal up to numbers that differ by at most 1e-3 relatively (1e-6 absolutely)."
+    "Equal up to temporary paths, and numbers that differ by at most 1e-3 relatively (1e-6 absolutely)."
+    a, b = _normalise(a), _normalise(b)
     if NUM.sub('#', a) != NUM.sub('#', b): return False
     return all(abs(float(x) - float(y)) <= max(1e-6, 1e-3 * max(abs(float(x)), abs(float(y))))
                for x, y in zip(NUM.findall(a), NUM.findall(b)))

@@ -17,5 +17,11 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   ./.venv/bin/dvc config --local core.analytics false >/dev/null 2>&1 || true
   echo "$want" > "$stamp"
 fi
+# headless Chromium (Debian package) for the documentation-site test; where apt-get cannot run, that one test is skipped
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "hat_nb setup: installing chromium (Debian package) for the documentation test"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } >/dev/null 2>&1 \
+    || echo "hat_nb setup: chromium could not be installed; tests/test_docs.py will skip its browser check"
+fi
 # demo data (emoji-datasource-google via npm pack, checksum verified); no-op when already built
 ./.venv/bin/hat-nb build-emoji data/emoji --quiet

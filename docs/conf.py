@@ -1,0 +1,15 @@
+# Sphinx + MyST-NB configuration of the documentation site; built by `python tools/build_docs.py` (see its docstring).
+project = 'hat_nb'
+author = 'hat_nb contributors'
+copyright = '2026 onwards, hat_nb contributors'
+extensions = ['myst_nb']
+nb_execution_mode = 'off'                       # the notebooks' committed outputs are the documentation's
+myst_enable_extensions = ['dollarmath', 'amsmath']
+myst_heading_anchors = 3
+exclude_patterns = ['_build', '**.ipynb_checkpoints']
+suppress_warnings = ['myst.header', 'misc.highlighting_failure']
+html_theme = 'alabaster'
+html_theme_options = dict(page_width='1180px', sidebar_width='230px')
+html_title = 'hat_nb'
+html_static_path = ['_static']
+mathjax_path = 'mathjax/tex-mml-chtml.js'       # served by the site itself (npm package `mathjax`), no CDN
