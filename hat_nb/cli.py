@@ -61,8 +61,9 @@ def _search_text(a):
 
 def _stage(a):
     from hat_nb.pipeline import run_stage, ParamsError
-    try: run_stage(a.name, a.params)
-    except ParamsError as e: print(f"hat-nb stage {a.name}: {e}", file=sys.stderr); return 2
+    name = f"{a.name} {a.dataset}" if a.dataset else a.name
+    try: run_stage(a.name, a.dataset, a.params)
+    except ParamsError as e: print(f"hat-nb stage {name}: {e}", file=sys.stderr); return 2
 
 # %% ../nbs/10_cli.ipynb #cell-04
 def _positive_int(v):
@@ -110,8 +111,9 @@ def parser():
     st.add_argument('image'); st.add_argument('--captions', required=True, help='text file, one caption per line')
     st.add_argument('--model', required=True); st.add_argument('-k', type=_positive_int, default=5); st.add_argument('--device', default='cpu')
     st.add_argument('--json', action='store_true'); st.set_defaults(fn=_search_text)
-    s = sub.add_parser('stage', help='run a pipeline notebook with its params.yaml section (used by dvc.yaml)')
-    s.add_argument('name'); s.add_argument('--params', default='params.yaml')
+    s = sub.add_parser('stage', help='run a pipeline notebook with its params.yaml section, for one dataset (used by dvc.yaml)')
+    s.add_argument('name'); s.add_argument('dataset', nargs='?', help="a dataset of params.yaml's catalog (prepare, train, evaluate)")
+    s.add_argument('--params', default='params.yaml')
     s.set_defaults(fn=_stage)
     return p
 

@@ -108,10 +108,13 @@ def score_all(model, img_feats, txt_feats, mask, direction='i2t', img_block=256,
 # %% ../nbs/06_evaluate.ipynb #cell-11
 def evaluate(model, recs, tokenizer, protocol='standard', directions=('i2t', 't2i', 'both'), batch_size=128, device='cpu',
              amp='auto', max_elems=None, num_workers=0, out_json=None, progress=True, verbose=True, shard=True, precision='auto') -> dict:
-    "Metrics on `recs`; `protocol` 'standard' or 'coco1k' (5 folds of 1000). With `shard`, every torchrun process must call it."
+    "Metrics on `recs` by `protocol`: 'standard', 'coco1k' (5 folds of a fifth: 1000 of COCO's 5000), or a list of them from one encoding and scoring (then a dict by protocol). With `shard`, every torchrun process must call it."
     cfg = model.cfg
     ds = ImageDataset(recs, eval_transform(cfg.img_size))
-    if protocol == 'coco1k' and len(ds) != 5000: raise ValueError(f"coco1k needs the 5000 COCO test images, got {len(ds)}")
+    protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol)
+    bad = [p for p in protocols if p not in ('standard', 'coco1k')]
+    if bad or not protocols: raise ValueError(f"protocol must be 'standard', 'coco1k' or a list of them, got {protocol!r}")
+    if 'coco1k' in protocols and len(ds) % 5: raise ValueError(f"coco1k needs a number of images divisible into 5 folds (COCO: 5000), got {len(ds)}")
     if verbose:
         with torch.no_grad():
             R = [f.shape[1] for f in model.encode_images(torch.zeros(1, 3, cfg.img_size, cfg.img_size, device=device))]
@@ -123,10 +126,11 @@ def evaluate(model, recs, tokenizer, protocol='standard', directions=('i2t', 't2
         if d == 'both' and {'i2t', 't2i'} <= sims.keys(): sims[d] = (sims['i2t'] + sims['t2i']) / 2
         else: sims[d] = score_all(model, img, txt, mask, d, max_elems=max_elems, progress=progress, shard=shard)
     t2i = ds.txt2img
-    res = {}
-    for d, s in sims.items():
-        res[d] = fold_metrics(s, t2i) if protocol == 'coco1k' else recall_metrics(s, t2i)
-    res['n_images'], res['n_captions'], res['protocol'] = len(ds), len(ds.captions), protocol
+    out = {}
+    for p in protocols:
+        res = {d: fold_metrics(s, t2i, 5, len(ds) // 5) if p == 'coco1k' else recall_metrics(s, t2i) for d, s in sims.items()}
+        out[p] = dict(res, n_images=len(ds), n_captions=len(ds.captions), protocol=p)
+    res = out[protocols[0]] if isinstance(protocol, str) else out
     if out_json:
         Path(out_json).parent.mkdir(parents=True, exist_ok=True)
         write_json(out_json, res)

