@@ -1,6 +1,6 @@
 """Two-stage search (FAISS prefilter on pooled embeddings + full HAT re-rank) vs full scoring, text->image.
 
-    python benchmarks/bench_search.py --model models/demo/best --data data/emoji --split test
+    python benchmarks/bench_search.py --model models/emoji/best --data data/emoji --split test
 
 Indexes the split's images, queries every caption, and reports t2i R@1/5/10 and time per query for full scoring and for
 prefilters of several sizes N (the re-rank scores only N images).
@@ -13,7 +13,7 @@ from hat_nb.search import Searcher, build_index
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--model', default='models/demo/best'); p.add_argument('--data', default='data/emoji'); p.add_argument('--split', default='test')
+    p.add_argument('--model', default='models/emoji/best'); p.add_argument('--data', default='data/emoji'); p.add_argument('--split', default='test')
     p.add_argument('--prefilters', default='0,10,25,50,100'); p.add_argument('--max-queries', type=int, default=None)
     p.add_argument('--json', default=None)
     a = p.parse_args(argv)

@@ -95,6 +95,13 @@ def _check_data(dataset: str, root: Path):
         how = GET_DATA.get(dataset, f"put its Karpathy-format JSON and images in {d}")
         raise DataMissingError(f"dataset {dataset!r}: no data in {d} ({e}); to get it: {how}") from None
 
+def _check_weights(overrides: dict, root: Path, where: str):
+    "Pretrained weights named by a recipe override must exist before training starts."
+    for k in ('model.img_weights', 'model.txt_model'):
+        v = overrides.get(k)
+        if isinstance(v, str) and not (root/v).exists():
+            raise DataMissingError(f"{where}.{k}: {v} not found; put the pretrained weights there (README: \"Reproducing the paper\")")
+
 def stage_parameters(stage: str, dataset: str | None, allp: dict, declared: dict, where='params.yaml') -> dict:
     "The notebook parameters of `stage` (for `dataset`): its `params.yaml` section, plus the dataset's name and `catalog` entry."
     given = dict(allp.get(stage) or {})
@@ -127,6 +134,7 @@ def run_stage(stage, dataset=None, params_file='params.yaml', nb_dir='pipelines'
     given = check_params(stage_parameters(stage, dataset, allp, declared, where), declared, f"{where}:{stage}")
     if 'overrides' in declared and 'recipe' in declared: check_recipe_overrides(given, declared, f"{where}:{stage}")
     if dataset is not None: _check_data(dataset, root)
+    _check_weights(given.get('overrides') or {}, root, f"{where}:catalog.{dataset}.overrides")
     out = root/(dataset_paths(dataset)['notebooks'] if dataset else 'reports')
     out.mkdir(parents=True, exist_ok=True)
     pm.execute_notebook(str(nb), str(out/f"{stage}.ipynb"), parameters=given, kernel_name='python3', cwd=str(root), progress_bar=False, log_output=True)
@@ -141,5 +149,5 @@ def describe_figure(fig) -> list[dict]:
     return [dict(title=ax.get_title(), xlabel=ax.get_xlabel(), ylabel=ax.get_ylabel(), xticks=[t.get_text() for t in ax.get_xticklabels()],
                  lines=[dict(label=l.get_label(), x=[_num(v) for v in l.get_xdata()], y=[_num(v) for v in l.get_ydata()])
                         for l in ax.get_lines() if len(l.get_xdata())],
-                 bars=[_num(b.get_height()) for b in ax.patches if hasattr(b, 'get_height')], images=len(ax.images))
+                 bars=[_num(v) for c in ax.containers for v in getattr(c, 'datavalues', [])], images=len(ax.images))
             for ax in fig.axes]

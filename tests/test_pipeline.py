@@ -100,7 +100,9 @@ def test_two_dataset_pipeline_makes_both_tables(tmp_path):
     repo, env = _clone(tmp_path)
     make_fixture(repo/'data/flickr30k', 'flickr', n=15, size=32); (repo/'data/flickr30k/dataset_flickr.json').rename(repo/'data/flickr30k/dataset_flickr30k.json')
     make_fixture(repo/'data/coco', 'coco', n=40, size=32)                       # 10 test images: COCO 1K becomes 5 folds of 2
-    _set_params(repo, datasets=['flickr30k', 'coco'],
+    random_weights = dict(flickr30k=dict(recipe='paper_f30k', protocols=['standard'], captions_per_image=None),
+                          coco=dict(recipe='paper_coco', protocols=['standard', 'coco1k'], captions_per_image=5))
+    _set_params(repo, datasets=['flickr30k', 'coco'], catalog=random_weights,
                 train=dict(overrides=dict(epochs=1, max_steps_per_epoch=1, batch_size=2, eval_batch_size=8)), evaluate=dict(n_examples=2, batch_size=8))
     run(BIN/'dvc', 'repro', cwd=repo, env=env, timeout=1500)
     results = (repo/'reports/results.md').read_text()
