@@ -145,9 +145,10 @@ def _num(v) -> float | None:
     return None if v != v else v                  # NaN (a gap in a line) as null
 
 def describe_figure(fig) -> list[dict]:
-    "Per axes of `fig`: title, axis labels, x tick labels, each line's (label, x, y), bar heights, number of images."
+    "Per axes of `fig`: title, axis labels, x tick labels, each line's (label, x, y), bar values, number of images, legend entries."
     return [dict(title=ax.get_title(), xlabel=ax.get_xlabel(), ylabel=ax.get_ylabel(), xticks=[t.get_text() for t in ax.get_xticklabels()],
                  lines=[dict(label=l.get_label(), x=[_num(v) for v in l.get_xdata()], y=[_num(v) for v in l.get_ydata()])
                         for l in ax.get_lines() if len(l.get_xdata())],
-                 bars=[_num(v) for c in ax.containers for v in getattr(c, 'datavalues', [])], images=len(ax.images))
+                 bars=[_num(v) for c in ax.containers for v in getattr(c, 'datavalues', [])], images=len(ax.images),
+                 legend=[t.get_text() for t in ax.get_legend().get_texts()] if ax.get_legend() else [])
             for ax in fig.axes]
