@@ -25,7 +25,6 @@ def main(argv=None):
         build_index(img_dir, a.model, Path(tmp)/'index', progress=False)
         t_index = time.perf_counter() - t
         s = Searcher(Path(tmp)/'index', a.model)
-        name = {Path(pth).name: i for i, pth in enumerate(s.paths)}
         queries = [(c, r.path.name) for r in recs for c in r.captions][:a.max_queries]
         rows = []
         for n in [int(x) for x in a.prefilters.split(',')]:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_evaluate.ipynb #cell-02
 from __future__ import annotations
-import json, math
+
 from pathlib import Path
 import torch
 from torch.utils.data import DataLoader

@@ -15,7 +15,7 @@ from torch import nn, Tensor
 from transformers import AutoConfig, AutoModel, AutoTokenizer, BertConfig
 from transformers.utils import logging as hf_logging
 
-from .align import attention_weights, scan_scores, show_attention
+from .align import attention_weights, scan_scores
 from .data import atomic_write, write_json
 
 # %% auto #0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+
 from tqdm.auto import tqdm
 
 from .data import Collate, DatasetError, atomic_write, eval_transform, load_rgb, write_json

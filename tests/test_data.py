@@ -2,8 +2,8 @@
 import hashlib, json, shutil, sys
 from pathlib import Path
 import pytest
-from conftest import ROOT, run
-from hat_nb.data import DatasetError, build_emoji, cache_dir, check, make_fixture, read_karpathy, summarize
+from conftest import run
+from hat_nb.data import DatasetError, build_emoji, check, make_fixture, read_karpathy, summarize
 
 HAT = Path(sys.executable).parent/'hat-nb'
 

@@ -1,6 +1,5 @@
 "Several processes (gloo, CPU) against one: the global-batch losses and gradients, and sharded all-pairs scoring."
 import socket
-from pathlib import Path
 import pytest, torch
 import torch.multiprocessing as mp
 from dist_workers import loss_worker, score_worker

@@ -83,7 +83,6 @@ def test_crafted_pickle_refused(tmp_path):
 
 def test_dvclive_files_and_frozen_towers_build_no_graph(tmp_path):
     "A tiny run writes DVCLive metrics and plots; while a tower is frozen its outputs carry no autograd graph."
-    from hat_nb.model import HATModel
     import hat_nb.train as ht
     data = make_fixture(tmp_path/'data', 'flickr', n=12)
     mc, tc = tiny_recipe(data, 2)
