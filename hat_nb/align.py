@@ -75,11 +75,26 @@ if triton is not None:
         return first + (pid % per_group) % size, (pid % per_group) // size
 
     @triton.jit
+    def _patch_word_tile(vbase, tbase, r0, R, L, D, svr, stl, BR: tl.constexpr, BL: tl.constexpr, BD: tl.constexpr,
+                         IEEE: tl.constexpr, UP: tl.constexpr):
+        "s[r, l] = v_(r0+r) . t_l for one (BR, BL) tile of patches x words, accumulated in fp32 over BD-wide slices of d."
+        rs, ls, ds = tl.arange(0, BR), tl.arange(0, BL), tl.arange(0, BD)
+        rin, lin = (r0 + rs) < R, ls < L
+        s = tl.zeros((BR, BL), dtype=tl.float32)
+        for k0 in range(0, D, BD):
+            din = (k0 + ds) < D
+            v = tl.load(vbase + (r0 + rs)[:, None] * svr + (k0 + ds)[None, :], mask=rin[:, None] & din[None, :], other=0.0)
+            t = tl.load(tbase + ls[:, None] * stl + (k0 + ds)[None, :], mask=lin[:, None] & din[None, :], other=0.0)
+            if UP: v, t = v.to(tl.float32), t.to(tl.float32)
+            s = tl.dot(v, tl.trans(t), s, input_precision="ieee" if IEEE else "tf32")
+        return s
+
+    @triton.jit
     def _i2t_kernel(V, T, M, VN, G, OUT, R, L, D, n_img, n_txt, lam, eps,
                     svi, svr, stc, stl, smc, sgc, sgl, soi,
                     BR: tl.constexpr, BL: tl.constexpr, BD: tl.constexpr, GROUP: tl.constexpr, IEEE: tl.constexpr, UP: tl.constexpr):
         i, c = _pair(tl.program_id(0), n_img, n_txt, GROUP)
-        rs, ls, ds = tl.arange(0, BR), tl.arange(0, BL), tl.arange(0, BD)
+        rs, ls = tl.arange(0, BR), tl.arange(0, BL)
         lin = ls < L
         word = tl.load(M + c * smc + ls, mask=lin, other=0) != 0                      # real (non-pad) words
         vbase, tbase = V + i.to(tl.int64) * svi, T + c.to(tl.int64) * stc
@@ -87,13 +102,7 @@ if triton is not None:
         colsq = tl.zeros((BL,), dtype=tl.float32)
         for r0 in range(0, R, BR):
             rin = (r0 + rs) < R
-            s = tl.zeros((BR, BL), dtype=tl.float32)
-            for k0 in range(0, D, BD):
-                din = (k0 + ds) < D
-                v = tl.load(vbase + (r0 + rs)[:, None] * svr + (k0 + ds)[None, :], mask=rin[:, None] & din[None, :], other=0.0)
-                t = tl.load(tbase + ls[:, None] * stl + (k0 + ds)[None, :], mask=lin[:, None] & din[None, :], other=0.0)
-                if UP: v, t = v.to(tl.float32), t.to(tl.float32)
-                s = tl.dot(v, tl.trans(t), s, input_precision="ieee" if IEEE else "tf32")
+            s = _patch_word_tile(vbase, tbase, r0, R, L, D, svr, stl, BR, BL, BD, IEEE, UP)
             h = tl.where(s > 0, s, 0.1 * s)
             h = tl.where(rin[:, None], h, 0.0)
             colsq += tl.sum(h * h, axis=0)
@@ -103,13 +112,7 @@ if triton is not None:
         total = tl.zeros((BR,), dtype=tl.float32)
         for r0 in range(0, R, BR):
             rin = (r0 + rs) < R
-            s = tl.zeros((BR, BL), dtype=tl.float32)
-            for k0 in range(0, D, BD):
-                din = (k0 + ds) < D
-                v = tl.load(vbase + (r0 + rs)[:, None] * svr + (k0 + ds)[None, :], mask=rin[:, None] & din[None, :], other=0.0)
-                t = tl.load(tbase + ls[:, None] * stl + (k0 + ds)[None, :], mask=lin[:, None] & din[None, :], other=0.0)
-                if UP: v, t = v.to(tl.float32), t.to(tl.float32)
-                s = tl.dot(v, tl.trans(t), s, input_precision="ieee" if IEEE else "tf32")
+            s = _patch_word_tile(vbase, tbase, r0, R, L, D, svr, stl, BR, BL, BD, IEEE, UP)
             h = tl.where(s > 0, s, 0.1 * s) * inv[None, :]
             logit = tl.where(word[None, :], lam * h, float('-inf'))
             p = tl.exp(logit - tl.max(logit, axis=1)[:, None])
