@@ -41,7 +41,7 @@ def _text(o) -> str:
 def _normalise(t: str) -> str:
     "Paths of temporary folders and of the checkout vary from run to run."
     t = t.replace(str(ROOT), '<repo>')
-    return re.sub(re.escape(tempfile.gettempdir()) + r'/tmp[\w-]+', '<tmp>', t)
+    return re.sub(r'/tmp(?:/(?:tmp|hat_nb-nb-)[\w-]+)+', '<tmp>', t)
 
 def _same_text(a: str, b: str) -> bool:
     "Equal up to temporary paths, and numbers that differ by at most 1e-3 relatively (1e-6 absolutely)."
@@ -63,7 +63,10 @@ def differences(committed, fresh) -> list[str]:
     return out
 
 def run_one(p: Path, check: bool) -> int:
-    fresh = execute(p)
+    with tempfile.TemporaryDirectory(prefix='hat_nb-nb-') as tmp:       # the notebook's temporary files go, with it
+        os.environ['TMPDIR'], tempfile.tempdir = tmp, tmp
+        fresh = execute(p)
+    tempfile.tempdir = None; os.environ.pop('TMPDIR')
     if not check:
         write_nb(fresh, p); print(f"{p.name}: executed"); return 0
     diff = differences(read_nb(p), fresh)
