@@ -200,17 +200,18 @@ def attention_maps(model: HATModel, image: Tensor, caption: str, tokenizer, dire
         maps.append(a.reshape(len(words), side, -1).float().cpu())
     return dict(words=words, maps=maps)
 
-# %% ../nbs/03_model.ipynb #cell-16
+# %% ../nbs/03_model.ipynb #7cde4275
 @torch.no_grad()
 def save_pretrained(model: HATModel, out_dir, tokenizer=None):
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    cfg = asdict(model.cfg) | dict(txt_model=None, img_weights=None, tokenizer=None, txt_config=model.txt.body.config.to_dict())
+    txt_config = {k: v for k, v in model.txt.body.config.to_dict().items() if k != '_name_or_path'}   # no path of this machine
+    cfg = asdict(model.cfg) | dict(txt_model=None, img_weights=None, tokenizer=None, txt_config=txt_config)
     if tokenizer is None:
         try: tokenizer = load_tokenizer(model.cfg)
         except (OSError, FileNotFoundError): pass
     if tokenizer is not None: tokenizer.save_pretrained(out/'tokenizer')
     sd = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    atomic_write(out/'model.safetensors', lambda p: save_file(sd, str(p), metadata=dict(format='pt', library='hat_nb')))
+    atomic_write(out/'model.safetensors', lambda p: save_file(sd, str(p), metadata=dict(format='pt')))   # one key: same bytes every save
     write_json(out/'config.json', cfg, default=list)
     return out
 
