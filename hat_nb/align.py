@@ -4,7 +4,8 @@
 
 # %% ../nbs/02_align.ipynb #cell-03
 from __future__ import annotations
-import functools, os
+import functools, os, sys
+from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -14,7 +15,9 @@ try:
 except ImportError: triton = None
 
 # %% auto #0
-__all__ = ['BACKENDS', 'default_chunk', 'pick_backend', 'scan_scores', 'scan_scores_loop', 'attention_weights', 'show_attention']
+__all__ = ['TRITON_DTYPES', 'TRITON_MAX_L', 'ONE_PASS_WIDTHS', 'GPU_TARGETS', 'KERNEL_SHAPES', 'BACKENDS', 'triton_plan',
+           'kernel_resources', 'resources_table', 'print_table', 'default_chunk', 'pick_backend', 'scan_scores',
+           'scan_scores_loop', 'attention_weights', 'show_attention']
 
 # %% ../nbs/02_align.ipynb #cell-05
 def _check_inputs(img, txt, txt_mask):
@@ -124,64 +127,268 @@ if triton is not None:
         tl.store(OUT + i.to(tl.int64) * soi + c, tl.sum(total, axis=0) / R)
 
     @triton.jit
+    def _t2i_logits(s, word, rin, lam, eps):
+        "LeakyReLU, each patch (row) normalised over the real words, times lambda; padded words 0, rows past R -inf."
+        h = tl.where(word[None, :], tl.where(s > 0, s, 0.1 * s), 0.0)
+        h = h / (tl.sqrt(tl.sum(h * h, axis=1))[:, None] + eps)
+        return tl.where(rin[:, None], lam * h, float('-inf'))
+
+    @triton.jit
+    def _t2i_score(num, l, nrm, TN, c, L, word, ls, lin, eps):
+        "Mean over the real words of cos(t_j, a_j) = (t_j . a_j) / (|a_j| |t_j|), from unnormalised sums over patches."
+        tn = tl.load(TN + c.to(tl.int64) * L + ls, mask=lin, other=1.0)
+        cos = (num / l) / tl.maximum((tl.sqrt(nrm) / l) * tn, eps)
+        return tl.sum(tl.where(word, cos, 0.0), axis=0) / tl.sum(word.to(tl.float32), axis=0)
+
+    @triton.jit
     def _t2i_kernel(V, T, M, TN, OUT, R, L, D, n_img, n_txt, lam, eps,
                     svi, svr, stc, stl, smc, soi,
-                    BR: tl.constexpr, BL: tl.constexpr, DP: tl.constexpr, GROUP: tl.constexpr, IEEE: tl.constexpr, UP: tl.constexpr):
+                    BR: tl.constexpr, BL: tl.constexpr, DA: tl.constexpr, DB: tl.constexpr, SPLIT: tl.constexpr,
+                    GROUP: tl.constexpr, IEEE: tl.constexpr, UP: tl.constexpr):
+        # one pass: online softmax over patches; the attended vectors a_j (BL x d, fp32) in two power-of-two parts DA + DB
         i, c = _pair(tl.program_id(0), n_img, n_txt, GROUP)
-        rs, ls, ds = tl.arange(0, BR), tl.arange(0, BL), tl.arange(0, DP)
-        lin, din = ls < L, ds < D
+        rs, ls, da, db = tl.arange(0, BR), tl.arange(0, BL), tl.arange(0, DA), DA + tl.arange(0, DB)
+        lin, ain, bin = ls < L, da < D, db < D
         word = tl.load(M + c * smc + ls, mask=lin, other=0) != 0
-        vbase = V + i.to(tl.int64) * svi
-        t = tl.load(T + c.to(tl.int64) * stc + ls[:, None] * stl + ds[None, :], mask=lin[:, None] & din[None, :], other=0.0)
-        if UP: t = t.to(tl.float32)
+        vbase, tbase = V + i.to(tl.int64) * svi, T + c.to(tl.int64) * stc
+        ta = tl.load(tbase + ls[:, None] * stl + da[None, :], mask=lin[:, None] & ain[None, :], other=0.0)
+        tb = tl.load(tbase + ls[:, None] * stl + db[None, :], mask=lin[:, None] & bin[None, :], other=0.0)
+        if UP: ta, tb = ta.to(tl.float32), tb.to(tl.float32)
         m = tl.full((BL,), float('-inf'), tl.float32)
         l = tl.zeros((BL,), dtype=tl.float32)
         num = tl.zeros((BL,), dtype=tl.float32)
-        acc = tl.zeros((BL, DP), dtype=tl.float32)                                    # unnormalised attended image vector per word
+        acca = tl.zeros((BL, DA), dtype=tl.float32)
+        accb = tl.zeros((BL, DB), dtype=tl.float32)
         for r0 in range(0, R, BR):
             rin = (r0 + rs) < R
-            v = tl.load(vbase + (r0 + rs)[:, None] * svr + ds[None, :], mask=rin[:, None] & din[None, :], other=0.0)
-            if UP: v = v.to(tl.float32)
-            s = tl.dot(v, tl.trans(t), input_precision="ieee" if IEEE else "tf32")  # (BR, BL)
-            h = tl.where(word[None, :], tl.where(s > 0, s, 0.1 * s), 0.0)
-            h = h / (tl.sqrt(tl.sum(h * h, axis=1))[:, None] + eps)                 # each patch normalised over words
-            logit = tl.where(rin[:, None], lam * h, float('-inf'))
+            va = tl.load(vbase + (r0 + rs)[:, None] * svr + da[None, :], mask=rin[:, None] & ain[None, :], other=0.0)
+            if UP: va = va.to(tl.float32)
+            s = tl.dot(va, tl.trans(ta), input_precision="ieee" if IEEE else "tf32")
+            if SPLIT:
+                vb = tl.load(vbase + (r0 + rs)[:, None] * svr + db[None, :], mask=rin[:, None] & bin[None, :], other=0.0)
+                if UP: vb = vb.to(tl.float32)
+                s = tl.dot(vb, tl.trans(tb), s, input_precision="ieee" if IEEE else "tf32")
+            logit = _t2i_logits(s, word, rin, lam, eps)
             m_new = tl.maximum(m, tl.max(logit, axis=0))
             alpha = tl.exp(m - m_new)
-            e = tl.exp(logit - m_new[None, :])                                         # online softmax over patches
+            e = tl.exp(logit - m_new[None, :])
             l = l * alpha + tl.sum(e, axis=0)
             num = num * alpha + tl.sum(e * s, axis=0)
-            acc = acc * alpha[:, None] + tl.dot(tl.trans(e.to(v.dtype)), v, input_precision="ieee" if IEEE else "tf32")
+            et = tl.trans(e.to(va.dtype))
+            acca = acca * alpha[:, None] + tl.dot(et, va, input_precision="ieee" if IEEE else "tf32")
+            if SPLIT: accb = accb * alpha[:, None] + tl.dot(et, vb, input_precision="ieee" if IEEE else "tf32")
             m = m_new
-        an = tl.sqrt(tl.sum(acc * acc, axis=1)) / l
-        tn = tl.load(TN + c.to(tl.int64) * L + ls, mask=lin, other=1.0)
-        cos = (num / l) / tl.maximum(an * tn, eps)
-        cos = tl.where(word, cos, 0.0)
-        tl.store(OUT + i.to(tl.int64) * soi + c, tl.sum(cos, axis=0) / tl.sum(word.to(tl.float32), axis=0))
+        nrm = tl.sum(acca * acca, axis=1) + tl.sum(accb * accb, axis=1)
+        tl.store(OUT + i.to(tl.int64) * soi + c, _t2i_score(num, l, nrm, TN, c, L, word, ls, lin, eps))
+
+    @triton.jit
+    def _t2i_chunked_kernel(V, T, M, TN, OUT, R, L, D, n_img, n_txt, lam, eps,
+                            svi, svr, stc, stl, smc, soi,
+                            BR: tl.constexpr, BL: tl.constexpr, BD: tl.constexpr, BC: tl.constexpr, GROUP: tl.constexpr,
+                            IEEE: tl.constexpr, UP: tl.constexpr):
+        # two passes: softmax statistics first, then |a_j|^2 summed over BC-wide chunks of d (s recomputed per chunk)
+        i, c = _pair(tl.program_id(0), n_img, n_txt, GROUP)
+        rs, ls, cs = tl.arange(0, BR), tl.arange(0, BL), tl.arange(0, BC)
+        lin = ls < L
+        word = tl.load(M + c * smc + ls, mask=lin, other=0) != 0
+        vbase, tbase = V + i.to(tl.int64) * svi, T + c.to(tl.int64) * stc
+        m = tl.full((BL,), float('-inf'), tl.float32)
+        l = tl.zeros((BL,), dtype=tl.float32)
+        num = tl.zeros((BL,), dtype=tl.float32)
+        for r0 in range(0, R, BR):                                                     # pass 1: max, normaliser, t_j . a_j
+            s = _patch_word_tile(vbase, tbase, r0, R, L, D, svr, stl, BR, BL, BD, IEEE, UP)
+            logit = _t2i_logits(s, word, (r0 + rs) < R, lam, eps)
+            m_new = tl.maximum(m, tl.max(logit, axis=0))
+            alpha = tl.exp(m - m_new)
+            e = tl.exp(logit - m_new[None, :])
+            l = l * alpha + tl.sum(e, axis=0)
+            num = num * alpha + tl.sum(e * s, axis=0)
+            m = m_new
+        nrm = tl.zeros((BL,), dtype=tl.float32)
+        for c0 in range(0, D, BC):                                                     # pass 2: |a_j|^2, one chunk of d at a time
+            cin = (c0 + cs) < D
+            acc = tl.zeros((BL, BC), dtype=tl.float32)
+            for r0 in range(0, R, BR):
+                rin = (r0 + rs) < R
+                s = _patch_word_tile(vbase, tbase, r0, R, L, D, svr, stl, BR, BL, BD, IEEE, UP)
+                e = tl.exp(_t2i_logits(s, word, rin, lam, eps) - m[None, :])
+                v = tl.load(vbase + (r0 + rs)[:, None] * svr + (c0 + cs)[None, :], mask=rin[:, None] & cin[None, :], other=0.0)
+                if UP: v = v.to(tl.float32)
+                acc = tl.dot(tl.trans(e.to(v.dtype)), v, acc, input_precision="ieee" if IEEE else "tf32")
+            nrm += tl.sum(acc * acc, axis=1)
+        tl.store(OUT + i.to(tl.int64) * soi + c, _t2i_score(num, l, nrm, TN, c, L, word, ls, lin, eps))
 
 # %% ../nbs/02_align.ipynb #cell-08
-def _triton_scores(img, txt, mask, direction, lam, eps, BR=32, BD=64, GROUP=16):
-    "Scores `(n_img, n_txt)` in fp32 by the fused kernels: one program per (image, caption) pair, only the score written."
+TRITON_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
+TRITON_MAX_L = 64
+ONE_PASS_WIDTHS = (128, 256, 384, 512, 768)   # widths d the one-pass t2i kernel is compiled for in the resource table
+
+def triton_plan(direction: str, dtype: torch.dtype, L: int, d: int) -> dict:
+    "The kernel and launch configuration `backend='triton'` uses for one level (`L` caption tokens, width `d`); `ValueError` naming why when there is none."
+    if direction not in ('i2t', 't2i'): raise ValueError(f"direction must be 'i2t' or 't2i', got {direction!r}")
+    if dtype not in TRITON_DTYPES:
+        raise ValueError(f"backend='triton' scores bf16, fp16 or fp32 features, got {dtype} (fp64 is scored by backend='torch')")
+    if not 1 <= L <= TRITON_MAX_L: raise ValueError(f"backend='triton' takes captions of 1 to {TRITON_MAX_L} tokens, got {L}")
+    if d < 16 or d % 16: raise ValueError(f"backend='triton' needs a width d that is a multiple of 16, got {d}")
+    BL, ieee = max(16, triton.next_power_of_2(L)), dtype == torch.float32
+    if direction == 'i2t':                        # 64-token captions: 16-patch tiles keep the (BR, BL) tiles in registers
+        return dict(kernel='i2t', BR=32 if BL <= 32 else 16, BL=BL, BD=64, IEEE=ieee, num_warps=4)
+    if not ieee and BL <= 32 and d in ONE_PASS_WIDTHS:   # one pass, the attended vectors in registers (16-bit; words padded to 32)
+        DA = d if d & (d - 1) == 0 else triton.next_power_of_2(d) // 2
+        return dict(kernel='t2i', BR=16, BL=32, DA=DA, DB=max(16, triton.next_power_of_2(d - DA)) if d > DA else 16, SPLIT=d > DA,
+                    IEEE=False, num_warps=8, num_stages=2)
+    return dict(kernel='t2i_chunked', BR=16, BL=BL, BD=32, BC=128, IEEE=ieee, num_warps=4 if BL == 16 else 8)   # 8 warps at BL 16: ptxas caps at 64 registers and spills
+
+def _triton_launch(img, txt, mask, direction, lam, eps, GROUP=16):
+    "(kernel, args, options, grid) of one `backend='triton'` call: the one place its arguments are built (launch and compile check)."
     (ni, R, d), (nt, L, _) = img.shape, txt.shape
-    if L > 64: raise ValueError(f"backend='triton' takes captions of at most 64 tokens, got {L}")
-    if d % 16: raise ValueError(f"backend='triton' needs a width d that is a multiple of 16, got {d}")
+    plan = triton_plan(direction, img.dtype, L, d)
+    kernel = {'i2t': _i2t_kernel, 't2i': _t2i_kernel, 't2i_chunked': _t2i_chunked_kernel}[plan.pop('kernel')]
     img, txt, m8 = img.contiguous(), txt.contiguous(), mask.to(torch.int8).contiguous()
     out = torch.empty(ni, nt, device=img.device, dtype=torch.float32)
-    BL, ieee = max(16, triton.next_power_of_2(L)), img.dtype == torch.float32
     up = img.dtype == torch.bfloat16 and os.environ.get('TRITON_INTERPRET') == '1'   # the CPU interpreter's bf16 tl.dot is wrong (triton 3.8)
-    grid = (ni * nt,)
+    common = (R, L, d, ni, nt, lam, eps, img.stride(0), img.stride(1), txt.stride(0), txt.stride(1), m8.stride(0))
     if direction == 'i2t':
         vn = img.float().norm(dim=-1).contiguous()
-        tp = F.pad(txt.float() * mask[..., None], (0, 0, 0, BL - L))
+        tp = F.pad(txt.float() * mask[..., None], (0, 0, 0, plan['BL'] - L))
         G = (tp @ tp.transpose(1, 2)).contiguous()                      # caption Gram matrices, (n_txt, BL, BL)
-        _i2t_kernel[grid](img, txt, m8, vn, G, out, R, L, d, ni, nt, lam, eps, img.stride(0), img.stride(1), txt.stride(0),
-                          txt.stride(1), m8.stride(0), G.stride(0), G.stride(1), out.stride(0), BR=BR, BL=BL, BD=BD, GROUP=GROUP, IEEE=ieee, UP=up)
+        args = (img, txt, m8, vn, G, out) + common + (G.stride(0), G.stride(1), out.stride(0))
     else:
         tn = txt.float().norm(dim=-1).contiguous()
-        _t2i_kernel[grid](img, txt, m8, tn, out, R, L, d, ni, nt, lam, eps, img.stride(0), img.stride(1), txt.stride(0),
-                          txt.stride(1), m8.stride(0), out.stride(0), BR=BR, BL=BL, DP=triton.next_power_of_2(d), GROUP=GROUP, IEEE=ieee, UP=up,
-                          num_warps=8)
-    return out
+        args = (img, txt, m8, tn, out) + common + (out.stride(0),)
+    return kernel, args, dict(plan, GROUP=GROUP, UP=up), (ni * nt,)
+
+def _triton_scores(img, txt, mask, direction, lam, eps):
+    "Scores `(n_img, n_txt)` in fp32 by the fused kernels: one program per (image, caption) pair, only the score written."
+    kernel, args, opts, grid = _triton_launch(img, txt, mask, direction, lam, eps)
+    kernel[grid](*args, **opts)
+    return args[5] if direction == 'i2t' else args[4]
+
+# %% ../nbs/02_align.ipynb #0978a435
+GPU_TARGETS = {'sm_80': (80, 166_912), 'sm_90': (90, 232_448)}   # A100; H100/H200: compute capability, shared bytes a block may use
+
+KERNEL_SHAPES = {   # name: (R patches, L tokens, d width, images, captions) of the launches scan_scores makes
+    'paper L1':          (784, 32, 768, 256, 25000),   # COCO 5K: a 256-image block against 25,000 captions
+    'paper L2':          (196, 32, 768, 256, 25000),
+    'paper L3':          (49, 32, 768, 256, 25000),
+    'paper L1, L=64':    (784, 64, 768, 256, 25000),
+    'paper L3, L=64':    (49, 64, 768, 256, 25000),
+    'demo L1':           (64, 32, 128, 250, 1250),
+    'demo L3':           (4, 32, 128, 250, 1250),
+    'search: 1 caption': (784, 8, 768, 100, 1),       # a short query: captions are trimmed to their longest
+    'search: 1 image':   (784, 32, 768, 1, 100),
+    'smallest R':        (1, 32, 768, 256, 25000),
+    'width 256':         (196, 32, 256, 256, 5000),    # the other widths of the one-pass t2i kernel (ONE_PASS_WIDTHS)
+    'width 384':         (196, 32, 384, 256, 5000),
+    'width 512':         (196, 32, 512, 256, 5000),
+    'other width':       (196, 32, 96, 256, 5000),     # not a one-pass width: the chunked t2i kernel for every dtype
+    'other width, L=8':  (49, 8, 96, 256, 5000),
+}
+
+def _ptxas_resources(ptx: str, arch: str) -> dict:
+    "Registers and spill bytes of one kernel's PTX, from the `ptxas` shipped in the triton wheel."
+    import re, subprocess, tempfile
+    ptxas = Path(triton.__file__).parent/'backends/nvidia/bin/ptxas'
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d)/'k.ptx').write_text(ptx)
+        r = subprocess.run([str(ptxas), f'--gpu-name={arch}', '-v', f'{d}/k.ptx', '-o', f'{d}/k.cubin'], capture_output=True, text=True)
+    log = r.stdout + r.stderr
+    if r.returncode: raise RuntimeError(f"ptxas failed for {arch}: {log[-500:]}")
+    spill = re.search(r'(\d+) bytes spill stores, (\d+) bytes spill loads', log)
+    return dict(registers=int(re.search(r'Used (\d+) registers', log).group(1)), spill_bytes=int(spill[1]) + int(spill[2]))
+
+def _gpu_compile_args(kernel, args, opts, target: str):
+    "(cache key, source, options, target) of one launch, specialised exactly as the launcher specialises it, for a GPU target."
+    import hashlib
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource, make_backend
+    from triton.runtime.jit import create_function_from_signature
+    gpu = GPUTarget('cuda', GPU_TARGETS[target][0], 32)
+    backend = make_backend(gpu)
+    bound, spec, options = create_function_from_signature(kernel.signature, kernel.params, backend)(*args, **opts)
+    options, signature, constexprs, attrs = kernel._pack_args(backend, opts, bound, spec, options)
+    src = ASTSource(kernel, signature, constexprs, attrs)
+    key = hashlib.sha256(f"{triton.__version__}|{target}|{src.hash()}|{sorted(options.__dict__.items())}".encode()).hexdigest()
+    return key, src, options, gpu
+
+def _gpu_launch(R, L, d, n_img, n_txt, direction, dtype, target):
+    "The launch `scan_scores(backend='triton')` makes for inputs of these shapes (the GPU code, also when this process interprets)."
+    kernel, args, opts, _ = _triton_launch(*_meta_inputs(R, L, d, n_img, n_txt, getattr(torch, dtype)), direction, 9.0, 1e-8)
+    return kernel, args, dict(opts, UP=False)
+
+def _compile_task(task) -> tuple[str, dict]:
+    "Compile one launch for its target (no GPU needed): shared bytes, registers and spilled bytes (ptxas), or the error."
+    kernel, args, opts = _gpu_launch(*task)
+    key, src, options, gpu = _gpu_compile_args(kernel, args, opts, task[-1])
+    try:
+        k = triton.compile(src, target=gpu, options=options.__dict__)
+        arch = 'sm_90a' if gpu.arch == 90 else f'sm_{gpu.arch}'
+        return key, dict(shared_bytes=k.metadata.shared, **_ptxas_resources(k.asm['ptx'], arch), num_warps=k.metadata.num_warps,
+                         num_stages=k.metadata.num_stages, error=None)
+    except Exception as e: return key, dict(shared_bytes=None, registers=None, spill_bytes=None, error=f"{type(e).__name__}: {e}"[:300])
+
+def _meta_inputs(R, L, d, n_img, n_txt, dtype):
+    "Shape-only stand-ins for a level's features (no memory): the launcher builds its arguments from them as from real ones."
+    meta = lambda *s, dt=dtype: torch.empty(*s, dtype=dt, device='meta')
+    return meta(n_img, R, d), meta(n_txt, L, d), meta(n_txt, L, dt=torch.bool)
+
+def kernel_resources(shapes=None, targets=tuple(GPU_TARGETS), dtypes=TRITON_DTYPES, directions=('i2t', 't2i')) -> list[dict]:
+    "Compile every launch `scan_scores(backend='triton')` makes for `shapes` (default `KERNEL_SHAPES`) for each GPU target; per row: shared bytes, registers, spills, fits."
+    import json
+    from hat_nb.data import cache_dir
+    shapes = KERNEL_SHAPES if shapes is None else shapes
+    if __name__ != 'hat_nb.align' or not isinstance(_i2t_kernel, triton.runtime.JITFunction):
+        return _in_compiling_process(shapes, targets, dtypes, directions)    # TRITON_INTERPRET=1 or a notebook: the library, compiling
+    cache_file = cache_dir()/'triton_resources.json'
+    try: cache = json.loads(cache_file.read_text())
+    except (OSError, ValueError): cache = {}
+    tasks = [(name, (*shape, direction, str(dt).replace('torch.', ''), target)) for name, shape in shapes.items()
+             for direction in directions for dt in dtypes for target in targets]
+    keys = [_gpu_compile_args(*_gpu_launch(*t), t[-1])[0] for _, t in tasks]
+    todo = {k: t for k, (_, t) in zip(keys, tasks) if k not in cache}
+    if todo:                                      # each compile is single-threaded: one process per core
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(min(len(todo), os.cpu_count() or 1), mp_context=mp.get_context('spawn')) as pool:
+            cache.update(pool.map(_compile_task, todo.values()))
+    rows = []
+    for k, (name, (R, L, d, ni, nt, direction, dt, target)) in zip(keys, tasks):
+        r = cache[k]
+        rows.append(dict(shape=name, kernel=_gpu_launch(R, L, d, ni, nt, direction, dt, target)[0].fn.__name__.strip('_').replace('_kernel', ''),
+                         dtype=dt, target=target, **r, fits=r['error'] is None and r['shared_bytes'] <= GPU_TARGETS[target][1]))
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    cache_file.write_text(json.dumps(cache))
+    return rows
+
+def _in_compiling_process(*args):
+    "`kernel_resources(*args)` in a fresh Python without TRITON_INTERPRET (whose kernels compile) importing `hat_nb.align`."
+    import json, subprocess
+    code = ("import json, sys, torch; from hat_nb.align import kernel_resources; a = json.load(sys.stdin); "
+            "a[2] = [getattr(torch, x) for x in a[2]]; print(json.dumps(kernel_resources(*a)))")
+    shapes, targets, dtypes, directions = args
+    arg = json.dumps([shapes, list(targets), [str(x).replace('torch.', '') for x in dtypes], list(directions)])
+    env = {k: v for k, v in os.environ.items() if k != 'TRITON_INTERPRET'}
+    r = subprocess.run([sys.executable, '-c', code], input=arg, capture_output=True, text=True, env=env)
+    if r.returncode: raise RuntimeError(f"compiling the kernels failed:\n{r.stderr[-2000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+def resources_table(rows, by=('kernel', 'dtype', 'target')) -> list[dict]:
+    "`kernel_resources` rows summarised per `by`: shapes compiled, largest shared memory and register count, spilled bytes, whether all fit."
+    out = {}
+    for r in rows:
+        g = out.setdefault(tuple(r[k] for k in by), dict(zip(by, (r[k] for k in by)), shapes=0, max_shared_KB=0, max_registers=0, spill_bytes=0, fits=True))
+        g['shapes'] += 1; g['fits'] &= r['fits']
+        if r['error'] is None:
+            g['max_shared_KB'] = max(g['max_shared_KB'], round(r['shared_bytes'] / 1024, 1)); g['max_registers'] = max(g['max_registers'], r['registers'])
+            g['spill_bytes'] += r['spill_bytes']
+    return list(out.values())
+
+def print_table(rows: list[dict]):
+    "Rows of dicts as an aligned text table, a column per key."
+    cols = list(rows[0])
+    w = {c: max(len(str(c)), *(len(str(r[c])) for r in rows)) for c in cols}
+    print('  '.join(f"{c:>{w[c]}}" for c in cols))
+    for r in rows: print('  '.join(f"{str(r[c]):>{w[c]}}" for c in cols))
 
 # %% ../nbs/02_align.ipynb #cell-09
 BACKENDS = ('auto', 'triton', 'compile', 'torch')
@@ -190,18 +397,33 @@ def default_chunk(device) -> int:
     "Elements of one chunk's score tensor: 2**26 on a GPU (few, large kernels), 2**18 on a CPU (a chunk stays in cache: measured 1.7x faster)."
     return 2**26 if torch.device(device).type == 'cuda' else 2**18
 
-def pick_backend(backend, img, txt) -> str:
-    "'auto': the Triton kernels on CUDA without autograd (forward only), the torch path elsewhere; explicit choices are checked."
+def pick_backend(backend, img, txt, direction=None) -> str:
+    "'auto': the Triton kernels on CUDA without autograd when `triton_plan` has a configuration for the inputs, else the torch path; explicit choices are checked."
     if backend not in BACKENDS: raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     grad = torch.is_grad_enabled() and (img.requires_grad or txt.requires_grad)
     if backend == 'auto':
-        return 'triton' if triton is not None and img.is_cuda and not grad and img.dtype != torch.float64 else 'torch'
+        if triton is None or not img.is_cuda or grad: return 'torch'
+        try: triton_plan(direction or 'i2t', img.dtype, txt.shape[1], img.shape[-1])
+        except ValueError: return 'torch'
+        return 'torch' if (direction, img.dtype, txt.shape[1], img.shape[-1]) in _TRITON_FAILED else 'triton'
     if backend == 'triton':
         if triton is None: raise ValueError("backend='triton' needs the triton package")
         if grad: raise ValueError("backend='triton' has no backward pass; use 'torch' (or 'auto') for training")
         if not img.is_cuda and os.environ.get('TRITON_INTERPRET') != '1':
             raise ValueError("backend='triton' needs CUDA tensors (or TRITON_INTERPRET=1 set before import, to run the kernels on the CPU)")
+        triton_plan(direction or 'i2t', img.dtype, txt.shape[1], img.shape[-1])
     return backend
+
+_TRITON_FAILED = set()   # (direction, dtype, L, d) whose launch failed in this process: 'auto' scores them with torch
+
+def _triton_or_torch(img, txt, mask, direction, lam, eps):
+    "The fused kernels; if a launch fails (a GPU or triton version they were not checked on), one line on stderr and None."
+    try: return _triton_scores(img, txt, mask, direction, lam, eps)
+    except Exception as e:                        # OutOfResources, a compiler error, a driver error: finish on the torch path
+        _TRITON_FAILED.add((direction, img.dtype, txt.shape[1], img.shape[-1]))
+        print(f"hat_nb: the Triton {direction} kernel failed on this GPU ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+              "scoring with backend='torch' instead", file=sys.stderr)
+        return None
 
 @functools.cache
 def _compiled(fn): return torch.compile(fn, dynamic=False)
@@ -220,10 +442,15 @@ def scan_scores(img: Tensor, txt: Tensor, txt_mask: Tensor, direction="i2t", lam
                 + scan_scores(img, txt, txt_mask, 't2i', lambda_softmax, eps, max_elems, backend)) / 2
     fn = {'i2t': _cos_mean_i2t, 't2i': _cos_mean_t2i}.get(direction)
     if fn is None: raise ValueError(f"direction must be 'i2t', 't2i' or 'both', got {direction!r}")
-    backend = pick_backend(backend, img, txt)
     if backend != 'compile':                      # trim padding common to all captions (compile: keep shapes fixed)
         L = int(txt_mask.sum(1).max()); txt, txt_mask = txt[:, :L], txt_mask[:, :L]
-    if backend == 'triton': return _triton_scores(img, txt, txt_mask, direction, lambda_softmax, eps)
+    chosen = pick_backend(backend, img, txt, direction)
+    if chosen == 'triton':
+        if backend == 'triton': return _triton_scores(img, txt, txt_mask, direction, lambda_softmax, eps)
+        out = _triton_or_torch(img, txt, txt_mask, direction, lambda_softmax, eps)
+        if out is not None: return out
+        chosen = 'torch'
+    backend = chosen
     (ni, R, d), (nt, L) = img.shape, txt_mask.shape
     per_pair = R * L + (L * d if direction == 't2i' and R > d else 0)
     ct = max(1, min(nt, max_elems // per_pair))

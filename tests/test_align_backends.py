@@ -1,4 +1,4 @@
-"Scoring backends: the Triton kernels in the CPU interpreter (and on a GPU when there is one), the compiled chunk function."
+"Scoring backends: the Triton kernels in the CPU interpreter (and on a GPU when there is one), compiled for A100/H100 targets, the compiled chunk function."
 import os, subprocess, sys, textwrap
 import pytest, torch
 from hat_nb.align import scan_scores
@@ -8,8 +8,8 @@ CHECK = textwrap.dedent('''
     from hat_nb.align import scan_scores
     g = torch.Generator().manual_seed(0)
     dev = '{dev}'
-    for R, L, d in ((7, 9, 16), (45, 13, 48), (33, 64, 32)):          # R not a multiple of the 32-patch tile; L up to 64
-        img, txt = torch.randn(3, R, d, generator=g), torch.randn(5, L, d, generator=g)
+    for R, L, d in ((7, 9, 16), (45, 13, 48), (33, 64, 32), (21, 9, 128), (9, 12, 384)):   # R not a multiple of the tiles; L up to 64; one-pass widths
+        img, txt = torch.randn(3, R, d, generator=g) / d**0.25, torch.randn(5, L, d, generator=g) / d**0.25
         mask = torch.arange(L)[None] < torch.tensor([L, 1, 3, L - 2, 5])[:, None]
         for direction in ('i2t', 't2i'):
             ref = scan_scores(img.double(), txt.double(), mask, direction, backend='torch')
@@ -58,3 +58,36 @@ def test_compile_backend_equal_and_one_graph():
     got = scan_scores(img, txt, mask, 'i2t', backend='compile', max_elems=40 * 11 * 4 * 3)     # chunks of 4 captions x 3 images
     assert counters['stats']['unique_graphs'] - before == 1
     torch.testing.assert_close(got, scan_scores(img, txt, mask, 'i2t', backend='torch'), rtol=0, atol=1e-6)
+
+def test_kernels_fit_the_gpus():
+    "Every launch scan_scores makes at KERNEL_SHAPES, compiled for sm_80 (A100) and sm_90 (H100/H200): shared memory within the limit, no spills."
+    from hat_nb.align import kernel_resources, GPU_TARGETS, KERNEL_SHAPES
+    rows = kernel_resources()
+    assert len(rows) == len(KERNEL_SHAPES) * 2 * 3 * len(GPU_TARGETS)
+    bad = [r for r in rows if r['error'] or r['shared_bytes'] > GPU_TARGETS[r['target']][1] or r['spill_bytes']]
+    assert not bad, '\n'.join(map(str, bad))
+
+def test_auto_only_picks_compiled_configurations():
+    "On CUDA, 'auto' takes the kernels only with a launch configuration that the resource table compiled (all others: torch)."
+    from types import SimpleNamespace
+    from hat_nb.align import KERNEL_SHAPES, TRITON_DTYPES, _triton_launch, _meta_inputs, pick_backend, triton_plan
+    compiled = set()
+    for R, L, d, ni, nt in KERNEL_SHAPES.values():
+        for direction in ('i2t', 't2i'):
+            for dt in TRITON_DTYPES:
+                kernel, _, opts, _ = _triton_launch(*_meta_inputs(R, L, d, ni, nt, dt), direction, 9.0, 1e-8)
+                compiled.add((kernel.fn.__name__, tuple(sorted((k, v) for k, v in opts.items() if k != 'UP'))))
+    cuda = lambda n, L, d, dt: SimpleNamespace(is_cuda=True, requires_grad=False, dtype=dt, shape=(n, L, d))
+    picked = 0
+    for direction in ('i2t', 't2i'):
+        for dt in (*TRITON_DTYPES, torch.float64):
+            for L in range(1, 81):
+                for d in (*range(8, 1040, 8), 1536, 2048):
+                    if pick_backend('auto', cuda(4, 49, d, dt), cuda(4, L, d, dt), direction) != 'triton': continue
+                    kernel, _, opts, _ = _triton_launch(*_meta_inputs(49, L, d, 4, 4, dt), direction, 9.0, 1e-8)
+                    key = (kernel.fn.__name__, tuple(sorted((k, v) for k, v in opts.items() if k != 'UP')))
+                    assert key in compiled, (direction, dt, L, d, key)
+                    picked += 1
+    assert picked > 10000                                   # the kernels are the usual choice, not an exception
+    with pytest.raises(ValueError, match="fp64 is scored by backend='torch'"): triton_plan('i2t', torch.float64, 32, 768)
+    with pytest.raises(ValueError, match='at most|1 to 64'): triton_plan('t2i', torch.bfloat16, 65, 768)
