@@ -13,15 +13,15 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from hat_nb.evaluate import amp_dtype
 from hat_nb.model import HATModel
-from hat_nb.train import _compile_towers, _make_optim, _set_frozen, recipe, train_step
+from hat_nb.train import compile_towers, make_optimizer, set_frozen, recipe, train_step
 
 def run_variant(name, a, mc, tc, batch, flop):
     torch.manual_seed(0)
     m = HATModel(mc, load_weights=not a.recipe.startswith('paper')).to(a.device).train()   # paper: random weights, offline
-    _set_frozen(m, 0 if name == 'frozen' else 10**6, tc)
+    set_frozen(m, 0 if name == 'frozen' else 10**6, tc)
     if name == 'eager': opt = torch.optim.Adam(m.parameters(), lr=tc.lr)
-    else: opt, _ = _make_optim(m, tc, 1, a.device)
-    if name in ('compiled', 'frozen'): _compile_towers(m, tc, a.device)
+    else: opt, _ = make_optimizer(m, tc, 1, a.device)
+    if name in ('compiled', 'frozen'): compile_towers(m, tc, a.device)
     dt = amp_dtype(a.device, tc.amp)
     scaler = torch.amp.GradScaler('cuda', enabled=dt == torch.float16)
     step = lambda: train_step(m, m, opt, scaler, batch, tc, a.device, dt)

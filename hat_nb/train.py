@@ -25,7 +25,8 @@ from .model import HATConfig, HATModel, check_fields, load_tokenizer, minilm_pat
 
 # %% auto #0
 __all__ = ['RECIPES', 'PRESETS', 'TrainConfig', 'recipe', 'CheckpointError', 'UnsafeCheckpointError', 'load_checkpoint',
-           'loss_fn', 'RunDirError', 'run_lock', 'EpochOrder', 'train_step', 'train']
+           'set_frozen', 'make_optimizer', 'loss_fn', 'RunDirError', 'run_lock', 'EpochOrder', 'compile_towers',
+           'train_step', 'train']
 
 # %% ../nbs/07_train.ipynb #cell-04
 @dataclass
@@ -152,12 +153,12 @@ def load_checkpoint(path) -> dict:
         raise CheckpointError(msg) from None
 
 # %% ../nbs/07_train.ipynb #cell-12
-def _set_frozen(model, epoch, tc):
+def set_frozen(model, epoch, tc):
     "Towers (the image tower with its level norms) train from epoch index `freeze_*_epochs` on; the projections always."
     for tower, n in ((model.img, tc.freeze_img_epochs), (model.txt, tc.freeze_txt_epochs)):
         for p in tower.parameters(): p.requires_grad_(epoch >= n)
 
-def _make_optim(model, tc, steps_per_epoch, device='cpu'):
+def make_optimizer(model, tc, steps_per_epoch, device='cpu'):
     "Adam(W) over every parameter (frozen ones get no gradient, so no update), fused into one kernel on CUDA; the per-epoch schedule."
     cls = torch.optim.AdamW if tc.optimizer == 'adamw' else torch.optim.Adam
     opt = cls(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, fused=True if device.startswith('cuda') else None)
@@ -243,7 +244,7 @@ def _loader(ds, coll, tc, device, W, rank):
     order = EpochOrder(len(ds), tc.seed)
     return DataLoader(ds, tc.batch_size, sampler=order, drop_last=tc.drop_last, **kw), order
 
-def _compile_towers(model, tc, device):
+def compile_towers(model, tc, device):
     "torch.compile the tower modules (their `forward` calls timm's `forward_intermediates`); compiled code is cached on disk."
     if tc.compile == 'off' or (tc.compile == 'auto' and not device.startswith('cuda')): return
     os.environ.setdefault('TORCHINDUCTOR_CACHE_DIR', str(cache_dir()/'inductor'))   # a resumed run reuses it
@@ -275,7 +276,7 @@ def _run(mc, tc, out, rank, W, device, resume, resume_from, progress) -> dict:
     r = _setup(mc, tc, out, rank, W, device)
     ckpt = Path(resume_from) if resume_from else out/'last.pt'
     if resume and ckpt.is_file(): _resume(r, ckpt, progress)
-    _compile_towers(r.model, tc, device)
+    compile_towers(r.model, tc, device)
     if r.main: _open_logs(r)
     for epoch in range(r.epoch, tc.epochs):
         tot, seconds = _train_epoch(r, epoch, progress)
@@ -318,7 +319,7 @@ def _setup(mc, tc, out, rank, W, device) -> _Run:
     if tc.max_steps_per_epoch: steps = min(steps, tc.max_steps_per_epoch)
     if steps == 0: raise ValueError(f"batch_size {tc.batch_size} exceeds the {len(ds)} training captions")
     dl, order = _loader(ds, Collate(tok, mc.max_len), tc, device, W, rank)
-    opt, sch = _make_optim(model, tc, steps, device)
+    opt, sch = make_optimizer(model, tc, steps, device)
     dt = amp_dtype(device, tc.amp)
     scaler = torch.amp.GradScaler('cuda', enabled=dt == torch.float16)
     return _Run(mc, tc, out, rank, W, device, model, tok, loss_fn(tc), dl, order, opt, sch, scaler, dt, steps, val_recs)
@@ -359,7 +360,7 @@ def _log_step(r: _Run, epoch, step, loss, pairs_s, bar):
 def _train_epoch(r: _Run, epoch: int, progress: bool):
     "Train one epoch from the resumed position; returns (summed loss as a device tensor, seconds)."
     tc, W = r.tc, r.W
-    _set_frozen(r.model, epoch, tc); r.model.train()
+    set_frozen(r.model, epoch, tc); r.model.train()
     net = DDP(r.model, device_ids=[r.device] if r.device.startswith('cuda') else None) if W > 1 else r.model   # re-wrapped: frozen set changes
     first = r.step if epoch == r.epoch else 0
     r.order.set_epoch(epoch) if W > 1 else r.order.set(epoch, first * tc.batch_size)
