@@ -9,9 +9,9 @@ from pathlib import Path
 import yaml
 
 # %% auto #0
-__all__ = ['REPORT', 'GET_DATA', 'CATALOG_KEYS', 'ParamsError', 'check_params', 'notebook_params', 'load_params',
-           'check_recipe_overrides', 'dataset_paths', 'DataMissingError', 'stage_parameters', 'run_stage',
-           'describe_figure']
+__all__ = ['CPU_NUMERICS', 'CPU_NUMERICS_SETTINGS', 'REPORT', 'GET_DATA', 'CATALOG_KEYS', 'ParamsError', 'check_params',
+           'cpu_numerics_env', 'notebook_params', 'load_params', 'check_recipe_overrides', 'dataset_paths',
+           'DataMissingError', 'stage_parameters', 'run_stage', 'describe_figure']
 
 # %% ../nbs/10_pipeline.ipynb #cell-04
 class ParamsError(ValueError): "A `params.yaml` section does not match the notebook's parameters."
@@ -33,6 +33,20 @@ def check_params(given: dict, declared: dict, where='params') -> dict:
             probs.append(f"{where}.{k}: expected {type(declared[k]).__name__} like {declared[k]!r}, got {type(v).__name__} {v!r}")
     if probs: raise ParamsError('\n'.join(probs))
     return given
+
+# %% ../nbs/10_pipeline.ipynb #de953ef9
+CPU_NUMERICS = dict(ATEN_CPU_CAPABILITY='avx2', ONEDNN_MAX_CPU_ISA='AVX2', MKL_CBWR='AVX2,STRICT',
+                    OMP_NUM_THREADS='2', MKL_NUM_THREADS='2')   # x86-64; on other CPUs the thread counts only
+CPU_NUMERICS_SETTINGS = ('pinned', 'native')
+
+def cpu_numerics_env(setting='pinned', machine=None) -> dict:
+    "Environment variables a run sets before torch starts: `CPU_NUMERICS` when `setting` is 'pinned' (x86-64: all; elsewhere the thread counts), none for 'native'."
+    import platform
+    if setting not in CPU_NUMERICS_SETTINGS:
+        raise ParamsError(f"cpu_numerics: expected one of {', '.join(CPU_NUMERICS_SETTINGS)}, got {setting!r}")
+    if setting == 'native': return {}
+    x86 = (machine or platform.machine()).lower() in ('x86_64', 'amd64')
+    return dict(CPU_NUMERICS) if x86 else {k: v for k, v in CPU_NUMERICS.items() if k.endswith('_NUM_THREADS')}
 
 # %% ../nbs/10_pipeline.ipynb #910bc180
 def notebook_params(nb_path) -> dict:
@@ -135,6 +149,8 @@ def run_stage(stage, dataset=None, params_file='params.yaml', nb_dir='pipelines'
     if 'overrides' in declared and 'recipe' in declared: check_recipe_overrides(given, declared, f"{where}:{stage}")
     if dataset is not None: _check_data(dataset, root)
     _check_weights(given.get('overrides') or {}, root, f"{where}:catalog.{dataset}.overrides")
+    import os
+    os.environ.update(cpu_numerics_env(allp.get('cpu_numerics', 'pinned')))    # the notebook kernel starts with these
     out = root/(dataset_paths(dataset)['notebooks'] if dataset else 'reports')
     out.mkdir(parents=True, exist_ok=True)
     pm.execute_notebook(str(nb), str(out/f"{stage}.ipynb"), parameters=given, kernel_name='python3', cwd=str(root), progress_bar=False,

@@ -13,6 +13,9 @@ from pathlib import Path
 os.environ.setdefault('CUDA_VISIBLE_DEVICES', '')            # outputs are the CPU's
 os.environ.setdefault('HF_HUB_OFFLINE', '1'); os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
 os.environ.setdefault('TQDM_DISABLE', '1')
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from hat_nb.pipeline import cpu_numerics_env
+os.environ.update(cpu_numerics_env('pinned'))                # the committed outputs are those of pinned CPU numerics, as the stages'
 from execnb.nbio import read_nb, write_nb
 from execnb.shell import CaptureShell
 
