@@ -90,9 +90,9 @@ def bench_scoring(device, n_img=5000, n_txt=25000, levels=PAPER_LEVELS, L=32, d=
 
 # %% ../nbs/09_gpu_check.ipynb #c730d239
 def bench_train_step(device, cfg: HATConfig | None = None, batch=64, steps=10, warmup=3, variants=('eager', 'compiled'), seed=0) -> list[dict]:
-    "Steps/s of the trainer's own `train_step` (fused Adam on CUDA, bf16 autocast, every parameter training) on random weights and a synthetic batch; 'compiled' adds `torch.compile` of the towers. MFU against `peak_tflops`."
+    "Steps/s of the trainer's own `train_step` (fused Adam on CUDA, bf16 autocast, every parameter training) on random weights and a synthetic batch; 'compiled' adds `torch.compile` of the towers, 'deterministic' is 'eager' under `gpu_determinism` (run it last: it stays on). MFU against `peak_tflops`."
     from torch.utils.flop_counter import FlopCounterMode
-    from hat_nb.train import compile_towers, make_optimizer
+    from hat_nb.train import compile_towers, gpu_determinism, make_optimizer
     cfg = cfg or HATConfig()
     mc, tc = recipe('paper_f30k', batch_size=batch, loss='vsepp', compile='on')
     cuda = torch.device(device).type == 'cuda'
@@ -105,6 +105,7 @@ def bench_train_step(device, cfg: HATConfig | None = None, batch=64, steps=10, w
         m = HATModel(cfg, load_weights=False).to(device).train()
         opt, _ = make_optimizer(m, tc, 1, str(device))
         if v == 'compiled': compile_towers(m, tc, 'cuda' if cuda else 'cpu')
+        if v == 'deterministic' and cuda: gpu_determinism()
         scaler = torch.amp.GradScaler('cuda', enabled=dt == torch.float16)
         step = lambda: train_step(m, m, opt, scaler, x, tc, device, dt)
         if flop is None:
@@ -178,6 +179,7 @@ def gpu_check(cpu=False, json_out=None, scoring=True, train=True, progress=print
     else:
         if not torch.cuda.is_available(): raise RuntimeError("no CUDA device is visible (use --cpu for the small CPU run)")
         devices = [f'cuda:{i}' for i in range(torch.cuda.device_count())]
+        os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')   # before cuBLAS starts: the deterministic variant needs it
     rows = []
     def add(r):
         rows.extend(r if isinstance(r, list) else [r])
@@ -189,7 +191,7 @@ def gpu_check(cpu=False, json_out=None, scoring=True, train=True, progress=print
         add(bench_scoring(devices[0], **kw))
     if train:
         add(bench_train_step(devices[0], tiny_config() if cpu else None, batch=4 if cpu else 64, steps=2 if cpu else 10,
-                             warmup=1 if cpu else 3, variants=('eager',) if cpu else ('eager', 'compiled')))
+                             warmup=1 if cpu else 3, variants=('eager',) if cpu else ('eager', 'compiled', 'deterministic')))
     if cpu: add(check_ddp('gloo', 2))
     elif len(devices) >= 2: add(check_ddp('nccl', 2))
     if json_out:

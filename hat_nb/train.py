@@ -25,8 +25,8 @@ from .model import HATConfig, HATModel, check_fields, load_tokenizer, minilm_pat
 
 # %% auto #0
 __all__ = ['RECIPES', 'PRESETS', 'TrainConfig', 'recipe', 'CheckpointError', 'UnsafeCheckpointError', 'load_checkpoint',
-           'set_frozen', 'make_optimizer', 'loss_fn', 'RunDirError', 'run_lock', 'EpochOrder', 'compile_towers',
-           'train_step', 'train']
+           'set_frozen', 'make_optimizer', 'loss_fn', 'gpu_determinism', 'RunDirError', 'run_lock', 'EpochOrder',
+           'compile_towers', 'train_step', 'train']
 
 # %% ../nbs/07_train.ipynb #cell-04
 @dataclass
@@ -52,6 +52,7 @@ class TrainConfig:
     amp: str = 'fp16'                   # 'fp16' | 'bf16' | 'auto' | 'none' (CPU always fp32)
     grad_clip: float | None = None
     seed: int = 0
+    deterministic: bool = True          # reference: deterministic; on CUDA deterministic algorithms + CUBLAS_WORKSPACE_CONFIG (CPU: see cpu_numerics)
     loss: str = 'vsepp'                 # 'vsepp' | 'infonce'
     margin: float = 0.2
     max_violation: bool = True
@@ -170,6 +171,12 @@ def make_optimizer(model, tc, steps_per_epoch, device='cpu'):
 def loss_fn(tc) -> HATLoss:
     "The loss a `TrainConfig` describes (over the global batch under torchrun)."
     return HATLoss(tc.loss, tc.margin, tc.max_violation, tc.temperature, tc.mask_same_image)
+
+def gpu_determinism():
+    "Deterministic CUDA kernels for this process: cuBLAS with a fixed workspace (`CUBLAS_WORKSPACE_CONFIG`, before its first use), cuDNN without autotuning, `torch.use_deterministic_algorithms` (ops without a deterministic kernel warn, they do not stop the run)."
+    os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 def _init_distributed(tc):
     "Join the process group that `torchrun` describes in the environment; returns (rank, world size, device)."
@@ -311,6 +318,7 @@ def _read_splits(tc):
 
 def _setup(mc, tc, out, rank, W, device) -> _Run:
     random.seed(tc.seed); torch.manual_seed(tc.seed)
+    if tc.deterministic and device.startswith('cuda'): gpu_determinism()
     train_recs, val_recs = _read_splits(tc)
     model = HATModel(mc).to(device)
     tok = load_tokenizer(mc)
