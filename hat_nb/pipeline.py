@@ -89,7 +89,7 @@ def dataset_paths(dataset: str) -> dict:
                 test_metrics=f'{m}/test.json', recall_curves=f'{m}/recall_at_k.json', details=f'{m}/eval_details.json',
                 attention=f'{r}/attention.png', figures=f'{r}/figures', notebooks=r)
 
-REPORT = dict(published='pipelines/published.csv', results='reports/results.md', figures='reports/figures')   # the report stage's files
+REPORT = dict(published='pipelines/published.csv', seeds='pipelines/demo_seeds.csv', results='reports/results.md', figures='reports/figures')   # the report stage's files
 
 GET_DATA = {
     'emoji': 'build it with `hat-nb build-emoji data/emoji` (tools/setup.sh does)',

@@ -1,6 +1,9 @@
 """Render README.md from nbs/index.ipynb: markdown cells verbatim, visible code cells as python blocks.
 
 Usage: python tools/render_readme.py [--check]   (--check exits 1 when README.md is out of date)
+       python tools/render_readme.py --demo-results reports/results.md
+           (after a demo run: copies its printed demo table, and the seed spread of pipelines/demo_seeds.csv, into
+            nbs/index.ipynb between the demo-results markers, then renders README.md)
 """
 import json, sys
 from pathlib import Path
@@ -16,7 +19,29 @@ def render(nb_path=root/'nbs/index.ipynb') -> str:
         elif c['cell_type'] == 'code': out.append(f"```python\n{src}\n```")
     return '\n\n'.join(out) + '\n\n<!-- Generated from nbs/index.ipynb by tools/render_readme.py: edit the notebook, not this file. -->\n'
 
+START, END = '<!-- demo-results:start -->', '<!-- demo-results:end -->'
+
+def demo_results(results_md: Path, seeds_csv=root/'pipelines/demo_seeds.csv') -> str:
+    "The demo section of a report's results.md (as the run printed it), and the committed table of the demo's seeds."
+    text = Path(results_md).read_text()
+    sec = text.split('## emoji test (demo)', 1)[1].split('\n## ', 1)[0].strip()
+    import csv
+    rows = list(csv.DictReader(open(seeds_csv)))
+    cols = list(rows[0])
+    seeds = '\n'.join(['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)] + ['| ' + ' | '.join(r[c] for c in cols) + ' |' for r in rows])
+    return f"{sec}\n\nThree seeds of the demo (`train.overrides: {{seed: N}}`, `dvc repro`, pinned CPU numerics), i2t-scored row:\n\n{seeds}"
+
+def set_demo_results(results_md, nb_path=root/'nbs/index.ipynb'):
+    nb = json.loads(nb_path.read_text())
+    for c in nb['cells']:
+        s = ''.join(c['source'])
+        if START in s:
+            s = s[:s.index(START) + len(START)] + '\n' + demo_results(results_md) + '\n' + s[s.index(END):]
+            lines = s.split('\n'); c['source'] = [x + '\n' for x in lines[:-1]] + [lines[-1]]
+    nb_path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
+
 if __name__ == '__main__':
+    if '--demo-results' in sys.argv: set_demo_results(sys.argv[sys.argv.index('--demo-results') + 1])
     text, readme = render(), root/'README.md'
     if '--check' in sys.argv:
         ok = readme.is_file() and readme.read_text() == text
