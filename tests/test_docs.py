@@ -38,7 +38,7 @@ def test_alignment_page_in_chromium(site, tmp_path):
     fig = np.array(Image.open(site/imgs[0]).convert('RGB'))
     assert fig.shape[0] > 300 and fig.shape[1] > 250
     shot = tmp_path/'shot.png'
-    chromium('--window-size=1280,16000', f'--screenshot={shot}', page.as_uri(), tmp_path=tmp_path)      # the whole page
+    chromium('--window-size=1280,32000', f'--screenshot={shot}', page.as_uri(), tmp_path=tmp_path)      # the whole page
     px = np.array(Image.open(shot).convert('RGB'))
     row = fig[fig.shape[0] // 2].tobytes()                                     # a row of pixels through the middle level's maps
     hits = [y for y in range(px.shape[0]) if px[y].tobytes().find(row) % 3 == 0]
