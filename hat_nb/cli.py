@@ -22,6 +22,13 @@ def _check(a):
     for p in probs: print(p)
     print(f"{a.data_dir}: {'OK' if not probs else f'{len(probs)} problem(s)'}")
     return 1 if probs else 0
+def _number(v):
+    "YAML 1.1 reads `1e-4` (no dot) as text: a string that Python reads as a number is that number."
+    if isinstance(v, str):
+        try: return int(v) if v.strip().lstrip('+-').isdigit() else float(v)
+        except ValueError: pass
+    return v
+
 def _train(a):
     import yaml
     from hat_nb.train import recipe, train
@@ -29,7 +36,7 @@ def _train(a):
     for kv in a.set or []:
         k, sep, v = kv.partition('=')
         if not sep: raise SystemExit(f"--set expects key=value, got {kv!r}")
-        over[k] = yaml.safe_load(v)
+        over[k] = _number(yaml.safe_load(v))
     if a.data: over['data_dir'] = a.data
     best = train(*recipe(a.recipe, **over), a.out, resume=not a.restart, resume_from=a.resume_from)
     if best: print(json.dumps(best))
@@ -137,8 +144,9 @@ def main(argv=None):
         import os; os.environ['TRITON_INTERPRET'] = '1'
     from hat_nb.data import DatasetError
     from hat_nb.search import SearchIndexError
-    from hat_nb.train import CheckpointError, RunDirError
+    from hat_nb.train import CheckpointError, RunDirError, TrainingStopped
     try: code = a.fn(a) or 0
+    except TrainingStopped as e: print(f"hat-nb {a.cmd}: {e}", file=sys.stderr); code = e.exit_code
     except (DatasetError, SearchIndexError, CheckpointError, RunDirError, FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"hat-nb {a.cmd}: error: {e}", file=sys.stderr); code = 2
     except RuntimeError as e:

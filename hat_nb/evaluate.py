@@ -21,7 +21,10 @@ __all__ = ['SCORE_DTYPES', 'ranks', 'recall_metrics', 'fold_metrics', 'amp_dtype
 
 # %% ../nbs/06_evaluate.ipynb #cell-04
 def ranks(sims, txt2img):
-    "0-based ranks: per image of its best caption (i2t), per caption of its image (t2i)."
+    "0-based ranks: per image of its best caption (i2t), per caption of its image (t2i); NaN/inf scores are refused (they would rank first)."
+    bad = (~torch.isfinite(sims)).sum().item()
+    if bad: raise ValueError(f"{bad} of {sims.numel()} scores are NaN or inf: the model or its features are not finite (a diverged "
+                             "training run?); nothing was ranked")
     n_img = sims.shape[0]
     txt2img = txt2img.to(sims.device)
     own = txt2img[None, :] == torch.arange(n_img, device=sims.device)[:, None]          # (n_img, n_txt)

@@ -88,10 +88,20 @@ def _encode_shards(todo, part: Path, plan: dict, model, tf, batch_size, shard_si
     bar.close()
     return [np.load(f) for f in sorted(part.glob('shard_*.npz'))]
 
+def _check_index_out(out: Path, images: Path, model_dir):
+    "`--out` may be new, empty, or an index: anything else (the images, the model, a folder of documents) is never replaced."
+    if out.resolve() in (images.resolve(), Path(model_dir).resolve()) or images.resolve().is_relative_to(out.resolve()):
+        raise SearchIndexError(f"{out}: is the image folder, holds it, or is the model: choose another --out for the index")
+    if out.exists() and not out.is_dir(): raise SearchIndexError(f"{out}: exists and is a file, not an index folder: choose another --out")
+    if out.is_dir() and any(out.iterdir()) and not (out/'meta.json').is_file():
+        raise SearchIndexError(f"{out}: exists, is not empty and is not a search index (no meta.json): nothing was changed; "
+                               "choose a new or empty folder for --out")
+
 def build_index(images_dir, model_dir, out_dir, batch_size=64, shard_size=1024, device='cpu', progress=True) -> dict:
     "Encode every image under `images_dir` with the model in `model_dir` into a search index at `out_dir`; an existing index of the same folder and model is updated (new files encoded, removed ones dropped, unchanged ones kept)."
     out, part = Path(out_dir), Path(str(out_dir) + '.partial')
     root = Path(images_dir).resolve()
+    _check_index_out(out, root, model_dir)
     imgs, skipped = list_images(root)
     rel = [p.relative_to(root).as_posix() for p in imgs]
     keys = {r: _file_key(p) for r, p in zip(rel, imgs)}

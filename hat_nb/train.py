@@ -25,8 +25,8 @@ from .model import HATConfig, HATModel, check_fields, load_tokenizer, minilm_pat
 
 # %% auto #0
 __all__ = ['RECIPES', 'PRESETS', 'TrainConfig', 'recipe', 'CheckpointError', 'UnsafeCheckpointError', 'load_checkpoint',
-           'set_frozen', 'make_optimizer', 'loss_fn', 'gpu_determinism', 'RunDirError', 'run_lock', 'EpochOrder',
-           'compile_towers', 'train_step', 'train']
+           'set_frozen', 'make_optimizer', 'loss_fn', 'gpu_determinism', 'RunDirError', 'TrainingStopped', 'run_lock',
+           'EpochOrder', 'compile_towers', 'train_step', 'train']
 
 # %% ../nbs/07_train.ipynb #cell-04
 @dataclass
@@ -183,6 +183,8 @@ def _init_distributed(tc):
     W = int(os.environ.get('WORLD_SIZE', 1))
     cuda = torch.cuda.is_available() and tc.device in ('auto', 'cuda')
     local, n_gpu = int(os.environ.get('LOCAL_WORLD_SIZE', W)), torch.cuda.device_count()
+    if tc.device.startswith('cuda') and not torch.cuda.is_available():
+        raise ValueError(f"device={tc.device!r} but no CUDA device is visible here (torch {torch.__version__}); use --set device=auto or device=cpu")
     if cuda and W > 1 and local > n_gpu:
         raise ValueError(f"{local} processes on this machine but {n_gpu} GPU(s): start one process per GPU "
                          f"(torchrun --nproc_per_node {n_gpu}), or train on the CPU with --set device=cpu")
@@ -198,6 +200,10 @@ def _init_distributed(tc):
 
 # %% ../nbs/07_train.ipynb #cell-15
 class RunDirError(RuntimeError): "The output directory cannot be used: not writable, or in use by another run."
+
+class TrainingStopped(RuntimeError):
+    "Training stopped before its end: the loss diverged (NaN/inf; nothing non-finite was saved) or Ctrl-C (a checkpoint was written)."
+    def __init__(self, msg, exit_code=2): super().__init__(msg); self.exit_code = exit_code
 
 def _check_writable(out: Path):
     try:
@@ -285,11 +291,13 @@ def _run(mc, tc, out, rank, W, device, resume, resume_from, progress) -> dict:
     if resume and ckpt.is_file(): _resume(r, ckpt, progress)
     compile_towers(r.model, tc, device)
     if r.main: _open_logs(r)
-    for epoch in range(r.epoch, tc.epochs):
-        tot, seconds = _train_epoch(r, epoch, progress)
-        r.sch.step()
-        if r.main: _validate_and_checkpoint(r, epoch, tot, seconds, progress)
-        if W > 1: dist.barrier()
+    with _stop_on_sigint(r):
+        for epoch in range(r.epoch, tc.epochs):
+            tot, seconds = _train_epoch(r, epoch, progress)
+            r.sch.step()
+            if r.main: _validate_and_checkpoint(r, epoch, tot, seconds, progress)
+            if W > 1: dist.barrier()
+            if r.stop and epoch + 1 < tc.epochs: raise _interrupted(r, epoch + 1, 0)
     if r.main: r.log.close(); r.live.end()
     validated = [h for h in r.history if 'val_score' in h]
     return max(validated, key=lambda h: h['val_score']) if validated else {}
@@ -302,7 +310,7 @@ class _Run:
     model: HATModel; tok: object; loss: HATLoss; dl: DataLoader; order: Sampler; opt: object; sch: object; scaler: object
     dt: object; steps: int; val_recs: list
     epoch: int = 0; step: int = 0; tot: float = 0.0; best: float = -1.0; history: list = field(default_factory=list)
-    log: object = None; live: object = None; last_ckpt: float = 0.0
+    log: object = None; live: object = None; last_ckpt: float = 0.0; stop: bool = False
     @property
     def main(self): return self.rank == 0
 
@@ -381,8 +389,9 @@ def _train_epoch(r: _Run, epoch: int, progress: bool):
         tot += loss; seen += len(b['img_idx']) * W; bar.update()
         if r.main and ((step + 1) % tc.log_every == 0 or step + 1 == r.steps):
             _log_step(r, epoch, step, loss, seen / (time.time() - tw), bar); seen, tw = 0, time.time()
-        if r.main and step + 1 < r.steps and time.monotonic() - r.last_ckpt >= 60 * tc.ckpt_every_minutes:
-            r.log.flush(); _checkpoint(r, epoch, step + 1, tot.item())
+        if r.main and step + 1 < r.steps and (r.stop or time.monotonic() - r.last_ckpt >= 60 * tc.ckpt_every_minutes):
+            _check_finite(r, epoch, tot); r.log.flush(); _checkpoint(r, epoch, step + 1, tot.item())
+        if r.stop and step + 1 < r.steps: raise _interrupted(r, epoch, step + 1)
     bar.close()
     return tot, time.time() - t0
 
@@ -390,8 +399,32 @@ def _train_epoch(r: _Run, epoch: int, progress: bool):
 def _should_validate(epoch, tc) -> bool:
     return epoch == tc.epochs - 1 or (epoch >= tc.val_from_epoch and (epoch - tc.val_from_epoch) % tc.val_every == 0)
 
+def _check_finite(r: _Run, epoch, tot):
+    "A NaN/inf loss stops the run before anything is saved from it: `last.pt` and `best/` stay the last good ones."
+    if not math.isfinite(t := tot.item()):
+        good = str(r.out/'last.pt') if (r.out/'last.pt').is_file() else 'none (none was written yet)'
+        raise TrainingStopped(f"training diverged in epoch {epoch + 1}: the loss is {t} (NaN or inf); nothing of it was saved, the last "
+                              f"good checkpoint is {good}; lower lr or set grad_clip, and continue with --resume-from or start over with --restart")
+
+def _interrupted(r: _Run, epoch, step) -> TrainingStopped:
+    return TrainingStopped(f"interrupted: checkpoint written at epoch {epoch + 1}, step {step} ({r.out/'last.pt'}); run the same command "
+                           "again to continue", exit_code=130)
+
+@contextmanager
+def _stop_on_sigint(r: _Run):
+    "One process: a first Ctrl-C finishes the current step (or validation), writes a checkpoint and stops; a second aborts at once."
+    import signal, sys, threading
+    if r.W > 1 or threading.current_thread() is not threading.main_thread(): yield; return
+    def ask(sig, frame):
+        if r.stop: raise KeyboardInterrupt
+        r.stop = True; print("\nstopping after this step with a checkpoint (Ctrl-C again: stop at once, without one)", file=sys.stderr)
+    old = signal.signal(signal.SIGINT, ask)
+    try: yield
+    finally: signal.signal(signal.SIGINT, old)
+
 def _validate_and_checkpoint(r: _Run, epoch, tot, seconds, progress):
     tc, mc = r.tc, r.mc
+    _check_finite(r, epoch, tot)
     rec = dict(kind='epoch', epoch=epoch, train_loss=tot.item() / r.W / r.steps, lr=r.opt.param_groups[0]['lr'], seconds=round(seconds, 1))
     if _should_validate(epoch, tc):
         val = evaluate(r.model, r.val_recs, r.tok, directions=(mc.direction,), batch_size=tc.eval_batch_size, device=r.device,

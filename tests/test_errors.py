@@ -162,3 +162,43 @@ def test_more_processes_than_gpus_refused(monkeypatch):
     with pytest.raises(ValueError, match=r'2 processes on this machine but 1 GPU\(s\).*--nproc_per_node 1.*device=cpu'):
         ht._init_distributed(tc)
     assert not torch.distributed.is_initialized()
+
+def test_diverging_lr_stops_without_saving_nan(data, tmp_path):
+    "`--set lr=1e30` (YAML 1.1 reads it as text; it is taken as the number): the loss diverges, the run stops with exit 2 and saves nothing non-finite."
+    out = tmp_path/'m'
+    r = train_cli(data, out, '--set', 'lr=1e30', '--set', 'max_steps_per_epoch=3', '--set', 'optimizer=adam', '--set', 'grad_clip=null')
+    assert r.returncode == 2 and 'training diverged in epoch 1' in r.stderr and 'Traceback' not in r.stderr, r.stderr[-2000:]
+    assert not (out/'best').exists() and not (out/'last.pt').exists()
+    cfg = json.loads((out/'train_config.json').read_text())
+    assert cfg['train']['lr'] == 1e30, cfg['train']
+
+def test_nan_scores_refused_in_evaluation():
+    from hat_nb.evaluate import recall_metrics
+    sims = torch.eye(4); sims[2, 1] = float('nan')
+    with pytest.raises(ValueError, match='1 of 16 scores are NaN or inf'): recall_metrics(sims, [0, 1, 2, 3])
+
+def test_cuda_device_without_cuda(data, tmp_path):
+    if torch.cuda.is_available(): pytest.skip('CUDA is available here')
+    r = train_cli(data, tmp_path/'m', '--set', 'device=cuda')
+    assert r.returncode == 2 and "device='cuda' but no CUDA device is visible" in r.stderr and 'Traceback' not in r.stderr, r.stderr[-2000:]
+
+def test_ctrl_c_writes_a_checkpoint_and_resumes(data, tmp_path):
+    "Ctrl-C (SIGINT) during training: one line, exit 130, a checkpoint at the step reached; the same command continues from it."
+    import signal, subprocess, time
+    out = tmp_path/'m'
+    args = [str(HAT), 'train', '--data', str(data), '--out', str(out), *TINY, '--set', 'epochs=40', '--set', 'batch_size=4',
+            '--set', 'freeze_txt_epochs=0', '--set', 'log_every=1', '--set', 'ckpt_every_minutes=60']
+    p = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while not ((out/'log.jsonl').is_file() and '"kind": "step"' in (out/'log.jsonl').read_text()):
+        assert p.poll() is None and time.time() - t0 < 300, p.communicate()[1][-2000:]
+        time.sleep(0.1)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 130 and 'interrupted: checkpoint written at epoch' in err and 'Traceback' not in err, err[-2000:]
+    from hat_nb.train import load_checkpoint
+    s = load_checkpoint(out/'last.pt')
+    assert (s['epoch'], s['step']) > (0, 0) and s['epoch'] < 40
+    r = run(*args[:-4], '--set', f"epochs={s['epoch'] + 1}", check=False)     # the same run, shortened: it continues
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert load_checkpoint(out/'last.pt')['epoch'] == s['epoch'] + 1

@@ -62,3 +62,15 @@ def test_interrupted_index_resumes(setup, monkeypatch):
     assert len(calls) == 10 - 4                            # the finished shard was not encoded again
     assert got['indexed'] == ref['indexed'] and not (tmp/'res.partial').exists()
     for i in range(3): assert np.array_equal(np.load(tmp/f'res/tokens_L{i}.npy'), np.load(tmp/f'ref/tokens_L{i}.npy'))
+
+def test_index_out_never_replaces_what_it_did_not_create(setup):
+    "`--out` mistyped as the image folder, a folder of other files or the model directory: exit 2, every file still there."
+    tmp, model, imgs = setup
+    docs = tmp/'docs'; docs.mkdir(exist_ok=True); (docs/'paper.tex').write_text('\\section{x}')
+    for out, msg in ((imgs, 'is the image folder'), (docs, 'is not a search index (no meta.json)'), (model, 'or is the model'),
+                     (imgs.parent, 'holds it')):
+        before = sorted(p.name for p in Path(out).iterdir())
+        r = run(HAT, 'index', imgs, '--model', model, '--out', out, check=False)
+        assert r.returncode == 2 and msg in r.stderr and 'Traceback' not in r.stderr, r.stderr
+        assert sorted(p.name for p in Path(out).iterdir()) == before
+    assert (docs/'paper.tex').read_text() == '\\section{x}'
