@@ -344,7 +344,8 @@ def kernel_resources(shapes=None, targets=tuple(GPU_TARGETS), dtypes=TRITON_DTYP
     except (OSError, ValueError): cache = {}
     tasks = [(name, (*shape, direction, str(dt).replace('torch.', ''), target)) for name, shape in shapes.items()
              for direction in directions for dt in dtypes for target in targets]
-    keys = [_gpu_compile_args(*_gpu_launch(*t), t[-1])[0] for _, t in tasks]
+    launches = [_gpu_launch(*t) for _, t in tasks]
+    keys = [_gpu_compile_args(*l, t[-1])[0] for l, (_, t) in zip(launches, tasks)]
     todo = {k: t for k, (_, t) in zip(keys, tasks) if k not in cache}
     if todo:                                      # each compile is single-threaded: one process per core
         import multiprocessing as mp
@@ -352,10 +353,10 @@ def kernel_resources(shapes=None, targets=tuple(GPU_TARGETS), dtypes=TRITON_DTYP
         with ProcessPoolExecutor(min(len(todo), os.cpu_count() or 1), mp_context=mp.get_context('spawn')) as pool:
             cache.update(pool.map(_compile_task, todo.values()))
     rows = []
-    for k, (name, (R, L, d, ni, nt, direction, dt, target)) in zip(keys, tasks):
+    for k, (kernel, _, _), (name, (*_, dt, target)) in zip(keys, launches, tasks):
         r = cache[k]
-        rows.append(dict(shape=name, kernel=_gpu_launch(R, L, d, ni, nt, direction, dt, target)[0].fn.__name__.strip('_').replace('_kernel', ''),
-                         dtype=dt, target=target, **r, fits=r['error'] is None and r['shared_bytes'] <= GPU_TARGETS[target][1]))
+        rows.append(dict(shape=name, kernel=kernel.fn.__name__.strip('_').replace('_kernel', ''), dtype=dt, target=target, **r,
+                         fits=r['error'] is None and r['shared_bytes'] <= GPU_TARGETS[target][1]))
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     cache_file.write_text(json.dumps(cache))
     return rows

@@ -13,8 +13,8 @@ from .model import HATConfig, HATModel, tiny_config
 from .train import recipe, train_step
 
 # %% auto #0
-__all__ = ['PEAK_TFLOPS', 'PAPER_LEVELS', 'print_report', 'peak_tflops', 'check_kernels', 'pair_flop', 'bench_scoring',
-           'bench_train_step', 'check_ddp', 'gpu_check']
+__all__ = ['PEAK_TFLOPS', 'PAPER_LEVELS', 'TRAIN_VARIANTS', 'print_report', 'peak_tflops', 'check_kernels', 'pair_flop',
+           'bench_scoring', 'bench_train_step', 'check_ddp', 'gpu_check']
 
 # %% ../nbs/09_gpu_check.ipynb #d33bd925
 def print_report(rows: list[dict]):
@@ -61,68 +61,80 @@ def pair_flop(direction, R, L, d) -> int:
     return 4 * R * L * d + (2 * R * L * L if direction == 'i2t' else 0)
 
 def bench_scoring(device, n_img=5000, n_txt=25000, levels=PAPER_LEVELS, L=32, d=768, dtype=torch.bfloat16, img_block=256,
-                  backends=('triton', 'compile', 'torch'), sample={'compile': 0.1, 'torch': 0.05}, seed=0) -> list[dict]:
-    "All-pairs scoring of random features shaped like a test set (default COCO 5K, paper model) per backend and direction, in blocks of `img_block` images as `evaluate` scores; backends in `sample` score that fraction of the image blocks and are extrapolated."
+                  backends=('triton', 'compile', 'torch'), sample={'compile': 0.1, 'torch': 0.05}, directions=('i2t', 't2i'),
+                  max_elems=None, seed=0) -> list[dict]:
+    "All-pairs scoring of random features shaped like a test set (default COCO 5K, paper model) per backend and direction, in blocks of `img_block` images as `evaluate` scores; backends in `sample` score that fraction of the image blocks and are extrapolated. `max_abs_diff` compares the first block with the first backend's."
     g = torch.Generator(device=device).manual_seed(seed)
     img = [torch.randn(n_img, R, d, device=device, generator=g, dtype=dtype) for R in levels]
     txt = [torch.randn(n_txt, L, d, device=device, generator=g, dtype=dtype) for _ in levels]
     mask = torch.arange(L, device=device)[None] < torch.randint(8, L + 1, (n_txt,), device=device, generator=g)[:, None]
-    rows = []
+    cuda, rows, first = torch.device(device).type == 'cuda', [], {}
     for backend in backends:
-        for direction in ('i2t', 't2i'):
+        for direction in directions:
+            score = lambda i: sum(scan_scores(v[i:i + img_block], t, mask, direction, max_elems=max_elems, backend=backend) for v, t in zip(img, txt))
             blocks = list(range(0, n_img, img_block))
             part = max(1, round(len(blocks) * sample.get(backend, 1.0)))
-            if torch.device(device).type == 'cuda': torch.cuda.reset_peak_memory_stats(device)
             out = torch.empty(n_img, n_txt, device=device)
-            if backend != 'torch':                # warm-up outside the clock: JIT and torch.compile for the shapes timed below
-                for v, t in zip(img, txt): scan_scores(v[:img_block], t, mask, direction, backend=backend)
+            if backend != 'torch': score(0)       # warm-up outside the clock: JIT and torch.compile for the shapes timed below
+            if cuda: torch.cuda.reset_peak_memory_stats(device)
             _sync(device); t0 = time.perf_counter()
-            for i in blocks[:part]:
-                out[i:i + img_block] = sum(scan_scores(v[i:i + img_block], t, mask, direction, backend=backend) for v, t in zip(img, txt))
+            for i in blocks[:part]: out[i:i + img_block] = score(i)
             _sync(device); s = (time.perf_counter() - t0) * len(blocks) / part
+            ref = first.setdefault(direction, out[:img_block].clone())
             flop = n_img * n_txt * sum(pair_flop(direction, R, L, d) for R in levels)
             rows.append(dict(check='scoring', device=str(device), backend=backend, direction=direction, dtype=str(dtype).replace('torch.', ''),
                              shape=f"{n_img}x{n_txt}, R {'/'.join(map(str, levels))}, L {L}, d {d}", seconds=round(s, 2),
                              extrapolated_from=f"{part}/{len(blocks)} blocks" if part < len(blocks) else None,
                              pairs_per_s=round(n_img * n_txt / s), TFLOP_per_s=round(flop / s / 1e12, 1),
-                             peak_GiB=round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if torch.device(device).type == 'cuda' else None))
+                             peak_GiB=round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if cuda else None,
+                             max_abs_diff=float(f"{(out[:img_block] - ref).abs().max().item():.2e}")))
+            del out
     return rows
 
 # %% ../nbs/09_gpu_check.ipynb #c730d239
-def bench_train_step(device, cfg: HATConfig | None = None, batch=64, steps=10, warmup=3, variants=('eager', 'compiled'), seed=0) -> list[dict]:
-    "Steps/s of the trainer's own `train_step` (fused Adam on CUDA, bf16 autocast, every parameter training) on random weights and a synthetic batch; 'compiled' adds `torch.compile` of the towers, 'deterministic' is 'eager' under `gpu_determinism` (run it last: it stays on). MFU against `peak_tflops`."
+TRAIN_VARIANTS = ('eager', 'fused', 'compiled', 'frozen', 'deterministic')
+
+def bench_train_step(device, cfg: HATConfig | None = None, batch=64, steps=10, warmup=3, variants=('fused', 'compiled'), amp='auto',
+                     peak=None, load_weights=False, seed=0) -> list[dict]:
+    "Pairs/s of the trainer's own `train_step` on a synthetic batch (random weights unless `load_weights`), per variant of `TRAIN_VARIANTS`: 'eager' (torch.optim.Adam, every parameter training), 'fused' (the trainer's optimizer: Adam fused into one kernel on CUDA), 'compiled' (+ `torch.compile` of the towers), 'frozen' (a frozen-tower epoch: only the projections train), 'deterministic' ('fused' under `gpu_determinism`; it stays on, so run it last). FLOPs from torch's counter; MFU against `peak` (default `peak_tflops` of the GPU)."
     from torch.utils.flop_counter import FlopCounterMode
-    from hat_nb.train import compile_towers, gpu_determinism, make_optimizer
+    from hat_nb.evaluate import amp_dtype
+    from hat_nb.train import compile_towers, gpu_determinism, make_optimizer, set_frozen
+    bad = [v for v in variants if v not in TRAIN_VARIANTS]
+    if bad: raise ValueError(f"unknown variant(s) {bad}; known: {', '.join(TRAIN_VARIANTS)}")
     cfg = cfg or HATConfig()
-    mc, tc = recipe('paper_f30k', batch_size=batch, loss='vsepp', compile='on')
     cuda = torch.device(device).type == 'cuda'
-    dt = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else None
+    mc, tc = recipe('paper_f30k', batch_size=batch, loss='vsepp', compile='on' if cuda else 'off', amp=amp)
+    dt = amp_dtype(device, amp)
     x = dict(images=torch.randn(batch, 3, cfg.img_size, cfg.img_size), input_ids=torch.randint(1000, 2000, (batch, cfg.max_len)),
              attention_mask=torch.ones(batch, cfg.max_len, dtype=torch.bool), img_idx=torch.arange(batch))
-    rows, flop = [], None
+    if cuda: x = {k: v.pin_memory() for k, v in x.items()}
+    peak = peak or (peak_tflops(torch.cuda.get_device_name(device)) if cuda else None)
+    rows, flops = [], {}
     for v in variants:
         torch.manual_seed(seed)
-        m = HATModel(cfg, load_weights=False).to(device).train()
-        opt, _ = make_optimizer(m, tc, 1, str(device))
-        if v == 'compiled': compile_towers(m, tc, 'cuda' if cuda else 'cpu')
+        m = HATModel(cfg, load_weights=load_weights).to(device).train()
+        set_frozen(m, 0 if v == 'frozen' else 10**6, tc)
+        opt = torch.optim.Adam(m.parameters(), lr=tc.lr) if v == 'eager' else make_optimizer(m, tc, 1, str(device))[0]
+        if v in ('compiled', 'frozen'): compile_towers(m, tc, 'cuda' if cuda else 'cpu')
         if v == 'deterministic' and cuda: gpu_determinism()
         scaler = torch.amp.GradScaler('cuda', enabled=dt == torch.float16)
         step = lambda: train_step(m, m, opt, scaler, x, tc, device, dt)
-        if flop is None:
+        kind = 'frozen' if v == 'frozen' else 'training'  # every variant but 'frozen' does the same arithmetic
+        if kind not in flops:
             with FlopCounterMode(display=False) as fc: step()
-            flop = fc.get_total_flops()
+            flops[kind] = fc.get_total_flops()
         t0 = time.perf_counter()
         for _ in range(warmup): step()
         _sync(device); first = time.perf_counter() - t0
         if cuda: torch.cuda.reset_peak_memory_stats(device)
         t0 = time.perf_counter()
         for _ in range(steps): loss = step()
-        loss.item(); s = (time.perf_counter() - t0) / steps
-        peak = peak_tflops(torch.cuda.get_device_name(device)) if cuda else None
+        loss.item(); s = (time.perf_counter() - t0) / steps        # one synchronisation, as the trainer every log_every steps
+        tf = flops[kind] / s / 1e12
         rows.append(dict(check='train step', device=str(device), variant=v, batch=batch, dtype=str(dt).replace('torch.', '') if dt else 'float32',
                          warmup_s=round(first, 1), step_ms=round(1000 * s, 1), pairs_per_s=round(batch / s, 1),
-                         TFLOP_per_s=round(flop / s / 1e12, 2), mfu=round(flop / s / 1e12 / peak, 3) if peak else None,
-                         loss_finite=bool(torch.isfinite(loss)),
+                         TFLOP_per_s=round(tf, 2), mfu=round(tf / peak, 3) if peak else None, loss_finite=bool(torch.isfinite(loss)),
                          peak_GiB=round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if cuda else None))
         del m, opt
     return rows
@@ -191,7 +203,7 @@ def gpu_check(cpu=False, json_out=None, scoring=True, train=True, progress=print
         add(bench_scoring(devices[0], **kw))
     if train:
         add(bench_train_step(devices[0], tiny_config() if cpu else None, batch=4 if cpu else 64, steps=2 if cpu else 10,
-                             warmup=1 if cpu else 3, variants=('eager',) if cpu else ('eager', 'compiled', 'deterministic')))
+                             warmup=1 if cpu else 3, variants=('eager',) if cpu else ('fused', 'compiled', 'deterministic')))
     if cpu: add(check_ddp('gloo', 2))
     elif len(devices) >= 2: add(check_ddp('nccl', 2))
     if json_out:
