@@ -5,6 +5,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
+# Tests that compare numbers run with the pipeline's pinned CPU numerics (set before torch starts), as the stages do.
+from hat_nb.pipeline import cpu_numerics_env
+os.environ.update(cpu_numerics_env('pinned'))
 
 def pytest_collection_modifyitems(config, items):
     import torch

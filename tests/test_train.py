@@ -125,22 +125,23 @@ def test_corrupt_checkpoint_is_reported_and_kept(tmp_path):
     assert load_checkpoint(out/'last.pt')['epoch'] == 3
 
 def test_training_learns_fixture(tmp_path):
-    """On 24 coloured images the tiny model gets well above chance on its own training images (chance rsum = 133).
-    Measured here with seeds 0/1/2: rsum 265/318/212, R@5 i2t 50/46/29, t2i 55/70/37 (chance R@5 = 20.8)."""
+    """On 24 coloured images the tiny model gets well above chance on its own training images (chance rsum = 133,
+    chance R@5 = 20.8). Measured with seeds 0/1/2, pinned CPU numerics: rsum 492/423/403, R@5 i2t 88/67/71, t2i 98/97/93;
+    unpinned on an AVX-512 CPU: rsum 477/407/446 (at lr 3e-3 for 20 epochs the same runs spread from 130 to 477)."""
     from hat_nb.evaluate import evaluate
     from hat_nb.model import load_tokenizer
     from hat_nb.data import read_karpathy
     data = make_fixture(tmp_path/'data', 'flickr', n=24)
-    mc, tc = tiny_recipe(data, 20)
-    tc.lr, tc.batch_size = 3e-3, 8
+    mc, tc = tiny_recipe(data, 30)
+    tc.lr, tc.batch_size = 1e-3, 8
     tc.train_splits, tc.val_split = ('train', 'val', 'test'), 'train'
     train(mc, tc, tmp_path/'run', progress=False)
     from hat_nb.model import from_pretrained
     m = from_pretrained(tmp_path/'run/best')
     r = evaluate(m, read_karpathy(data/'dataset_flickr.json'), load_tokenizer(m.cfg), progress=False, verbose=False)['i2t']
     chance = {k: 100 * k / 24 for k in (1, 5, 10)}
-    assert r['rsum'] > 1.4 * 2 * sum(chance.values()), r
-    assert r['t2i_R@5'] > 1.2 * chance[5] and r['i2t_R@5'] > 1.2 * chance[5], r
+    assert r['rsum'] > 2 * 2 * sum(chance.values()), r
+    assert r['t2i_R@5'] > 2 * chance[5] and r['i2t_R@5'] > 2 * chance[5], r
 
 def test_torchrun_two_processes(tmp_path):
     "The trainer under torchrun: 2 gloo processes share the global batch, rank 0 writes the outputs (pinned to the CPU: a 1-GPU machine runs it too)."
