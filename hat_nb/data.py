@@ -4,21 +4,21 @@
 
 # %% ../nbs/01_data.ipynb #cell-02
 from __future__ import annotations
-import hashlib, io, json, os, shutil, subprocess, tarfile, tempfile
+import hashlib, io, json, os, re, shutil, subprocess, tarfile, tempfile, warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision import transforms as T
 
 # %% auto #0
-__all__ = ['SPLITS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'EMOJI_PKG', 'EMOJI_SHA256', 'SKIN_TONES', 'DatasetError', 'ImageRecord',
-           'find_karpathy_json', 'read_karpathy', 'check', 'summarize', 'load_rgb', 'train_transform', 'eval_transform',
-           'CaptionDataset', 'ImageDataset', 'Collate', 'atomic_write', 'write_json', 'make_fixture', 'cache_dir',
-           'fetch_emoji_tarball', 'emoji_entries', 'assign_splits', 'build_emoji']
+__all__ = ['SPLITS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'MAX_PIXELS', 'EMOJI_PKG', 'EMOJI_SHA256', 'SKIN_TONES', 'DatasetError',
+           'ImageRecord', 'find_karpathy_json', 'read_karpathy', 'check', 'summarize', 'load_rgb', 'train_transform',
+           'eval_transform', 'CaptionDataset', 'ImageDataset', 'Collate', 'atomic_write', 'write_json', 'make_fixture',
+           'cache_dir', 'FetchError', 'fetch_emoji_tarball', 'emoji_entries', 'assign_splits', 'build_emoji']
 
 # %% ../nbs/01_data.ipynb #cell-05
 SPLITS = ('train', 'val', 'test', 'restval')
@@ -26,7 +26,7 @@ SPLITS = ('train', 'val', 'test', 'restval')
 class DatasetError(ValueError):
     "A dataset file or directory is malformed; `problems` lists every problem found."
     def __init__(self, problems, where=''):
-        self.problems = list(problems)
+        self.problems = [problems] if isinstance(problems, str) else list(problems)   # a str: one problem (DataLoader workers re-raise so)
         head = f"{len(self.problems)} problem(s) in {where}" if where else f"{len(self.problems)} problem(s)"
         super().__init__(head + ':\n  ' + '\n  '.join(self.problems))
 
@@ -107,16 +107,17 @@ def check(data_dir, images_root=None, open_images=True, progress=False) -> list[
     recs, probs = _parse(json_path, images_root)
     if images_root.is_file(): return probs + [f"{images_root}: is a file; expected the images directory"]
     if not images_root.is_dir() and recs: return probs + [f"{images_root}: images directory does not exist"]
-    it = recs
-    if progress:
+    present = [r for r in recs if r.path.is_file()]
+    probs += [f"{r.path}: image file missing" for r in recs if not r.path.is_file()]
+    if open_images:                  # decoded in full, as training will (a truncated JPEG passes a header check)
+        from concurrent.futures import ThreadPoolExecutor
         from tqdm.auto import tqdm
-        it = tqdm(recs, desc='checking images', unit='img')
-    for r in it:
-        if not r.path.is_file(): probs.append(f"{r.path}: image file missing"); continue
-        if open_images:
-            try:
-                with Image.open(r.path) as im: im.verify()
-            except (UnidentifiedImageError, OSError, SyntaxError) as e: probs.append(f"{r.path}: unreadable image ({e})")
+        def decode(r):
+            try: load_rgb(r.path); return None
+            except DatasetError as e: return e.problems[0]
+        with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+            found = list(tqdm(pool.map(decode, present), total=len(present), desc='checking images', unit='img', disable=not progress))
+        probs += [p for p in found if p]
     return probs
 
 def summarize(recs) -> dict:
@@ -131,18 +132,38 @@ def summarize(recs) -> dict:
 
 # %% ../nbs/01_data.ipynb #cell-13
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+MAX_PIXELS = 89_478_485        # PIL's decompression-bomb threshold (`Image.MAX_IMAGE_PIXELS`): larger images are refused by name
+_GREY_16 = ('I;16', 'I;16B', 'I;16L', 'I;16N', 'I')
+
+def _grey_to_8bit(im: Image.Image) -> Image.Image:
+    "16-bit (or 32-bit integer) grey scaled from 0-65535, float grey from 0-1, to 8 bits: what an image viewer shows."
+    import numpy as np
+    a = np.asarray(im, dtype=np.float64)
+    lo, hi = (0.0, 1.0) if im.mode == 'F' else (0.0, 65535.0)
+    if not np.isfinite(a).all() or a.min() < lo or a.max() > hi:
+        raise ValueError(f"mode {im.mode} image with values {a.min():.4g} to {a.max():.4g}, outside {lo:g}-{hi:g}: save it as 8-bit")
+    return Image.fromarray(np.round(a * (255 / hi)).astype(np.uint8), 'L')
 
 def load_rgb(path) -> Image.Image:
-    "Open `path` as RGB, compositing transparency onto white; errors name the file."
+    "Open `path` as RGB as a person sees it: EXIF orientation applied, transparency composited onto white, 16-bit and float grey scaled to 8 bits; every failure (missing, unreadable or truncated, over `MAX_PIXELS`, values out of range) is a `DatasetError` naming the file."
     try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ('RGBA', 'LA', 'P'):
-                im = im.convert('RGBA')
-                return Image.alpha_composite(Image.new('RGBA', im.size, (255,)*4), im).convert('RGB')
-            return im.convert('RGB')
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)     # the size is checked here, by name
+            with Image.open(path) as im:
+                if im.width * im.height > MAX_PIXELS:
+                    raise DatasetError([f"{path}: image is {im.width}x{im.height} ({im.width * im.height / 1e6:.0f} Mpx), over the "
+                                        f"{MAX_PIXELS / 1e6:.0f} Mpx limit (hat_nb.data.MAX_PIXELS): downscale it, or raise the limit for a file you trust"])
+                im.load()
+                im = ImageOps.exif_transpose(im)
+                if im.mode in _GREY_16 or im.mode == 'F': im = _grey_to_8bit(im)
+                if im.mode in ('RGBA', 'LA', 'P', 'PA', 'RGBa', 'La'):
+                    im = im.convert('RGBA')
+                    return Image.alpha_composite(Image.new('RGBA', im.size, (255,)*4), im).convert('RGB')
+                return im.convert('RGB')
+    except DatasetError: raise
     except FileNotFoundError: raise DatasetError([f"{path}: image file missing"]) from None
-    except (UnidentifiedImageError, OSError) as e: raise DatasetError([f"{path}: unreadable image ({e})"]) from None
+    except Image.DecompressionBombError as e: raise DatasetError([f"{path}: image too large ({e}); downscale it"]) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e: raise DatasetError([f"{path}: unreadable image ({e})"]) from None
 
 def train_transform(size=224, scale=(0.08, 1.0), hflip=True):
     "Paper training augmentation: RandomResizedCrop(size) + horizontal flip, ImageNet normalisation."
@@ -237,18 +258,35 @@ def cache_dir() -> Path:
 
 def _sha256(p): return hashlib.sha256(Path(p).read_bytes()).hexdigest()
 
+class FetchError(RuntimeError): "The emoji package could not be fetched with npm, or its checksum is not the pinned one."
+
+def _npm_reason(out: str) -> list[str]:
+    "npm's error lines without its stack trace and error-object fields."
+    lines = [re.sub(r'^npm (error|ERR!) ?', '', l) for l in out.splitlines() if l.startswith(('npm error', 'npm ERR!'))]
+    return [l.strip() for l in lines if l.strip() and not l[0].isspace() and l[0] not in '{}' and not re.match(r'(code|syscall|errno) ', l)][:3]
+
+def _npm_pack(dest: Path, tgz: Path):
+    "`npm pack EMOJI_PKG` into `dest`; a failure says why (npm's own error lines) and what to do."
+    with tempfile.TemporaryDirectory(dir=dest) as tmp:
+        try: r = subprocess.run(['npm', 'pack', EMOJI_PKG, '--loglevel=error', '--pack-destination', tmp], capture_output=True, text=True)
+        except FileNotFoundError:
+            raise FetchError(f"npm is not installed: the emoji demo packs {EMOJI_PKG} with npm (tools/setup.sh installs it where "
+                             f"apt-get runs), or put the verified tarball at {tgz}") from None
+        got = Path(tmp)/tgz.name
+        if r.returncode or not got.is_file():
+            why = '; '.join(_npm_reason(r.stderr + r.stdout)) or 'npm printed no reason'
+            raise FetchError(f"`npm pack {EMOJI_PKG}` failed (exit {r.returncode}): {why}. The demo needs npm's package registry "
+                             f"once (check the network or npm's `registry` setting), or the tarball placed at {tgz}")
+        if (h := _sha256(got)) != EMOJI_SHA256: raise FetchError(f"{EMOJI_PKG}: checksum mismatch (got {h}, expected {EMOJI_SHA256})")
+        os.replace(got, tgz)
+
 def fetch_emoji_tarball(dest=None) -> Path:
     "The verified `npm pack` tarball of `EMOJI_PKG`, fetched once into `dest` (default: `cache_dir()`)."
     dest = Path(dest or cache_dir()); dest.mkdir(parents=True, exist_ok=True)
     tgz = dest/'emoji-datasource-google-16.0.0.tgz'
-    if not (tgz.is_file() and _sha256(tgz) == EMOJI_SHA256):
-        with tempfile.TemporaryDirectory(dir=dest) as tmp:
-            r = subprocess.run(['npm', 'pack', EMOJI_PKG, '--silent', '--pack-destination', tmp], capture_output=True, text=True)
-            got = Path(tmp)/tgz.name
-            if r.returncode or not got.is_file(): raise RuntimeError(f"`npm pack {EMOJI_PKG}` failed:\n{r.stderr.strip()}")
-            if (h := _sha256(got)) != EMOJI_SHA256: raise RuntimeError(f"{EMOJI_PKG}: checksum mismatch (got {h}, expected {EMOJI_SHA256})")
-            os.replace(got, tgz)
+    if not (tgz.is_file() and _sha256(tgz) == EMOJI_SHA256): _npm_pack(dest, tgz)
     return tgz
+
 
 # %% ../nbs/01_data.ipynb #cell-30
 def _words(short_name):
@@ -302,7 +340,7 @@ def build_emoji(out='data/emoji', n_val=120, n_test=250, tarball=None, progress=
     "Build the emoji demo dataset into `out`; an existing valid build is left as is, and `out` is only replaced once a new build is complete."
     out = Path(out)
     tgz = Path(tarball) if tarball else fetch_emoji_tarball()
-    if tarball and (h := _sha256(tgz)) != EMOJI_SHA256: raise RuntimeError(f"{tgz}: checksum mismatch (got {h}, expected {EMOJI_SHA256})")
+    if tarball and (h := _sha256(tgz)) != EMOJI_SHA256: raise FetchError(f"{tgz}: checksum mismatch (got {h}, expected {EMOJI_SHA256})")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix='.emoji-build-', dir=out.parent))
     try:

@@ -202,3 +202,47 @@ def test_ctrl_c_writes_a_checkpoint_and_resumes(data, tmp_path):
     r = run(*args[:-4], '--set', f"epochs={s['epoch'] + 1}", check=False)     # the same run, shortened: it continues
     assert r.returncode == 0, r.stderr[-2000:]
     assert load_checkpoint(out/'last.pt')['epoch'] == s['epoch'] + 1
+
+def _bad_images(d):
+    "A 90 Mpx image (11 KB on disk), a JPEG cut short, and images that decode wrong without care (16-bit grey, float TIFF)."
+    import numpy as np
+    from PIL import Image
+    Image.new('1', (10000, 9000)).save(d/'huge.png')
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(d/'cut.jpg')
+    (d/'cut.jpg').write_bytes((d/'cut.jpg').read_bytes()[:1500])
+    Image.fromarray(np.arange(256, dtype=np.uint16)[None].repeat(8, 0) * 257).save(d/'ramp16.png')
+    Image.fromarray(np.linspace(0, 1, 64, dtype=np.float32)[None].repeat(8, 0)).save(d/'ramp.tif')
+
+def test_check_finds_what_training_would_fail_on(data, tmp_path):
+    "`check` decodes every image in full: a truncated JPEG and an oversized image are reported by name; 16-bit and float images pass."
+    d = shutil.copytree(data, tmp_path/'d')
+    _bad_images(d/'images')
+    meta = json.loads(next(d.glob('dataset_*.json')).read_text())
+    for im, name in zip(meta['images'], ('huge.png', 'cut.jpg', 'ramp16.png', 'ramp.tif')): im['filename'] = name
+    next(d.glob('dataset_*.json')).write_text(json.dumps(meta))
+    r = run(HAT, 'check', d, check=False)
+    assert r.returncode == 1 and f"{d/'images/huge.png'}: image is 10000x9000 (90 Mpx), over the 89 Mpx limit" in r.stdout, r.stdout
+    assert f"{d/'images/cut.jpg'}: unreadable image (image file is truncated" in r.stdout and '2 problem(s)' in r.stdout, r.stdout
+    assert 'Traceback' not in r.stderr and 'DecompressionBomb' not in r.stderr, r.stderr
+
+def test_index_skips_oversized_and_truncated_images_by_name(index, tmp_path):
+    "`hat-nb index` gets past a decompression bomb and a cut JPEG (named in its output) and indexes the rest; a re-run too."
+    from PIL import Image
+    _, model, imgs = index
+    d = shutil.copytree(imgs, tmp_path/'imgs')
+    _bad_images(d)
+    Image.new('1', (20000, 20000)).save(d/'bomb.png')                  # over PIL's hard limit (2 x 89 Mpx): refused when opened
+    for _ in range(2):
+        r = run(HAT, 'index', d, '--model', model, '--out', tmp_path/'idx', check=False)
+        assert r.returncode == 0 and 'indexed 8 image(s)' in r.stdout, (r.stdout, r.stderr[-2000:])
+        for f in ('huge.png', 'cut.jpg', 'bomb.png'): assert str(d/f) in r.stdout + r.stderr, (f, r.stdout, r.stderr)
+        assert 'Traceback' not in r.stderr and 'DecompressionBombWarning' not in r.stderr, r.stderr
+
+def test_build_emoji_without_the_package_registry(tmp_path):
+    "npm cannot reach its registry: one message with npm's reason and what to do, exit 2, nothing created."
+    env = dict(os.environ, HAT_NB_CACHE=str(tmp_path/'cache'), npm_config_registry='http://127.0.0.1:9/',
+               npm_config_cache=str(tmp_path/'npm'), npm_config_fetch_retries='0')
+    r = run(HAT, 'build-emoji', tmp_path/'emoji', check=False, env=env, timeout=300)
+    assert r.returncode == 2 and "`npm pack emoji-datasource-google@16.0.0` failed (exit 1): " in r.stderr, r.stderr
+    assert 'ECONNREFUSED' in r.stderr and "npm's package registry once" in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    assert not (tmp_path/'emoji').exists()

@@ -38,8 +38,10 @@ def test_dvc_yaml_declares_the_paths_of_dataset_paths():
     with Repo(str(ROOT)) as repo:
         st = {s.addressing: s for s in repo.index.stages}
     paths = lambda s, kind: {str(Path(o.def_path)) for o in getattr(st[s], kind)}
-    assert paths('prepare@emoji', 'deps') >= {P['data_dir']} and paths('prepare@emoji', 'outs') >= {P['data_stats'], f"{P['notebooks']}/prepare.ipynb"}
-    assert paths('train@emoji', 'outs') >= {P['best_model'], P['train_metrics'], P['train_curve'], f"{P['model_dir']}/log.jsonl"}
+    assert paths('prepare@emoji', 'deps') >= {P['data_dir']} and paths('prepare@emoji', 'outs') >= {P['data_stats']}
+    assert paths('train@emoji', 'outs') >= {P['best_model'], P['train_metrics'], P['train_curve']}
+    records = {f"{P['notebooks']}/{s}.ipynb" for s in ('prepare', 'train', 'evaluate')} | {f"{P['model_dir']}/log.jsonl", 'reports/report.ipynb'}
+    assert not records & set().union(*(paths(s, 'outs') for s in st)), 'a record with wall times is an out: dvc.lock would change on every run'
     assert paths('evaluate@emoji', 'deps') >= {P['best_model'], P['data_dir']}
     assert paths('evaluate@emoji', 'outs') >= {P['test_metrics'], P['recall_curves'], P['details'], P['attention']}
     assert paths('report', 'outs') >= {REPORT['results'], REPORT['figures']} and REPORT['published'] in paths('report', 'deps')
@@ -92,6 +94,10 @@ def test_dvc_repro_end_to_end(tmp_path, emoji_dir):
     assert 'standard.i2t.i2t_R@1' in shown, shown
     status = run('git', 'status', '--porcelain', cwd=repo).stdout.split('\n')
     assert [l for l in status if l.strip() and not l.endswith(('dvc.lock', 'params.yaml', '.gitignore'))] == [], status
+    assert (repo/'reports/emoji/train.ipynb').is_file() and (repo/'models/emoji/log.jsonl').is_file()    # the run's records, git-ignored
+    lock = (repo/'dvc.lock').read_bytes()            # every stage again, from a caller asking for other CPU kernels and 1 thread
+    run(BIN/'dvc', 'repro', '--force', cwd=repo, env=dict(env, ATEN_CPU_CAPABILITY='default', OMP_NUM_THREADS='1'), timeout=1200)
+    assert (repo/'dvc.lock').read_bytes() == lock, 'a rerun changed dvc.lock: some out is not reproducible'
 
 @pytest.mark.slow
 def test_two_dataset_pipeline_makes_both_tables(tmp_path):
