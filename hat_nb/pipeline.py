@@ -4,14 +4,15 @@
 
 # %% ../nbs/10_pipeline.ipynb #c881f42f
 from __future__ import annotations
-import ast, sys
+import ast, json, re, sys
+from collections import Counter
 from pathlib import Path
 import yaml
 
 # %% auto #0
 __all__ = ['CPU_NUMERICS', 'CPU_NUMERICS_SETTINGS', 'REPORT', 'GET_DATA', 'CATALOG_KEYS', 'ParamsError', 'check_params',
            'cpu_numerics_env', 'notebook_params', 'load_params', 'check_recipe_overrides', 'dataset_paths',
-           'DataMissingError', 'stage_parameters', 'run_stage', 'describe_figure']
+           'DataMissingError', 'stage_parameters', 'run_stage', 'check_stage_values', 'describe_figure']
 
 # %% ../nbs/10_pipeline.ipynb #cell-04
 class ParamsError(ValueError): "A `params.yaml` section does not match the notebook's parameters."
@@ -149,12 +150,40 @@ def run_stage(stage, dataset=None, params_file='params.yaml', nb_dir='pipelines'
     if 'overrides' in declared and 'recipe' in declared: check_recipe_overrides(given, declared, f"{where}:{stage}")
     if dataset is not None: _check_data(dataset, root)
     _check_weights(given.get('overrides') or {}, root, f"{where}:catalog.{dataset}.overrides")
+    check_stage_values(stage, given, root, where)
     import os
     os.environ.update(cpu_numerics_env(allp.get('cpu_numerics', 'pinned')))    # the notebook kernel starts with these
     out = root/(dataset_paths(dataset)['notebooks'] if dataset else 'reports')
     out.mkdir(parents=True, exist_ok=True)
     pm.execute_notebook(str(nb), str(out/f"{stage}.ipynb"), parameters=given, kernel_name='python3', cwd=str(root), progress_bar=False,
                         stdout_file=sys.stdout, stderr_file=sys.stderr)          # the notebook's prints and progress bars, live
+
+# %% ../nbs/10_pipeline.ipynb #44553d3e
+def _device_problem(v) -> str | None:
+    if v in ('auto', 'cpu'): return None
+    if not isinstance(v, str) or not re.fullmatch(r'cuda(:\d+)?', v): return f"expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {v!r}"
+    import torch
+    if not torch.cuda.is_available(): return f"{v!r} but no CUDA device is visible here; use 'auto' (cuda when there is one) or 'cpu'"
+    if ':' in v and int(v.split(':')[1]) >= torch.cuda.device_count(): return f"{v!r} but this machine has {torch.cuda.device_count()} CUDA device(s)"
+
+def _split_problem(split, dataset, root: Path) -> str | None:
+    from hat_nb.data import SPLITS, find_karpathy_json
+    if split not in SPLITS: return f"unknown split {split!r} (Karpathy splits: {', '.join(SPLITS)})"
+    f = find_karpathy_json(root/dataset_paths(dataset)['data_dir'])
+    counts = Counter(im.get('split') for im in json.loads(f.read_text()).get('images', []))
+    if not counts[split]:
+        return f"{f} has no {split!r} images (it has {', '.join(f'{k} {n:,}' for k, n in sorted(counts.items()) if k)}); choose one of those"
+
+def check_stage_values(stage: str, given: dict, root='.', where='params.yaml'):
+    "The values a stage notebook would fail on only after it started (as a papermill traceback): a count below its minimum, a device this machine lacks, a split with no images, no dataset at all."
+    probs, at = [], f"{where}:{stage}"
+    for k, lo in (('batch_size', 1), ('n_examples', 0)):
+        if isinstance(given.get(k), int) and given[k] < lo: probs.append(f"{at}.{k}: must be >= {lo}, got {given[k]}")
+    if 'device' in given and (p := _device_problem(given['device'])): probs.append(f"{at}.device: {p}")
+    if 'split' in given and 'dataset' in given and (p := _split_problem(given['split'], given['dataset'], Path(root))): probs.append(f"{at}.split: {p}")
+    if 'datasets' in given and not given['datasets']:
+        probs.append(f"{where}:datasets: empty; name at least one dataset of `catalog` (the demo: datasets: [emoji])")
+    if probs: raise ParamsError('\n'.join(probs))
 
 # %% ../nbs/10_pipeline.ipynb #cell-14
 def _num(v) -> float | None:

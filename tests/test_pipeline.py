@@ -30,6 +30,20 @@ def test_missing_dataset_says_how_to_get_it(tmp_path):
     assert r.returncode == 2 and "dataset 'flickr30k': no data in data/flickr30k" in r.stderr and 'dataset_flickr30k.json' in r.stderr, r.stderr
     assert 'Traceback' not in r.stderr
 
+@pytest.mark.parametrize('stage,section,msg', [
+    ('evaluate', dict(batch_size=0), "params.yaml:evaluate.batch_size: must be >= 1, got 0"),
+    ('evaluate', dict(split='restval'), "has no 'restval' images (it has test 450, train 3,106, val 230); choose one of those"),
+    ('evaluate', dict(device='gpu'), "params.yaml:evaluate.device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'"),
+    ('report', dict(datasets=[]), "params.yaml:datasets: empty; name at least one dataset of `catalog`")])
+def test_stage_values_checked_before_the_notebook(tmp_path, emoji_dir, stage, section, msg):
+    "Values a notebook would only fail on late (as a papermill traceback) stop the stage first: one line, exit 2."
+    p = yaml.safe_load((ROOT/'params.yaml').read_text())
+    if 'datasets' in section: p.update(section)
+    else: p[stage].update(section)
+    f = tmp_path/'params.yaml'; f.write_text(yaml.safe_dump(p))
+    r = run(BIN/'hat-nb', 'stage', stage, *(['emoji'] if stage != 'report' else []), '--params', f, check=False)
+    assert r.returncode == 2 and msg in r.stderr and 'Traceback' not in r.stderr + r.stdout, r.stderr
+
 def test_dvc_yaml_declares_the_paths_of_dataset_paths():
     "The paths hat_nb.pipeline.dataset_paths gives the notebooks are the ones dvc.yaml declares (resolved by DVC itself)."
     from dvc.repo import Repo
