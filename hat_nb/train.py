@@ -346,6 +346,18 @@ def _resume(r: _Run, ckpt: Path, progress: bool):
     r.scaler.load_state_dict(s['scaler']); _set_rng_state(s['rng'])
     r.epoch, r.step, r.tot, r.best, r.history = s['epoch'], s.get('step', 0), s.get('tot', 0.0), s['best'], s['history']
     if progress: print(f"resumed from {ckpt} at epoch {r.epoch + 1}, step {r.step}")
+    _refit_cosine(r, progress)
+
+def _refit_cosine(r: _Run, progress: bool):
+    "A cosine run continued with another `epochs`: the saved schedule ends at the old length (lr 0, then rising again), so the remaining epochs follow the cosine of a run of the new length."
+    sch, E = r.sch, r.tc.epochs
+    if not isinstance(sch, torch.optim.lr_scheduler.CosineAnnealingLR) or sch.T_max == E: return
+    old, e = sch.T_max, sch.last_epoch
+    sch.T_max = E
+    for g, base in zip(r.opt.param_groups, sch.base_lrs): g['lr'] = sch.eta_min + (base - sch.eta_min) * (1 + math.cos(math.pi * e / E)) / 2
+    sch._last_lr = [g['lr'] for g in r.opt.param_groups]
+    if progress: print(f"epochs {old} -> {E} with a cosine schedule: from epoch {e + 1} the lr follows the cosine of a {E}-epoch run "
+                       f"(now {r.opt.param_groups[0]['lr']:.3g})")
 
 def _open_logs(r: _Run):
     "`train_config.json`; `log.jsonl` cut back to the resumed position and opened for appending; DVCLive."

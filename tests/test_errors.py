@@ -1,5 +1,5 @@
 "Bad input and faults, each as a user meets it (mostly through `hat-nb`): the message, the exit code, and good data left alone."
-import json, os, shutil, sys
+import json, math, os, shutil, sys
 from dataclasses import asdict
 from pathlib import Path
 import pytest, torch, yaml
@@ -246,3 +246,15 @@ def test_build_emoji_without_the_package_registry(tmp_path):
     assert r.returncode == 2 and "`npm pack emoji-datasource-google@16.0.0` failed (exit 1): " in r.stderr, r.stderr
     assert 'ECONNREFUSED' in r.stderr and "npm's package registry once" in r.stderr and 'Traceback' not in r.stderr, r.stderr
     assert not (tmp_path/'emoji').exists()
+
+def test_continue_a_cosine_run_with_more_epochs(data, tmp_path):
+    "A finished 2-epoch cosine run continued with --set epochs=4: the new epochs follow a 4-epoch cosine (not lr 0 then rising)."
+    out = tmp_path/'m'
+    assert train_cli(data, out, '--set', 'epochs=2').returncode == 0
+    r = train_cli(data, out, '--set', 'epochs=4')
+    assert r.returncode == 0 and 'epochs 2 -> 4 with a cosine schedule: from epoch 3' in r.stdout, (r.stdout, r.stderr[-2000:])
+    steps = [json.loads(l) for l in (out/'log.jsonl').read_text().splitlines() if json.loads(l)['kind'] == 'step']
+    lr0 = json.loads((out/'train_config.json').read_text())['train']['lr']
+    lrs = {s['epoch']: s['lr'] for s in steps}
+    assert sorted(lrs) == [0, 1, 2, 3] and lrs[1] == pytest.approx(lr0 / 2, rel=1e-9), lrs      # the first run: a 2-epoch cosine
+    assert [lrs[e] for e in (2, 3)] == pytest.approx([lr0 * (1 + math.cos(math.pi * e / 4)) / 2 for e in (2, 3)], rel=1e-9), lrs
