@@ -63,7 +63,8 @@ class HATConfig:
     img_final_norm: bool = True                       # last level normalised by the backbone's own (pretrained) final norm, as the reference
 
     def __post_init__(self):
-        check_fields(self, dict(img_size=(lambda v: v >= 1, '>= 1'), max_len=(lambda v: v >= 3, '>= 3 (room for [CLS], a word, [SEP])'),
+        check_fields(self, dict(img_model=(timm.is_model, "a timm architecture name (see timm.list_models('swin*'))"),
+                                img_size=(lambda v: v >= 1, '>= 1'), max_len=(lambda v: v >= 3, '>= 3 (room for [CLS], a word, [SEP])'),
                                 embed_dim=(lambda v: v >= 1, '>= 1'), lambda_softmax=(lambda v: v > 0, '> 0'),
                                 img_levels=(lambda v: len(v) > 0 and all(isinstance(l, int) for l in v), 'a non-empty list of layer numbers'),
                                 txt_levels=(lambda v: len(v) > 0 and all(isinstance(l, int) for l in v), 'a non-empty list of layer numbers')))

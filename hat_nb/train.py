@@ -291,14 +291,16 @@ def _run(mc, tc, out, rank, W, device, resume, resume_from, progress) -> dict:
     if resume and ckpt.is_file(): _resume(r, ckpt, progress)
     compile_towers(r.model, tc, device)
     if r.main: _open_logs(r)
-    with _stop_on_sigint(r):
-        for epoch in range(r.epoch, tc.epochs):
-            tot, seconds = _train_epoch(r, epoch, progress)
-            r.sch.step()
-            if r.main: _validate_and_checkpoint(r, epoch, tot, seconds, progress)
-            if W > 1: dist.barrier()
-            if r.stop and epoch + 1 < tc.epochs: raise _interrupted(r, epoch + 1, 0)
-    if r.main: r.log.close(); r.live.end()
+    try:
+        with _stop_on_sigint(r):
+            for epoch in range(r.epoch, tc.epochs):
+                tot, seconds = _train_epoch(r, epoch, progress)
+                r.sch.step()
+                if r.main: _validate_and_checkpoint(r, epoch, tot, seconds, progress)
+                if W > 1: dist.barrier()
+                if r.stop and epoch + 1 < tc.epochs: raise _interrupted(r, epoch + 1, 0)
+    finally:                                       # also when stopped: the log flushed, DVCLive's repository handles closed
+        if r.main: r.log.close(); r.live.end()
     validated = [h for h in r.history if 'val_score' in h]
     return max(validated, key=lambda h: h['val_score']) if validated else {}
 

@@ -258,3 +258,18 @@ def test_continue_a_cosine_run_with_more_epochs(data, tmp_path):
     lrs = {s['epoch']: s['lr'] for s in steps}
     assert sorted(lrs) == [0, 1, 2, 3] and lrs[1] == pytest.approx(lr0 / 2, rel=1e-9), lrs      # the first run: a 2-epoch cosine
     assert [lrs[e] for e in (2, 3)] == pytest.approx([lr0 * (1 + math.cos(math.pi * e / 4)) / 2 for e in (2, 3)], rel=1e-9), lrs
+
+def test_an_unexpected_error_in_training_ends_without_shutdown_noise(data, tmp_path):
+    "An error nothing catches still ends with its own traceback only: DVCLive's git handles are closed (no dulwich 'Exception ignored')."
+    script = tmp_path/'boom.py'
+    script.write_text("import sys; sys.path.insert(0, 'tests')\nimport hat_nb.train as T\nfrom train_tiny import tiny_recipe\n"
+                      "def boom(*a, **k): raise RuntimeError('boom in an epoch')\nT._train_epoch = boom\n"
+                      f"T.train(*tiny_recipe({str(data)!r}, 1), {str(tmp_path/'m')!r}, progress=False)\n")
+    r = run(sys.executable, script, check=False)             # from the repository: DVCLive opens it with dulwich
+    assert r.returncode == 1 and r.stderr.rstrip().endswith('RuntimeError: boom in an epoch'), r.stderr[-2000:]
+    assert 'Exception ignored' not in r.stderr and 'sys.meta_path is None' not in r.stderr, r.stderr[-2000:]
+
+def test_unknown_timm_architecture_named(data, tmp_path):
+    r = train_cli(data, tmp_path/'m', '--set', 'model.img_model=tiny')
+    assert r.returncode == 2 and "HATConfig.img_model must be a timm architecture name (see timm.list_models('swin*')), got 'tiny'" in r.stderr, r.stderr
+    assert 'Traceback' not in r.stderr
