@@ -142,12 +142,12 @@ def main(argv=None):
     a = parser().parse_args(argv)
     if a.cmd == 'gpu-check' and a.cpu:            # before triton is imported: its kernels then run in the interpreter
         import os; os.environ['TRITON_INTERPRET'] = '1'
-    from hat_nb.data import DatasetError, FetchError
+    from hat_nb.data import DatasetError, DiskFullError, FetchError
     from hat_nb.search import SearchIndexError
     from hat_nb.train import CheckpointError, RunDirError, TrainingStopped
     try: code = a.fn(a) or 0
     except TrainingStopped as e: print(f"hat-nb {a.cmd}: {e}", file=sys.stderr); code = e.exit_code
-    except (DatasetError, FetchError, SearchIndexError, CheckpointError, RunDirError, FileNotFoundError, FileExistsError, ValueError) as e:
+    except (DatasetError, DiskFullError, FetchError, SearchIndexError, CheckpointError, RunDirError, FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"hat-nb {a.cmd}: error: {e}", file=sys.stderr); code = 2
     except RuntimeError as e:
         if a.cmd != 'gpu-check': raise

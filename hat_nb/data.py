@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #cell-02
 from __future__ import annotations
-import hashlib, io, json, os, re, shutil, subprocess, tarfile, tempfile, warnings
+import errno, hashlib, io, json, os, re, shutil, subprocess, tarfile, tempfile, warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +17,9 @@ from torchvision import transforms as T
 # %% auto #0
 __all__ = ['SPLITS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'MAX_PIXELS', 'EMOJI_PKG', 'EMOJI_SHA256', 'SKIN_TONES', 'DatasetError',
            'ImageRecord', 'find_karpathy_json', 'read_karpathy', 'check', 'summarize', 'load_rgb', 'train_transform',
-           'eval_transform', 'CaptionDataset', 'ImageDataset', 'Collate', 'atomic_write', 'write_json', 'make_fixture',
-           'cache_dir', 'FetchError', 'fetch_emoji_tarball', 'emoji_entries', 'assign_splits', 'build_emoji']
+           'eval_transform', 'CaptionDataset', 'ImageDataset', 'Collate', 'DiskFullError', 'atomic_write', 'write_json',
+           'make_fixture', 'cache_dir', 'FetchError', 'fetch_emoji_tarball', 'emoji_entries', 'assign_splits',
+           'build_emoji']
 
 # %% ../nbs/01_data.ipynb #cell-05
 SPLITS = ('train', 'val', 'test', 'restval')
@@ -215,8 +216,22 @@ class Collate:
         return dict(images=torch.stack(ims), input_ids=ids, attention_mask=mask, img_idx=torch.tensor(idx))
 
 # %% ../nbs/01_data.ipynb #cell-17
+class DiskFullError(OSError):
+    "A file could not be written completely (no space left on its device, a quota or a file-size limit); nothing was replaced."
+
+_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_NO_ROOM_TEXT = ('No space left on device', 'Disk quota exceeded', 'File too large',
+                 'file write failed', 'unexpected pos')               # the last two: torch.save's writer when the disk fills
+
+def _no_room(e: BaseException | None) -> bool:
+    "Whether `e` (or what caused it) says the device, a quota or a size limit had no room left."
+    while e is not None:
+        if (isinstance(e, OSError) and e.errno in _NO_ROOM) or any(t in str(e) for t in _NO_ROOM_TEXT): return True
+        e = e.__cause__ or e.__context__
+    return False
+
 def atomic_write(path, write, fsync=True) -> Path:
-    "Create `path` through `write(tmp)` (a file or a folder at the temporary path `tmp` beside it), then rename it into place."
+    "Create `path` through `write(tmp)` (a file or a folder at the temporary path `tmp` beside it), then rename it into place; when the disk fills, a `DiskFullError` naming `path` (the old version kept)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f'.{path.name}.', dir=path.parent))/'new'
     try:
@@ -225,6 +240,15 @@ def atomic_write(path, write, fsync=True) -> Path:
             with open(tmp, 'rb') as f: os.fsync(f.fileno())
         if tmp.is_dir() and path.is_dir(): path.rename(tmp.parent/'old')      # a folder cannot be renamed over a non-empty one
         os.replace(tmp, path)
+    except Exception as e:
+        if not _no_room(e): raise
+        shutil.rmtree(tmp.parent, ignore_errors=True)
+        kept = f"; the previous {path.name} is intact" if path.exists() else ''
+        why = e.reason if isinstance(e, DiskFullError) else str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        err = DiskFullError(f"{path}: could not be written completely ({why}): nothing was replaced{kept}. Free disk space "
+                            f"({shutil.disk_usage(path.parent).free / 1e6:,.0f} MB free there) and run the same command again")
+        err.errno, err.reason = errno.ENOSPC, why                      # (a folder's inner file: its reason, once)
+        raise err from None
     finally: shutil.rmtree(tmp.parent, ignore_errors=True)
     return path
 

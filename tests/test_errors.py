@@ -273,3 +273,27 @@ def test_unknown_timm_architecture_named(data, tmp_path):
     r = train_cli(data, tmp_path/'m', '--set', 'model.img_model=tiny')
     assert r.returncode == 2 and "HATConfig.img_model must be a timm architecture name (see timm.list_models('swin*')), got 'tiny'" in r.stderr, r.stderr
     assert 'Traceback' not in r.stderr
+
+def _file_size_limit(n):
+    "For a child process: files cannot grow past `n` bytes (a full disk, as writes see it: they fail part-way)."
+    import resource, signal
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)             # the write fails with EFBIG instead of killing the process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (n, n))
+    return limit
+
+@pytest.mark.parametrize('limit,files', [(2_000_000, ('best', 'last.pt')),     # the model (5 MB: safetensors fails) or, without a new best, the checkpoint
+                                         (8_000_000, ('last.pt',))])           # the checkpoint (16 MB: torch.save fails)
+def test_disk_full_during_model_or_checkpoint_save(data, trained, tmp_path, limit, files):
+    "The disk fills while `best/` or `last.pt` is written: one line naming the file, exit 2, the previous files intact; then it continues."
+    out = shutil.copytree(trained, tmp_path/'m')
+    keep = {p: (out/p).read_bytes() for p in ('last.pt', 'best/model.safetensors', 'best/config.json')}
+    r = train_cli(data, out, '--set', 'epochs=3', preexec_fn=_file_size_limit(limit))
+    assert r.returncode == 2 and 'could not be written completely' in r.stderr and 'nothing was replaced; the previous' in r.stderr, r.stderr[-2000:]
+    assert any(f"error: {out/f}: could not be written" in r.stderr for f in files) and 'Traceback' not in r.stderr, r.stderr[-2000:]
+    failed = next(f for f in files if f"error: {out/f}: could not be written" in r.stderr)
+    intact = [p for p in keep if p == 'last.pt' or p.startswith(failed)]              # (a new best/ before the checkpoint is complete, good)
+    assert all((out/p).read_bytes() == keep[p] for p in intact), intact
+    assert not list(out.glob('.*.pt.*')) and not list(out.glob('.best.*')), sorted(out.iterdir())       # no partial files left
+    r = train_cli(data, out, '--set', 'epochs=3')                 # space again: the same command continues
+    assert r.returncode == 0, r.stderr[-2000:]
