@@ -21,6 +21,14 @@ __all__ = ['TRITON_DTYPES', 'TRITON_MAX_L', 'ONE_PASS_WIDTHS', 'GPU_TARGETS', 'K
 
 # %% ../nbs/02_align.ipynb #cell-05
 def _check_inputs(img, txt, txt_mask):
+    "Every argument a tensor of the right kind, shape and device, named when it is not (not a torch error deep inside a kernel)."
+    for name, x in (('img', img), ('txt', txt), ('txt_mask', txt_mask)):
+        if not isinstance(x, Tensor): raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    for name, x in (('img', img), ('txt', txt)):
+        if not x.is_floating_point(): raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
+    if img.dtype != txt.dtype: raise TypeError(f"img is {img.dtype} but txt is {txt.dtype}: cast one to the other (e.g. txt.to(img.dtype))")
+    if not img.device == txt.device == txt_mask.device:
+        raise ValueError(f"img, txt and txt_mask must be on one device, got {img.device}, {txt.device} and {txt_mask.device}")
     if img.ndim != 3 or txt.ndim != 3:
         raise ValueError(f"img must be (n_img, R, d) and txt (n_txt, L, d); got shapes {tuple(img.shape)} and {tuple(txt.shape)}")
     if img.shape[-1] != txt.shape[-1]:
@@ -29,6 +37,7 @@ def _check_inputs(img, txt, txt_mask):
     if txt_mask.shape != txt.shape[:2]: raise ValueError(f"txt_mask shape {tuple(txt_mask.shape)} != txt shape[:2] {tuple(txt.shape[:2])}")
     empty = (~txt_mask.any(1)).nonzero().flatten()
     if len(empty): raise ValueError(f"caption(s) {empty[:10].tolist()} have no tokens (all-False mask)")
+    if img.shape[1] == 0 or img.shape[2] == 0: raise ValueError(f"img has no tokens or no width: shape {tuple(img.shape)}")
 
 def _acc(x: Tensor) -> torch.dtype:
     "Accumulation dtype: fp32, or fp64 for fp64 inputs (a float64 reference, as the reference implementation scores)."
@@ -437,6 +446,7 @@ def scan_scores(img: Tensor, txt: Tensor, txt_mask: Tensor, direction="i2t", lam
                 eps=1e-8, max_elems=None, backend='auto') -> Tensor:
     "Alignment scores `[n_img, n_txt]` of one level; `direction` is 'i2t', 't2i' or 'both' (mean of the two); `backend` one of `BACKENDS`; chunks of `max_elems` (default `default_chunk(device)`)."
     _check_inputs(img, txt, txt_mask)
+    if not len(img) or not len(txt): return img.new_zeros(len(img), len(txt), dtype=_acc(img))     # no images or no captions
     max_elems = max_elems or default_chunk(img.device)
     if direction == 'both':
         return (scan_scores(img, txt, txt_mask, 'i2t', lambda_softmax, eps, max_elems, backend)

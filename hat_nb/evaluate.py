@@ -5,6 +5,7 @@
 # %% ../nbs/06_evaluate.ipynb #cell-02
 from __future__ import annotations
 
+import math
 from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
@@ -16,12 +17,25 @@ from .distributed import world
 import torch.distributed as dist
 
 # %% auto #0
-__all__ = ['SCORE_DTYPES', 'ranks', 'recall_metrics', 'fold_metrics', 'amp_dtype', 'score_dtype', 'plan_memory', 'encode',
-           'score_all', 'evaluate']
+__all__ = ['SCORE_DTYPES', 'ranks', 'median_rank', 'recall_metrics', 'fold_metrics', 'amp_dtype', 'score_dtype', 'plan_memory',
+           'encode', 'score_all', 'evaluate']
 
 # %% ../nbs/06_evaluate.ipynb #cell-04
+def _check_ranking_inputs(sims, txt2img):
+    "`sims` (n_img, n_txt) floats, `txt2img` one image index per caption, every image with a caption: else an error naming the argument."
+    if not isinstance(sims, torch.Tensor) or sims.ndim != 2 or not sims.is_floating_point():
+        raise TypeError(f"sims must be a 2-D floating-point tensor (n_img, n_txt), got {getattr(sims, 'shape', type(sims).__name__)} "
+                        f"{getattr(sims, 'dtype', '')}".rstrip())
+    if not sims.numel(): raise ValueError(f"sims is empty (shape {tuple(sims.shape)}): nothing to rank")
+    if txt2img.ndim != 1 or txt2img.is_floating_point() or len(txt2img) != sims.shape[1]:
+        raise ValueError(f"txt2img must hold one integer image index per caption ({sims.shape[1]}), got {txt2img.dtype} of shape {tuple(txt2img.shape)}")
+    if txt2img.min() < 0 or txt2img.max() >= sims.shape[0]:
+        raise ValueError(f"txt2img indexes images {int(txt2img.min())}..{int(txt2img.max())}, but sims has {sims.shape[0]} image rows")
+    if (n := sims.shape[0] - len(torch.unique(txt2img))): raise ValueError(f"{n} image(s) have no caption in txt2img: they cannot be ranked")
+
 def ranks(sims, txt2img):
     "0-based ranks: per image of its best caption (i2t), per caption of its image (t2i); NaN/inf scores are refused (they would rank first)."
+    _check_ranking_inputs(sims, txt2img)
     bad = (~torch.isfinite(sims)).sum().item()
     if bad: raise ValueError(f"{bad} of {sims.numel()} scores are NaN or inf: the model or its features are not finite (a diverged "
                              "training run?); nothing was ranked")
@@ -34,13 +48,17 @@ def ranks(sims, txt2img):
     t2i = (sims > pos[None, :]).sum(0)
     return i2t.cpu(), t2i.cpu()
 
+def median_rank(r: torch.Tensor) -> float:
+    "1-based median rank of 0-based ranks `r`, as the reference computes it: `floor(np.median(r)) + 1` (an even count: the mean of the two middle ranks, rounded down)."
+    return float(math.floor(r.double().quantile(0.5).item()) + 1)
+
 def recall_metrics(sims, txt2img, ks=(1, 5, 10)) -> dict:
     "R@K (percent) for i2t and t2i, rsum, median and mean rank."
-    i2t, t2i = ranks(sims.float(), torch.as_tensor(txt2img))
+    i2t, t2i = ranks(torch.as_tensor(sims).float(), torch.as_tensor(txt2img))
     out = {}
     for name, r in (('i2t', i2t), ('t2i', t2i)):
         for k in ks: out[f'{name}_R@{k}'] = round(100 * (r < k).float().mean().item(), 2)
-        out[f'{name}_medr'] = float((r + 1).float().median().item()); out[f'{name}_meanr'] = round((r + 1).float().mean().item(), 2)
+        out[f'{name}_medr'] = median_rank(r); out[f'{name}_meanr'] = round((r + 1).float().mean().item(), 2)
     out['rsum'] = round(sum(v for k, v in out.items() if '_R@' in k), 2)
     return out
 

@@ -41,7 +41,9 @@ def infonce_share(rows: Tensor, cols: Tensor, mine: Tensor, temperature=0.05, im
 
 # %% ../nbs/05_loss.ipynb #cell-11
 def _check_square(S: Tensor):
+    if not isinstance(S, Tensor) or not S.is_floating_point(): raise TypeError(f"S must be a floating-point tensor, got {getattr(S, 'dtype', type(S).__name__)}")
     if S.ndim != 2 or S.shape[0] != S.shape[1]: raise ValueError(f"S must be a square (B, B) matrix, got {tuple(S.shape)}")
+    if not len(S): raise ValueError("S is empty (a batch of 0 pairs): nothing to compute a loss on")
 
 def vsepp_loss(S: Tensor, margin=0.2, img_ids=None, max_violation=True, reduction='sum') -> Tensor:
     "VSE++ hinge loss on a square score matrix; hardest negative only when `max_violation`; 'sum' (reference) or 'mean' over pairs."

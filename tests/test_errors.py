@@ -297,3 +297,28 @@ def test_disk_full_during_model_or_checkpoint_save(data, trained, tmp_path, limi
     assert not list(out.glob('.*.pt.*')) and not list(out.glob('.best.*')), sorted(out.iterdir())       # no partial files left
     r = train_cli(data, out, '--set', 'epochs=3')                 # space again: the same command continues
     assert r.returncode == 0, r.stderr[-2000:]
+
+_img, _txt, _mask = torch.randn(2, 5, 8), torch.randn(3, 4, 8), torch.ones(3, 4, dtype=torch.bool)
+
+@pytest.mark.parametrize('call,err,msg', [
+    (lambda S: S(_img.double(), _txt, _mask), TypeError, 'img is torch.float64 but txt is torch.float32: cast one'),
+    (lambda S: S(_img.long(), _txt.long(), _mask), TypeError, 'img must be a floating-point tensor, got torch.int64'),
+    (lambda S: S(_img.tolist(), _txt, _mask), TypeError, 'img must be a torch.Tensor, got list'),
+    (lambda S: S(_img, _txt, _mask.to('meta')), ValueError, 'img, txt and txt_mask must be on one device, got cpu, cpu and meta'),
+    (lambda S: S(_img[:, :0], _txt, _mask), ValueError, 'img has no tokens or no width: shape (2, 0, 8)'),
+    (lambda S: S(_img, _txt, _mask.float()), TypeError, 'txt_mask must be a bool tensor')])
+def test_scan_scores_names_the_bad_argument(call, err, msg):
+    from hat_nb.align import scan_scores
+    with pytest.raises(err, match=msg.replace('(', r'\(').replace(')', r'\)')): call(scan_scores)
+
+def test_empty_and_mismatched_inputs_of_the_api():
+    "No images or no captions: an empty score matrix; ranking and losses name what is wrong instead of failing inside torch."
+    from hat_nb.align import scan_scores
+    from hat_nb.evaluate import recall_metrics
+    from hat_nb.loss import infonce_loss, vsepp_loss
+    assert scan_scores(_img[:0], _txt, _mask).shape == (0, 3) and scan_scores(_img, _txt[:0], _mask[:0]).shape == (2, 0)
+    with pytest.raises(ValueError, match=r'sims is empty \(shape \(0, 0\)\)'): recall_metrics(torch.zeros(0, 0), torch.zeros(0, dtype=torch.long))
+    with pytest.raises(ValueError, match=r'one integer image index per caption \(4\)'): recall_metrics(torch.zeros(3, 4), torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match='S is empty'): vsepp_loss(torch.zeros(0, 0))
+    with pytest.raises(TypeError, match='S must be a floating-point tensor, got torch.int64'): infonce_loss(torch.zeros(2, 2, dtype=torch.long))
+    assert recall_metrics([[1.0, 0.0], [0.0, 1.0]], [0, 1])['rsum'] == 600.0          # plain lists are fine
