@@ -10,9 +10,10 @@ from pathlib import Path
 import yaml
 
 # %% auto #0
-__all__ = ['CPU_NUMERICS', 'CPU_NUMERICS_SETTINGS', 'REPORT', 'GET_DATA', 'CATALOG_KEYS', 'ParamsError', 'check_params',
-           'cpu_numerics_env', 'notebook_params', 'load_params', 'check_recipe_overrides', 'dataset_paths',
-           'DataMissingError', 'stage_parameters', 'run_stage', 'check_stage_values', 'describe_figure']
+__all__ = ['CPU_NUMERICS', 'CPU_NUMERICS_SETTINGS', 'REPORT', 'GET_DATA', 'CATALOG_KEYS', 'PLACEHOLDER', 'ParamsError',
+           'check_params', 'cpu_numerics_env', 'notebook_params', 'load_params', 'check_recipe_overrides',
+           'dataset_paths', 'DataMissingError', 'stage_parameters', 'run_stage', 'check_stage_values',
+           'write_data_placeholders', 'describe_figure']
 
 # %% ../nbs/10_pipeline.ipynb #cell-04
 class ParamsError(ValueError): "A `params.yaml` section does not match the notebook's parameters."
@@ -184,6 +185,21 @@ def check_stage_values(stage: str, given: dict, root='.', where='params.yaml'):
     if 'datasets' in given and not given['datasets']:
         probs.append(f"{where}:datasets: empty; name at least one dataset of `catalog` (the demo: datasets: [emoji])")
     if probs: raise ParamsError('\n'.join(probs))
+
+# %% ../nbs/10_pipeline.ipynb
+PLACEHOLDER = 'GET_THE_DATA.md'          # listed in .dvcignore: not part of any dataset's hash
+
+def write_data_placeholders(params_file='params.yaml', root='.') -> list[Path]:
+    "For each `catalog` dataset of `params_file` without a data folder: the folder, with a `PLACEHOLDER` saying what to put there."
+    root, made = Path(root), []
+    for name in (load_params(root/params_file).get('catalog') or {}):
+        d = root/dataset_paths(name)['data_dir']
+        if d.exists(): continue
+        d.mkdir(parents=True)
+        how = GET_DATA.get(name, f"put its Karpathy-format JSON (dataset_{name}.json) and images/ in {d}")
+        (d/PLACEHOLDER).write_text(f"# {name}: no data yet\n\nTo get it: {how}.\n\n(This file is ignored by DVC; it only keeps the folder.)\n")
+        made.append(d/PLACEHOLDER)
+    return made
 
 # %% ../nbs/10_pipeline.ipynb #cell-14
 def _num(v) -> float | None:

@@ -86,6 +86,20 @@ def _set_params(repo, **top):
         else: p[k] = v
     (repo/'params.yaml').write_text(yaml.safe_dump(p, sort_keys=False))
 
+def test_dvc_repro_of_a_dataset_without_data_says_where_to_get_it(tmp_path, emoji_dir):
+    "`dvc exp run -S 'datasets=[flickr30k]'` before the data is there: the stage's message (not DVC's [Errno 2]); -S changes only that value."
+    from hat_nb.pipeline import write_data_placeholders
+    repo, env = _clone(tmp_path)
+    shutil.copytree(emoji_dir, repo/'data/emoji')
+    write_data_placeholders(root=repo)                                  # as tools/setup.sh does
+    r = run(BIN/'dvc', 'exp', 'run', '-S', 'datasets=[flickr30k]', cwd=repo, env=env, check=False, timeout=600)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0 and "dataset 'flickr30k': no data in data/flickr30k" in out and 'dataset_flickr30k.json' in out, out[-3000:]
+    assert 'Errno 2' not in out, out[-3000:]
+    diff = run('git', 'diff', '-U0', 'params.yaml', cwd=repo).stdout
+    assert [l for l in diff.splitlines() if l[:1] in '+-' and l[:3] not in ('+++', '---')] == ['-- emoji', '+- flickr30k'], diff
+    assert run('git', 'status', '--porcelain', 'data.dvc', cwd=repo).stdout == ''
+
 @pytest.mark.slow
 def test_dvc_repro_end_to_end(tmp_path, emoji_dir):
     "A shortened demo run through every stage in a fresh clone; a second repro does nothing."
