@@ -186,7 +186,7 @@ def check_stage_values(stage: str, given: dict, root='.', where='params.yaml'):
         probs.append(f"{where}:datasets: empty; name at least one dataset of `catalog` (the demo: datasets: [emoji])")
     if probs: raise ParamsError('\n'.join(probs))
 
-# %% ../nbs/10_pipeline.ipynb
+# %% ../nbs/10_pipeline.ipynb #f5abe17f
 PLACEHOLDER = 'GET_THE_DATA.md'          # listed in .dvcignore: not part of any dataset's hash
 
 def write_data_placeholders(params_file='params.yaml', root='.') -> list[Path]:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_train.ipynb #cell-02
 from __future__ import annotations
-import fcntl, json, math, os, pickle, random, tempfile, time
+import fcntl, hashlib, json, math, os, pickle, random, tempfile, time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,9 +24,9 @@ from .loss import HATLoss
 from .model import HATConfig, HATModel, check_fields, load_tokenizer, minilm_path, save_pretrained
 
 # %% auto #0
-__all__ = ['RECIPES', 'PRESETS', 'TrainConfig', 'recipe', 'CheckpointError', 'UnsafeCheckpointError', 'load_checkpoint',
-           'set_frozen', 'make_optimizer', 'loss_fn', 'gpu_determinism', 'RunDirError', 'TrainingStopped', 'run_lock',
-           'EpochOrder', 'compile_towers', 'train_step', 'train']
+__all__ = ['RECIPES', 'PRESETS', 'RESUME_MAY_CHANGE', 'TrainConfig', 'recipe', 'CheckpointError', 'UnsafeCheckpointError',
+           'load_checkpoint', 'set_frozen', 'make_optimizer', 'loss_fn', 'gpu_determinism', 'RunDirError',
+           'TrainingStopped', 'run_lock', 'EpochOrder', 'compile_towers', 'train_step', 'train', 'run_settings']
 
 # %% ../nbs/07_train.ipynb #cell-04
 @dataclass
@@ -313,6 +313,7 @@ class _Run:
     dt: object; steps: int; val_recs: list
     epoch: int = 0; step: int = 0; tot: float = 0.0; best: float = -1.0; history: list = field(default_factory=list)
     log: object = None; live: object = None; last_ckpt: float = 0.0; stop: bool = False
+    settings: dict = field(default_factory=dict)     # `run_settings`: recorded in every checkpoint, compared on resume
     @property
     def main(self): return self.rank == 0
 
@@ -340,10 +341,29 @@ def _setup(mc, tc, out, rank, W, device) -> _Run:
     opt, sch = make_optimizer(model, tc, steps, device)
     dt = amp_dtype(device, tc.amp)
     scaler = torch.amp.GradScaler('cuda', enabled=dt == torch.float16)
-    return _Run(mc, tc, out, rank, W, device, model, tok, loss_fn(tc), dl, order, opt, sch, scaler, dt, steps, val_recs)
+    return _Run(mc, tc, out, rank, W, device, model, tok, loss_fn(tc), dl, order, opt, sch, scaler, dt, steps, val_recs,
+                settings=run_settings(mc, tc, train_recs))
+
+RESUME_MAY_CHANGE = ('epochs', 'data_dir', 'device', 'num_workers', 'compile', 'deterministic', 'eval_batch_size', 'val_every',
+                     'log_every', 'ckpt_every_minutes', 'model.img_weights')   # how the run is carried out, not what it computes
+
+def run_settings(mc: HATConfig, tc: TrainConfig, train_recs) -> dict:
+    "What a checkpoint records of its run: every model ('model.<key>') and training setting, and a fingerprint of the training data (file names and captions)."
+    data = hashlib.sha256(json.dumps([[r.path.name, r.captions] for r in train_recs]).encode()).hexdigest()[:16]
+    return json.loads(json.dumps({**{f'model.{k}': v for k, v in asdict(mc).items()}, **asdict(tc), 'training data': data}, default=list))
+
+def _check_same_settings(old: dict | None, new: dict, ckpt: Path):
+    "Resuming is continuing the same run: a checkpoint made with other settings (beyond `RESUME_MAY_CHANGE`) or other data is refused, naming each difference."
+    if old is None: return                                   # a checkpoint from before settings were recorded
+    diff = [k for k in dict.fromkeys([*old, *new]) if k not in RESUME_MAY_CHANGE and old.get(k) != new.get(k)]
+    if diff:
+        what = '; '.join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" if k != 'training data' else 'the training data (files or captions) changed' for k in diff)
+        raise RunDirError(f"{ckpt} was made with other settings ({what}): resuming would mix two recipes in one run. Continue with the "
+                          f"checkpoint's settings, train into a new --out, or start over in {ckpt.parent} with --restart")
 
 def _resume(r: _Run, ckpt: Path, progress: bool):
     s = load_checkpoint(ckpt)
+    _check_same_settings(s.get('settings'), r.settings, ckpt)      # before any state is loaded into this run
     r.model.load_state_dict(s['model']); r.opt.load_state_dict(s['optimizer']); r.sch.load_state_dict(s['scheduler'])
     r.scaler.load_state_dict(s['scaler']); _set_rng_state(s['rng'])
     r.epoch, r.step, r.tot, r.best, r.history = s['epoch'], s.get('step', 0), s.get('tot', 0.0), s['best'], s['history']
@@ -377,7 +397,7 @@ def _checkpoint(r: _Run, epoch, step, tot):
     "`last.pt` (the previous one kept as `prev.pt`): everything an exact resume needs, as tensors and plain data only."
     _save_checkpoint(dict(model=r.model.state_dict(), optimizer=r.opt.state_dict(), scheduler=r.sch.state_dict(),
                           scaler=r.scaler.state_dict(), rng=_rng_state(), epoch=epoch, step=step, tot=tot, best=r.best,
-                          history=r.history), r.out/'last.pt')
+                          history=r.history, settings=r.settings), r.out/'last.pt')
     r.last_ckpt = time.monotonic()
 
 # %% ../nbs/07_train.ipynb #cell-20

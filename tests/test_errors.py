@@ -322,3 +322,19 @@ def test_empty_and_mismatched_inputs_of_the_api():
     with pytest.raises(ValueError, match='S is empty'): vsepp_loss(torch.zeros(0, 0))
     with pytest.raises(TypeError, match='S must be a floating-point tensor, got torch.int64'): infonce_loss(torch.zeros(2, 2, dtype=torch.long))
     assert recall_metrics([[1.0, 0.0], [0.0, 1.0]], [0, 1])['rsum'] == 600.0          # plain lists are fine
+
+def test_resume_with_other_settings_refused(data, trained, tmp_path):
+    "A run directory is one run: resuming it with another lr, batch size, model level or training data is refused, naming each difference."
+    out = shutil.copytree(trained, tmp_path/'m')
+    before = digest(out)
+    r = train_cli(data, out, '--set', 'epochs=3', '--set', 'lr=0.01', '--set', 'model.img_levels=[3,4,4]')
+    assert r.returncode == 2 and f"{out/'last.pt'} was made with other settings (" in r.stderr, r.stderr[-2000:]
+    assert "lr 0.0005 -> 0.01" in r.stderr and "model.img_levels [2, 3, 4] -> [3, 4, 4]" in r.stderr and '--restart' in r.stderr, r.stderr[-2000:]
+    assert 'epochs' not in r.stderr.split('other settings')[1] and 'Traceback' not in r.stderr and digest(out) == before
+    d = shutil.copytree(data, tmp_path/'d')                             # the same files, one caption edited
+    f = next(d.glob('dataset_*.json')); meta = json.loads(f.read_text())
+    next(i for i in meta['images'] if i['split'] == 'train')['sentences'][0]['raw'] = 'an edited caption'
+    f.write_text(json.dumps(meta))
+    r = train_cli(d, out, '--set', 'epochs=3')
+    assert r.returncode == 2 and 'the training data (files or captions) changed' in r.stderr and digest(out) == before, r.stderr[-2000:]
+    assert train_cli(data, out, '--set', 'epochs=3', '--set', 'lr=0.01', '--restart').returncode == 0  # the explicit way to start over
