@@ -181,6 +181,7 @@ def check_stage_values(stage: str, given: dict, root='.', where='params.yaml'):
     for k, lo in (('batch_size', 1), ('n_examples', 0)):
         if isinstance(given.get(k), int) and given[k] < lo: probs.append(f"{at}.{k}: must be >= {lo}, got {given[k]}")
     if 'device' in given and (p := _device_problem(given['device'])): probs.append(f"{at}.device: {p}")
+    if given.get('amp') not in (None, 'auto', 'bf16', 'fp16', 'none'): probs.append(f"{at}.amp: expected 'none', 'auto', 'bf16' or 'fp16', got {given['amp']!r}")
     if 'split' in given and 'dataset' in given and (p := _split_problem(given['split'], given['dataset'], Path(root))): probs.append(f"{at}.split: {p}")
     if 'datasets' in given and not given['datasets']:
         probs.append(f"{where}:datasets: empty; name at least one dataset of `catalog` (the demo: datasets: [emoji])")

@@ -34,6 +34,7 @@ def test_missing_dataset_says_how_to_get_it(tmp_path):
     ('evaluate', dict(batch_size=0), "params.yaml:evaluate.batch_size: must be >= 1, got 0"),
     ('evaluate', dict(split='restval'), "has no 'restval' images (it has test 450, train 3,106, val 230); choose one of those"),
     ('evaluate', dict(device='gpu'), "params.yaml:evaluate.device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'"),
+    ('evaluate', dict(amp='fp8'), "params.yaml:evaluate.amp: expected 'none', 'auto', 'bf16' or 'fp16', got 'fp8'"),
     ('report', dict(datasets=[]), "params.yaml:datasets: empty; name at least one dataset of `catalog`")])
 def test_stage_values_checked_before_the_notebook(tmp_path, emoji_dir, stage, section, msg):
     "Values a notebook would only fail on late (as a papermill traceback) stop the stage first: one line, exit 2."
