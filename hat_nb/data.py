@@ -134,6 +134,7 @@ def summarize(recs) -> dict:
 # %% ../nbs/01_data.ipynb #cell-13
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 MAX_PIXELS = 89_478_485        # PIL's decompression-bomb threshold (`Image.MAX_IMAGE_PIXELS`): larger images are refused by name
+warnings.filterwarnings('ignore', category=Image.DecompressionBombWarning)   # PIL's warning for the same threshold: load_rgb refuses such images by name
 _GREY_16 = ('I;16', 'I;16B', 'I;16L', 'I;16N', 'I')
 
 def _grey_to_8bit(im: Image.Image) -> Image.Image:
@@ -148,19 +149,17 @@ def _grey_to_8bit(im: Image.Image) -> Image.Image:
 def load_rgb(path) -> Image.Image:
     "Open `path` as RGB as a person sees it: EXIF orientation applied, transparency composited onto white, 16-bit and float grey scaled to 8 bits; every failure (missing, unreadable or truncated, over `MAX_PIXELS`, values out of range) is a `DatasetError` naming the file."
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore', Image.DecompressionBombWarning)     # the size is checked here, by name
-            with Image.open(path) as im:
-                if im.width * im.height > MAX_PIXELS:
-                    raise DatasetError([f"{path}: image is {im.width}x{im.height} ({im.width * im.height / 1e6:.0f} Mpx), over the "
-                                        f"{MAX_PIXELS / 1e6:.0f} Mpx limit (hat_nb.data.MAX_PIXELS): downscale it, or raise the limit for a file you trust"])
-                im.load()
-                im = ImageOps.exif_transpose(im)
-                if im.mode in _GREY_16 or im.mode == 'F': im = _grey_to_8bit(im)
-                if im.mode in ('RGBA', 'LA', 'P', 'PA', 'RGBa', 'La'):
-                    im = im.convert('RGBA')
-                    return Image.alpha_composite(Image.new('RGBA', im.size, (255,)*4), im).convert('RGB')
-                return im.convert('RGB')
+        with Image.open(path) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise DatasetError([f"{path}: image is {im.width}x{im.height} ({im.width * im.height / 1e6:.0f} Mpx), over the "
+                                    f"{MAX_PIXELS / 1e6:.0f} Mpx limit (hat_nb.data.MAX_PIXELS): downscale it, or raise the limit for a file you trust"])
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            if im.mode in _GREY_16 or im.mode == 'F': im = _grey_to_8bit(im)
+            if im.mode in ('RGBA', 'LA', 'P', 'PA', 'RGBa', 'La'):
+                im = im.convert('RGBA')
+                return Image.alpha_composite(Image.new('RGBA', im.size, (255,)*4), im).convert('RGB')
+            return im.convert('RGB')
     except DatasetError: raise
     except FileNotFoundError: raise DatasetError([f"{path}: image file missing"]) from None
     except Image.DecompressionBombError as e: raise DatasetError([f"{path}: image too large ({e}); downscale it"]) from None
