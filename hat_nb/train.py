@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_train.ipynb #cell-02
 from __future__ import annotations
-import fcntl, hashlib, json, math, os, pickle, random, tempfile, time
+import fcntl, hashlib, json, math, os, pickle, random, shutil, tempfile, time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,9 +24,10 @@ from .loss import HATLoss
 from .model import HATConfig, HATModel, check_fields, load_tokenizer, minilm_path, save_pretrained
 
 # %% auto #0
-__all__ = ['RECIPES', 'PRESETS', 'RESUME_MAY_CHANGE', 'TrainConfig', 'recipe', 'CheckpointError', 'UnsafeCheckpointError',
-           'load_checkpoint', 'set_frozen', 'make_optimizer', 'loss_fn', 'gpu_determinism', 'RunDirError',
-           'TrainingStopped', 'run_lock', 'EpochOrder', 'compile_towers', 'train_step', 'train', 'run_settings']
+__all__ = ['RECIPES', 'PRESETS', 'RESUME_MAY_CHANGE', 'TRAINING_CODE', 'RUN_FILES', 'PIPELINE_MAY_CHANGE', 'TrainConfig',
+           'recipe', 'CheckpointError', 'UnsafeCheckpointError', 'load_checkpoint', 'set_frozen', 'make_optimizer',
+           'loss_fn', 'gpu_determinism', 'RunDirError', 'TrainingStopped', 'run_lock', 'EpochOrder', 'compile_towers',
+           'train_step', 'train', 'code_fingerprint', 'run_settings', 'continue_interrupted']
 
 # %% ../nbs/07_train.ipynb #cell-04
 @dataclass
@@ -314,6 +315,7 @@ class _Run:
     epoch: int = 0; step: int = 0; tot: float = 0.0; best: float = -1.0; history: list = field(default_factory=list)
     log: object = None; live: object = None; last_ckpt: float = 0.0; stop: bool = False
     settings: dict = field(default_factory=dict)     # `run_settings`: recorded in every checkpoint, compared on resume
+    code: str = ''                                   # `code_fingerprint()` of the run
     @property
     def main(self): return self.rank == 0
 
@@ -342,10 +344,19 @@ def _setup(mc, tc, out, rank, W, device) -> _Run:
     dt = amp_dtype(device, tc.amp)
     scaler = torch.amp.GradScaler('cuda', enabled=dt == torch.float16)
     return _Run(mc, tc, out, rank, W, device, model, tok, loss_fn(tc), dl, order, opt, sch, scaler, dt, steps, val_recs,
-                settings=run_settings(mc, tc, train_recs))
+                settings=run_settings(mc, tc, train_recs), code=code_fingerprint())
 
 RESUME_MAY_CHANGE = ('epochs', 'data_dir', 'device', 'num_workers', 'compile', 'deterministic', 'eval_batch_size', 'val_every',
                      'log_every', 'ckpt_every_minutes', 'model.img_weights')   # how the run is carried out, not what it computes
+
+TRAINING_CODE = ('data', 'align', 'model', 'distributed', 'loss', 'evaluate', 'train')   # the hat_nb modules a run executes
+
+def code_fingerprint() -> str:
+    "SHA-256 (16 hex digits) of the `TRAINING_CODE` modules: a checkpoint records it, and the pipeline resumes only the same code."
+    import hat_nb
+    h = hashlib.sha256()
+    for m in TRAINING_CODE: h.update((Path(hat_nb.__file__).parent/f'{m}.py').read_bytes())
+    return h.hexdigest()[:16]
 
 def run_settings(mc: HATConfig, tc: TrainConfig, train_recs) -> dict:
     "What a checkpoint records of its run: every model ('model.<key>') and training setting, and a fingerprint of the training data (file names and captions)."
@@ -381,6 +392,14 @@ def _refit_cosine(r: _Run, progress: bool):
     if progress: print(f"epochs {old} -> {E} with a cosine schedule: from epoch {e + 1} the lr follows the cosine of a {E}-epoch run "
                        f"(now {r.opt.param_groups[0]['lr']:.3g})")
 
+def _cut_back_dvclive(d: Path, g0: int):
+    "DVCLive's series cut back to the resumed position `g0` (global steps done): a killed run may have logged past its last checkpoint."
+    for f in (d/'plots'/'metrics').rglob('*.tsv'):
+        head, *rows = f.read_text().splitlines()
+        i = head.split('\t').index('step')
+        keep = [l for l in rows if int(l.split('\t')[i]) < g0]
+        if len(keep) < len(rows): f.write_text(os.linesep.join([head, *keep]) + os.linesep)
+
 def _open_logs(r: _Run):
     "`train_config.json`; `log.jsonl` cut back to the resumed position and opened for appending; DVCLive."
     write_json(r.out/'train_config.json', dict(model=asdict(r.mc), train=asdict(r.tc), world_size=r.W), default=list)
@@ -389,6 +408,7 @@ def _open_logs(r: _Run):
     lines = [l for l in f.read_text().splitlines() if keep(json.loads(l))] if f.is_file() else []
     f.write_text(''.join(l + '\n' for l in lines))
     r.log = open(f, 'a')
+    if r.epoch or r.step: _cut_back_dvclive(r.out/'dvclive', r.epoch * r.steps + r.step)
     from dvclive import Live
     r.live = Live(str(r.out/'dvclive'), resume=r.epoch > 0 or r.step > 0, save_dvc_exp=False, dvcyaml=False)
     r.last_ckpt = time.monotonic()
@@ -397,7 +417,7 @@ def _checkpoint(r: _Run, epoch, step, tot):
     "`last.pt` (the previous one kept as `prev.pt`): everything an exact resume needs, as tensors and plain data only."
     _save_checkpoint(dict(model=r.model.state_dict(), optimizer=r.opt.state_dict(), scheduler=r.sch.state_dict(),
                           scaler=r.scaler.state_dict(), rng=_rng_state(), epoch=epoch, step=step, tot=tot, best=r.best,
-                          history=r.history, settings=r.settings), r.out/'last.pt')
+                          history=r.history, settings=r.settings, code=r.code), r.out/'last.pt')
     r.last_ckpt = time.monotonic()
 
 # %% ../nbs/07_train.ipynb #cell-20
@@ -476,3 +496,32 @@ def _validate_and_checkpoint(r: _Run, epoch, tot, seconds, progress):
         r.best = rec['val_score']
         atomic_write(r.out/'best', lambda p: save_pretrained(r.model, p, r.tok))
     _checkpoint(r, epoch + 1, 0, 0.0)
+
+# %% ../nbs/07_train.ipynb #0717c200
+RUN_FILES = ('last.pt', 'prev.pt', 'best', 'dvclive', 'log.jsonl', 'train_config.json')
+PIPELINE_MAY_CHANGE = ('device', 'num_workers', 'compile', 'eval_batch_size', 'log_every', 'ckpt_every_minutes')
+
+def continue_interrupted(mc: HATConfig, tc: TrainConfig, out_dir, progress=True) -> bool:
+    "For a pipeline stage: True when `out_dir` holds an unfinished run of these settings, data and training code (resume it); else False, with the old run's files cleared — an unfinished run of other settings moved to `out_dir/interrupted/` first."
+    out = Path(out_dir)
+    say = print if progress else (lambda *a: None)
+    try: s = load_checkpoint(out/'last.pt') if (out/'last.pt').is_file() else None
+    except CheckpointError as e: s = None; say(f"{e}: starting fresh")
+    if s is not None:
+        old, new = s.get('settings') or {}, run_settings(mc, tc, _read_splits(tc)[0])
+        diff = [k for k in dict.fromkeys([*old, *new]) if k not in PIPELINE_MAY_CHANGE and old.get(k) != new.get(k)]
+        if s.get('code') != code_fingerprint(): diff.append('training code')
+        if s['epoch'] < tc.epochs and not diff:
+            say(f"resuming the interrupted run in {out} at epoch {s['epoch'] + 1}, step {s.get('step', 0)} (same settings, data and code)")
+            return True
+        if s['epoch'] < tc.epochs:
+            aside = out/'interrupted'
+            shutil.rmtree(aside, ignore_errors=True); aside.mkdir()
+            for f in RUN_FILES:
+                if (out/f).exists(): os.replace(out/f, aside/f)
+            say(f"{out}: an interrupted run with other {', '.join(diff)} moved to {aside}; starting fresh")
+    for f in RUN_FILES:                                          # a finished run (its outputs are in DVC's cache), or none
+        p = out/f
+        if p.is_dir(): shutil.rmtree(p)
+        elif p.exists(): p.unlink()
+    return False

@@ -129,6 +129,38 @@ def test_dvc_repro_end_to_end(tmp_path, emoji_dir):
     assert (repo/'dvc.lock').read_bytes() == lock, 'a rerun changed dvc.lock: some out is not reproducible'
 
 @pytest.mark.slow
+def test_killed_dvc_repro_resumes_the_train_stage(tmp_path, emoji_dir):
+    "SIGKILL `dvc repro` (and everything it started) in the middle of training; `dvc repro` again resumes at the last checkpoint and ends with the uninterrupted run's files."
+    import signal, subprocess, time
+    from hat_nb.train import CheckpointError, load_checkpoint
+    over = dict(epochs=2, max_steps_per_epoch=3, batch_size=8, freeze_txt_epochs=0, ckpt_every_minutes=0, val_images=40)
+    runs = {}
+    for name in ('whole', 'killed'):
+        repo, env = _clone(tmp_path/name)
+        shutil.copytree(emoji_dir, repo/'data/emoji')
+        _set_params(repo, train=dict(overrides=over))
+        runs[name] = repo
+    repro = [BIN/'dvc', 'repro', 'train@emoji']
+    run(*repro, cwd=runs['whole'], env=env, timeout=1200)
+    repo = runs['killed']
+    p = subprocess.Popen([str(a) for a in repro], cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    t0 = time.time()
+    while True:                                          # killed in epoch 2, after at least one of its steps
+        assert p.poll() is None and time.time() - t0 < 600, 'dvc repro ended before it could be killed'
+        try: s = load_checkpoint(repo/'models/emoji/last.pt')
+        except (CheckpointError, FileNotFoundError): s = None
+        if s and (s['epoch'], s['step']) >= (1, 1): break
+        time.sleep(0.05)
+    os.killpg(p.pid, signal.SIGKILL); p.wait()
+    assert not (repo/'metrics/emoji/train.json').exists()
+    out = run(*repro, cwd=repo, env=env, timeout=1200).stdout
+    assert 'resuming the interrupted run in models/emoji at epoch 2' in out, out[-3000:]
+    for f in ('metrics/emoji/train.json', 'metrics/emoji/train_curve.json', 'models/emoji/dvclive/metrics.json', 'models/emoji/best/model.safetensors',
+              *(str(t.relative_to(runs['whole'])) for t in (runs['whole']/'models/emoji/dvclive/plots').rglob('*.tsv'))):
+        assert (repo/f).read_bytes() == (runs['whole']/f).read_bytes(), f
+    assert (repo/'dvc.lock').read_bytes() == (runs['whole']/'dvc.lock').read_bytes()
+
+@pytest.mark.slow
 def test_two_dataset_pipeline_makes_both_tables(tmp_path):
     "Flickr30K- and COCO-format fixtures, the paper recipes with random weights, one step each: both paper tables, COCO 5K and 1K."
     from hat_nb.data import make_fixture
