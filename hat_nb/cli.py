@@ -74,6 +74,28 @@ def _gpu_check(a):
     if bad: print(f"hat-nb gpu-check: {len(bad)} check(s) failed", file=sys.stderr)
     return 1 if bad else 0
 
+def _import_official(a):
+    from hat_nb.model import HATConfig, import_official
+    from hat_nb.train import recipe
+    if a.config:
+        try: cfg = HATConfig.from_dict(json.loads(Path(a.config).read_text()))
+        except (OSError, ValueError, TypeError) as e: raise ValueError(f"{a.config}: {e}") from None
+    else: cfg = recipe(a.recipe)[0]
+    out = import_official(a.ckpt, a.out, cfg)
+    src = json.loads((out/'imported_from.json').read_text())
+    print(f"{a.ckpt} -> {out}: {src['tensors_used']} tensors imported, {len(src['tensors_unused'])} left out as unused (listed in {out/'imported_from.json'})")
+
+def _ablation_table(a):
+    import subprocess
+    from hat_nb.pipeline import ablation_table
+    r = subprocess.run(['dvc', 'exp', 'show', '--json'], capture_output=True, text=True)
+    if r.returncode: raise ValueError(f"dvc exp show --json failed: {(r.stderr or r.stdout).strip()[-500:]}")
+    t = ablation_table(json.loads(r.stdout), a.dataset, a.protocol)
+    if t.empty: raise ValueError(f"no experiment of this project has test metrics for {a.dataset!r} ({a.protocol}); run the variants first (params.yaml: train.levels)")
+    md = f"# Ablations of the hierarchy: {a.dataset}, {a.protocol} test\n\n{t.to_markdown(index=False)}\n"
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True); Path(a.out).write_text(md)
+    print(f"{md}\n(stored in {a.out})")
+
 def _stage(a):
     from hat_nb.pipeline import run_stage, ParamsError
     name = f"{a.name} {a.dataset}" if a.dataset else a.name
@@ -132,6 +154,14 @@ def parser():
     g.add_argument('--no-scoring', action='store_true', help='skip the COCO-5K-shaped scoring benchmark')
     g.add_argument('--no-train', action='store_true', help='skip the training-step benchmark')
     g.set_defaults(fn=_gpu_check)
+    o = sub.add_parser('import-official', help="convert the authors' released Lightning checkpoint (.ckpt) into a model directory; runs none of the file's code")
+    o.add_argument('ckpt'); o.add_argument('--out', required=True, help='model directory to write (save_pretrained format)')
+    o.add_argument('--recipe', default='paper_f30k', help="whose model configuration (default: the paper's)")
+    o.add_argument('--config', default=None, metavar='JSON', help='a HATConfig as JSON instead (e.g. the config.json of a model directory)')
+    o.set_defaults(fn=_import_official)
+    ab = sub.add_parser('ablation-table', help='the R@K of every DVC experiment of the ablation axes (train.levels, train.direction), one row each')
+    ab.add_argument('--dataset', default='emoji'); ab.add_argument('--protocol', default='standard')
+    ab.add_argument('--out', default='reports/ablation.md'); ab.set_defaults(fn=_ablation_table)
     s = sub.add_parser('stage', help='run a pipeline notebook with its params.yaml section, for one dataset (used by dvc.yaml)')
     s.add_argument('name'); s.add_argument('dataset', nargs='?', help="a dataset of params.yaml's catalog (prepare, train, evaluate)")
     s.add_argument('--params', default='params.yaml')

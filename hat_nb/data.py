@@ -18,8 +18,8 @@ from torchvision import transforms as T
 __all__ = ['SPLITS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'MAX_PIXELS', 'EMOJI_PKG', 'EMOJI_SHA256', 'SKIN_TONES', 'DatasetError',
            'ImageRecord', 'find_karpathy_json', 'read_karpathy', 'check', 'summarize', 'load_rgb', 'train_transform',
            'eval_transform', 'CaptionDataset', 'ImageDataset', 'Collate', 'DiskFullError', 'atomic_write', 'write_json',
-           'make_fixture', 'cache_dir', 'FetchError', 'fetch_emoji_tarball', 'emoji_entries', 'assign_splits',
-           'build_emoji']
+           'make_fixture', 'cache_dir', 'file_sha256', 'FetchError', 'fetch_emoji_tarball', 'emoji_entries',
+           'assign_splits', 'build_emoji']
 
 # %% ../nbs/01_data.ipynb #cell-05
 SPLITS = ('train', 'val', 'test', 'restval')
@@ -279,7 +279,12 @@ SKIN_TONES = {'1F3FB': 'light skin tone', '1F3FC': 'medium-light skin tone', '1F
 def cache_dir() -> Path:
     return Path(os.environ.get('HAT_NB_CACHE') or Path(os.environ.get('XDG_CACHE_HOME', Path.home()/'.cache'))/'hat_nb')
 
-def _sha256(p): return hashlib.sha256(Path(p).read_bytes()).hexdigest()
+def file_sha256(p) -> str:
+    "The file's SHA-256, read in 1 MB blocks (checkpoints can be GBs)."
+    h = hashlib.sha256()
+    with open(p, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''): h.update(block)
+    return h.hexdigest()
 
 class FetchError(RuntimeError): "The emoji package could not be fetched with npm, or its checksum is not the pinned one."
 
@@ -300,14 +305,14 @@ def _npm_pack(dest: Path, tgz: Path):
             why = '; '.join(_npm_reason(r.stderr + r.stdout)) or 'npm printed no reason'
             raise FetchError(f"`npm pack {EMOJI_PKG}` failed (exit {r.returncode}): {why}. The demo needs npm's package registry "
                              f"once (check the network or npm's `registry` setting), or the tarball placed at {tgz}")
-        if (h := _sha256(got)) != EMOJI_SHA256: raise FetchError(f"{EMOJI_PKG}: checksum mismatch (got {h}, expected {EMOJI_SHA256})")
+        if (h := file_sha256(got)) != EMOJI_SHA256: raise FetchError(f"{EMOJI_PKG}: checksum mismatch (got {h}, expected {EMOJI_SHA256})")
         os.replace(got, tgz)
 
 def fetch_emoji_tarball(dest=None) -> Path:
     "The verified `npm pack` tarball of `EMOJI_PKG`, fetched once into `dest` (default: `cache_dir()`)."
     dest = Path(dest or cache_dir()); dest.mkdir(parents=True, exist_ok=True)
     tgz = dest/'emoji-datasource-google-16.0.0.tgz'
-    if not (tgz.is_file() and _sha256(tgz) == EMOJI_SHA256): _npm_pack(dest, tgz)
+    if not (tgz.is_file() and file_sha256(tgz) == EMOJI_SHA256): _npm_pack(dest, tgz)
     return tgz
 
 
@@ -363,7 +368,7 @@ def build_emoji(out='data/emoji', n_val=120, n_test=250, tarball=None, progress=
     "Build the emoji demo dataset into `out`; an existing valid build is left as is, and `out` is only replaced once a new build is complete."
     out = Path(out)
     tgz = Path(tarball) if tarball else fetch_emoji_tarball()
-    if tarball and (h := _sha256(tgz)) != EMOJI_SHA256: raise FetchError(f"{tgz}: checksum mismatch (got {h}, expected {EMOJI_SHA256})")
+    if tarball and (h := file_sha256(tgz)) != EMOJI_SHA256: raise FetchError(f"{tgz}: checksum mismatch (got {h}, expected {EMOJI_SHA256})")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix='.emoji-build-', dir=out.parent))
     try:

@@ -17,8 +17,8 @@ from .distributed import world
 import torch.distributed as dist
 
 # %% auto #0
-__all__ = ['SCORE_DTYPES', 'ranks', 'median_rank', 'recall_metrics', 'fold_metrics', 'amp_dtype', 'score_dtype', 'plan_memory',
-           'encode', 'score_all', 'evaluate']
+__all__ = ['SCORE_DTYPES', 'REFERENCE_EVAL', 'ranks', 'median_rank', 'recall_metrics', 'fold_metrics', 'amp_dtype', 'score_dtype',
+           'plan_memory', 'encode', 'score_all', 'evaluate']
 
 # %% ../nbs/06_evaluate.ipynb #cell-04
 def _check_ranking_inputs(sims, txt2img):
@@ -54,7 +54,8 @@ def median_rank(r: torch.Tensor) -> float:
 
 def recall_metrics(sims, txt2img, ks=(1, 5, 10)) -> dict:
     "R@K (percent) for i2t and t2i, rsum, median and mean rank."
-    i2t, t2i = ranks(torch.as_tensor(sims).float(), torch.as_tensor(txt2img))
+    sims = torch.as_tensor(sims)
+    i2t, t2i = ranks(sims.to(torch.promote_types(sims.dtype, torch.float32)), torch.as_tensor(txt2img))   # float64 ranked as float64
     out = {}
     for name, r in (('i2t', i2t), ('t2i', t2i)):
         for k in ks: out[f'{name}_R@{k}'] = round(100 * (r < k).float().mean().item(), 2)
@@ -127,9 +128,13 @@ def score_all(model, img_feats, txt_feats, mask, direction='i2t', img_block=256,
     return torch.cat(parts)[:n]
 
 # %% ../nbs/06_evaluate.ipynb #cell-11
+REFERENCE_EVAL = dict(directions=('i2t',), amp='none', precision='fp64')   # the authors' test path: one i2t matrix, fp32 encoders, float64 features and scores
+
 def evaluate(model, recs, tokenizer, protocol='standard', directions=('i2t', 't2i', 'both'), batch_size=128, device='cpu',
-             amp='auto', max_elems=None, num_workers=0, out_json=None, progress=True, verbose=True, shard=True, precision='auto') -> dict:
-    "Metrics on `recs` by `protocol`: 'standard', 'coco1k' (5 folds of a fifth: 1000 of COCO's 5000), or a list of them from one encoding and scoring (then a dict by protocol). With `shard`, every torchrun process must call it."
+             amp='auto', max_elems=None, num_workers=0, out_json=None, progress=True, verbose=True, shard=True, precision='auto',
+             reference=False) -> dict:
+    "Metrics on `recs` by `protocol`: 'standard', 'coco1k' (5 folds of a fifth: 1000 of COCO's 5000), or a list of them from one encoding and scoring (then a dict by protocol). With `shard`, every torchrun process must call it. `reference`: evaluate exactly as the authors do (`REFERENCE_EVAL`)."
+    if reference: directions, amp, precision = REFERENCE_EVAL['directions'], REFERENCE_EVAL['amp'], REFERENCE_EVAL['precision']
     cfg = model.cfg
     ds = ImageDataset(recs, eval_transform(cfg.img_size))
     protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol)

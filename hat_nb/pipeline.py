@@ -13,7 +13,7 @@ import yaml
 __all__ = ['CPU_NUMERICS', 'CPU_NUMERICS_SETTINGS', 'REPORT', 'GET_DATA', 'CATALOG_KEYS', 'PLACEHOLDER', 'ParamsError',
            'check_params', 'cpu_numerics_env', 'notebook_params', 'load_params', 'check_recipe_overrides',
            'dataset_paths', 'DataMissingError', 'stage_parameters', 'run_stage', 'check_stage_values',
-           'write_data_placeholders', 'describe_figure']
+           'write_data_placeholders', 'use_released_checkpoint', 'ablation_table', 'describe_figure']
 
 # %% ../nbs/10_pipeline.ipynb #cell-04
 class ParamsError(ValueError): "A `params.yaml` section does not match the notebook's parameters."
@@ -118,6 +118,12 @@ def _check_weights(overrides: dict, root: Path, where: str):
         if isinstance(v, str) and not (root/v).exists():
             raise DataMissingError(f"{where}.{k}: {v} not found; put the pretrained weights there (README: \"Reproducing the paper\")")
 
+def _check_checkpoint(path, root: Path, where: str):
+    "The authors' checkpoint named in the catalog must exist before the stage starts."
+    if not isinstance(path, str) or not (root/path).is_file():
+        raise DataMissingError(f"{where}: {path} not found; download the authors' released checkpoint (LuminosityX/HAT, README: "
+                               f"'Download data and pretrained model') and put it there (README: 'Reproduce the tables from the released weights')")
+
 def stage_parameters(stage: str, dataset: str | None, allp: dict, declared: dict, where='params.yaml') -> dict:
     "The notebook parameters of `stage` (for `dataset`): its `params.yaml` section, plus the dataset's name and `catalog` entry."
     given = dict(allp.get(stage) or {})
@@ -137,7 +143,7 @@ def stage_parameters(stage: str, dataset: str | None, allp: dict, declared: dict
         if 'overrides' in declared: given['overrides'] = over
     return given
 
-CATALOG_KEYS = {'recipe', 'protocols', 'captions_per_image', 'overrides'}
+CATALOG_KEYS = {'recipe', 'protocols', 'captions_per_image', 'overrides', 'checkpoint', 'reference_eval'}
 
 def run_stage(stage, dataset=None, params_file='params.yaml', nb_dir='pipelines', root='.'):
     "Check the parameters of `stage` (for `dataset`) and its data, then execute `nb_dir/stage.ipynb` with papermill."
@@ -150,7 +156,8 @@ def run_stage(stage, dataset=None, params_file='params.yaml', nb_dir='pipelines'
     given = check_params(stage_parameters(stage, dataset, allp, declared, where), declared, f"{where}:{stage}")
     if 'overrides' in declared and 'recipe' in declared: check_recipe_overrides(given, declared, f"{where}:{stage}")
     if dataset is not None: _check_data(dataset, root)
-    _check_weights(given.get('overrides') or {}, root, f"{where}:catalog.{dataset}.overrides")
+    if given.get('checkpoint'): _check_checkpoint(given['checkpoint'], root, f"{where}:catalog.{dataset}.checkpoint")
+    else: _check_weights(given.get('overrides') or {}, root, f"{where}:catalog.{dataset}.overrides")   # a checkpoint brings its own
     check_stage_values(stage, given, root, where)
     import os
     os.environ.update(cpu_numerics_env(allp.get('cpu_numerics', 'pinned')))    # the notebook kernel starts with these
@@ -175,6 +182,16 @@ def _split_problem(split, dataset, root: Path) -> str | None:
     if not counts[split]:
         return f"{f} has no {split!r} images (it has {', '.join(f'{k} {n:,}' for k, n in sorted(counts.items()) if k)}); choose one of those"
 
+def _ablation_problems(given, at) -> list[str]:
+    from hat_nb.train import ablation_config, recipe
+    try: mc = recipe(given.get('recipe', 'demo'), **(given.get('overrides') or {}))[0]
+    except (ValueError, TypeError): return []                          # named by check_recipe_overrides
+    probs = []
+    for k, kw in (('levels', dict(levels=given.get('levels', [1, 2, 3]))), ('direction', dict(direction=given.get('direction')))):
+        try: ablation_config(mc, **kw)
+        except (ValueError, TypeError) as e: probs.append(f"{at}.{k}: {e}")
+    return probs
+
 def check_stage_values(stage: str, given: dict, root='.', where='params.yaml'):
     "The values a stage notebook would fail on only after it started (as a papermill traceback): a count below its minimum, a device this machine lacks, a split with no images, no dataset at all."
     probs, at = [], f"{where}:{stage}"
@@ -183,6 +200,8 @@ def check_stage_values(stage: str, given: dict, root='.', where='params.yaml'):
     if 'device' in given and (p := _device_problem(given['device'])): probs.append(f"{at}.device: {p}")
     if given.get('amp') not in (None, 'auto', 'bf16', 'fp16', 'none'): probs.append(f"{at}.amp: expected 'none', 'auto', 'bf16' or 'fp16', got {given['amp']!r}")
     if 'split' in given and 'dataset' in given and (p := _split_problem(given['split'], given['dataset'], Path(root))): probs.append(f"{at}.split: {p}")
+    if stage == 'train' and ('levels' in given or 'direction' in given):
+        probs += _ablation_problems(given, at)
     if 'datasets' in given and not given['datasets']:
         probs.append(f"{where}:datasets: empty; name at least one dataset of `catalog` (the demo: datasets: [emoji])")
     if probs: raise ParamsError('\n'.join(probs))
@@ -201,6 +220,51 @@ def write_data_placeholders(params_file='params.yaml', root='.') -> list[Path]:
         (d/PLACEHOLDER).write_text(f"# {name}: no data yet\n\nTo get it: {how}.\n\n(This file is ignored by DVC; it only keeps the folder.)\n")
         made.append(d/PLACEHOLDER)
     return made
+
+# %% ../nbs/10_pipeline.ipynb #04c86b1c
+def use_released_checkpoint(checkpoint, model_cfg, dataset: str, root='.') -> dict:
+    "The train stage of a catalog entry naming the authors' `checkpoint`: import it as `models/<dataset>/best` instead of training; returns what `metrics/<dataset>/train.json` records."
+    import shutil
+    from hat_nb.data import write_json
+    from hat_nb.model import import_official
+    P = {k: Path(root)/v for k, v in dataset_paths(dataset).items()}
+    for old in (P['best_model'], P['model_dir']/'dvclive', P['model_dir']/'log.jsonl'):   # a trained run's files (DVC keeps them in its cache)
+        if old.is_dir(): shutil.rmtree(old)
+        elif old.exists(): old.unlink()
+    src = json.loads((import_official(Path(root)/checkpoint, P['best_model'], model_cfg)/'imported_from.json').read_text())
+    (P['model_dir']/'dvclive/plots').mkdir(parents=True)
+    info = dict(imported_from=str(checkpoint), sha256=src['sha256'], epoch=src['epoch'], global_step=src['global_step'])
+    write_json(P['model_dir']/'dvclive/metrics.json', info)
+    return info
+
+# %% ../nbs/10_pipeline.ipynb #6e9a84ed
+def _experiments(node):
+    "(name, params, metrics) of every run in the JSON of `dvc exp show --json` (baselines and their experiments)."
+    if isinstance(node, list):
+        for n in node: yield from _experiments(n)
+    elif isinstance(node, dict):
+        d = node.get('data')
+        if isinstance(d, dict) and 'params' in d and node.get('rev') != 'workspace':
+            get = lambda kind: {f: (v or {}).get('data') or {} for f, v in (d.get(kind) or {}).items()}
+            yield node.get('name') or str(node.get('rev'))[:7], get('params'), get('metrics')
+        for k in ('experiments', 'revs'): yield from _experiments(node.get(k))
+
+def ablation_table(exp_show: list, dataset: str, protocol='standard'):
+    "One row per run of `exp_show` (the JSON of `dvc exp show --json`) that has test metrics for `dataset`: its level pairs, direction, R@K and rsum (the row of its own scoring direction)."
+    import pandas as pd
+    rows = []
+    for name, params, metrics in _experiments(exp_show):
+        res = metrics.get(dataset_paths(dataset)['test_metrics'], {}).get(protocol)
+        train = params.get('params.yaml', {}).get('train') or {}
+        if not res: continue
+        levels, direction = train.get('levels') or [1, 2, 3], train.get('direction') or 'i2t'
+        m = res.get(direction) or res['i2t']                              # reference evaluation scores i2t only
+        rows.append(dict(levels='+'.join(f'L{l}' for l in levels), direction=direction, experiment=name,
+                         **{k: m[k] for k in ('i2t_R@1', 'i2t_R@5', 'i2t_R@10', 't2i_R@1', 't2i_R@5', 't2i_R@10', 'rsum')}))
+    cols = ['levels', 'direction', 'experiment', 'i2t_R@1', 'i2t_R@5', 'i2t_R@10', 't2i_R@1', 't2i_R@5', 't2i_R@10', 'rsum']
+    t = pd.DataFrame(rows, columns=cols)
+    order = lambda s: s.map({'i2t': 0, 't2i': 1, 'both': 2}) if s.name == 'direction' else s.str.len()   # fewer levels first
+    return t.sort_values(['direction', 'levels'], key=order, kind='stable').drop_duplicates(cols[:2] + cols[3:]).reset_index(drop=True)
 
 # %% ../nbs/10_pipeline.ipynb #cell-14
 def _num(v) -> float | None:

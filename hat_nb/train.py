@@ -6,7 +6,7 @@
 from __future__ import annotations
 import fcntl, hashlib, json, math, os, pickle, random, shutil, tempfile, time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -25,9 +25,9 @@ from .model import HATConfig, HATModel, check_fields, load_tokenizer, minilm_pat
 
 # %% auto #0
 __all__ = ['RECIPES', 'PRESETS', 'RESUME_MAY_CHANGE', 'TRAINING_CODE', 'RUN_FILES', 'PIPELINE_MAY_CHANGE', 'TrainConfig',
-           'recipe', 'CheckpointError', 'UnsafeCheckpointError', 'load_checkpoint', 'set_frozen', 'make_optimizer',
-           'loss_fn', 'gpu_determinism', 'RunDirError', 'TrainingStopped', 'run_lock', 'EpochOrder', 'compile_towers',
-           'train_step', 'train', 'code_fingerprint', 'run_settings', 'continue_interrupted']
+           'recipe', 'ablation_config', 'CheckpointError', 'UnsafeCheckpointError', 'load_checkpoint', 'set_frozen',
+           'make_optimizer', 'loss_fn', 'gpu_determinism', 'RunDirError', 'TrainingStopped', 'run_lock', 'EpochOrder',
+           'compile_towers', 'train_step', 'train', 'code_fingerprint', 'run_settings', 'continue_interrupted']
 
 # %% ../nbs/07_train.ipynb #cell-04
 @dataclass
@@ -114,6 +114,17 @@ def recipe(name='demo', **overrides) -> tuple[HATConfig, TrainConfig]:
         elif k in known_t: td[k] = v
         else: raise ValueError(f"unknown training setting {k!r} (known: {', '.join(sorted(known_t))})")
     return HATConfig(**md), TrainConfig(**td)
+
+# %% ../nbs/07_train.ipynb #9a42ed75
+def ablation_config(cfg: HATConfig, levels=(1, 2, 3), direction=None) -> HATConfig:
+    "`cfg` aligning only its level pairs `levels` (1 = the lowest) and scoring in `direction` (None: unchanged)."
+    n = len(cfg.img_levels)
+    if (not isinstance(levels, (list, tuple)) or not levels or len(set(levels)) != len(levels)
+            or not all(isinstance(l, int) and not isinstance(l, bool) and 1 <= l <= n for l in levels)):
+        raise ValueError(f"levels must be distinct level numbers from 1 to {n} (this model's level pairs), e.g. [3] or [2, 3]; got {levels!r}")
+    keep = sorted(levels)
+    return replace(cfg, img_levels=tuple(cfg.img_levels[l - 1] for l in keep), txt_levels=tuple(cfg.txt_levels[l - 1] for l in keep),
+                   direction=direction or cfg.direction)
 
 # %% ../nbs/07_train.ipynb #cell-11
 def _rng_state():

@@ -182,3 +182,74 @@ def test_two_dataset_pipeline_makes_both_tables(tmp_path):
     assert [a['title'] for a in tables] == ['Flickr30K 1K test', 'COCO 5K test', 'COCO 1K test (mean of 5 folds)']
     stages = run(BIN/'dvc', 'stage', 'list', cwd=repo, env=env).stdout
     assert all(f'{s}@{d}' in stages for s in ('prepare', 'train', 'evaluate') for d in ('flickr30k', 'coco')), stages
+
+@pytest.mark.slow
+def test_evaluate_only_pipeline_from_released_checkpoints(tmp_path):
+    "Catalog entries naming the authors' checkpoints (fabricated, tiny): dvc repro imports and evaluates them, trains nothing; the report labels the rows."
+    import sys; sys.path.insert(0, str(ROOT/'tests'))
+    from dataclasses import asdict
+    from official_ckpt import official_state_dict, save_lightning_checkpoint
+    from hat_nb.data import make_fixture, read_karpathy
+    from hat_nb.evaluate import evaluate
+    from hat_nb.model import from_pretrained, load_tokenizer, tiny_config
+    repo, env = _clone(tmp_path)
+    make_fixture(repo/'data/flickr30k', 'flickr', n=15, size=32); (repo/'data/flickr30k/dataset_flickr.json').rename(repo/'data/flickr30k/dataset_flickr30k.json')
+    make_fixture(repo/'data/coco', 'coco', n=40, size=32)
+    tiny = tiny_config(txt_levels=(1, 2, 3))
+    as_yaml = lambda v: [as_yaml(x) for x in v] if isinstance(v, (list, tuple)) else {k: as_yaml(x) for k, x in v.items()} if isinstance(v, dict) else v
+    model_keys = {f'model.{k}': as_yaml(v) for k, v in asdict(tiny).items() if k not in ('img_weights', 'txt_model', 'tokenizer')}
+    catalog = {}
+    for seed, (d, proto, cpi) in enumerate((('flickr30k', ['standard'], None), ('coco', ['standard', 'coco1k'], 5))):
+        save_lightning_checkpoint(official_state_dict(tiny, seed), repo/f'weights/hat_{d}.ckpt')
+        catalog[d] = dict(recipe=f"paper_{'f30k' if d == 'flickr30k' else d}", protocols=proto, captions_per_image=cpi, reference_eval=True,
+                          checkpoint=f'weights/hat_{d}.ckpt', overrides=model_keys)
+    _set_params(repo, datasets=['flickr30k', 'coco'], catalog=catalog, evaluate=dict(n_examples=2, batch_size=8))
+    out = run(BIN/'dvc', 'repro', cwd=repo, env=env, timeout=1500).stdout
+    assert json.loads((repo/'metrics/flickr30k/train_curve.json').read_text()) == []            # nothing trained
+    assert set(json.loads((repo/'metrics/flickr30k/train.json').read_text())) == {'imported_from', 'sha256', 'epoch', 'global_step'}
+    assert json.loads((repo/'metrics/coco/train.json').read_text())['imported_from'] == 'weights/hat_coco.ckpt'
+    assert not (repo/'models/coco/log.jsonl').exists() and not (repo/'models/coco/last.pt').exists()
+    results = (repo/'reports/results.md').read_text()
+    for title in ('## Flickr30K 1K test', '## COCO 5K test', '## COCO 1K test (mean of 5 folds)'): assert title in results, results
+    assert results.count("HAT, authors' checkpoint, evaluated by hat_nb (i2t)") == 3 and 'HAT (this run' not in results, results
+    assert "(t2i)" not in results and 'ensemble of 2' in results, results
+    test = json.loads((repo/'metrics/flickr30k/test.json').read_text())['standard']
+    assert set(test) == {'i2t', 'n_images', 'n_captions', 'protocol'}                          # reference evaluation: the i2t matrix only
+    m = from_pretrained(repo/'models/flickr30k/best')                                           # the same numbers evaluated directly
+    recs = read_karpathy(repo/'data/flickr30k/dataset_flickr30k.json', splits='test')
+    direct = evaluate(m, recs, load_tokenizer(m.cfg), batch_size=8, progress=False, verbose=False, reference=True)
+    assert direct['i2t'] == test['i2t'], (direct['i2t'], test['i2t'])
+    # a checkpoint named but absent: the stage says where to get it
+    catalog['flickr30k']['checkpoint'] = 'weights/missing.ckpt'
+    _set_params(repo, datasets=['flickr30k'], catalog=catalog)
+    r = run(BIN/'dvc', 'repro', cwd=repo, env=env, check=False, timeout=600)
+    assert r.returncode != 0 and "catalog.flickr30k.checkpoint: weights/missing.ckpt not found; download the authors' released checkpoint" in r.stdout + r.stderr
+
+def _tiny_model_keys():
+    "Catalog overrides turning a paper recipe into the tiny test model (no pretrained towers)."
+    from dataclasses import asdict
+    from hat_nb.model import tiny_config
+    as_yaml = lambda v: [as_yaml(x) for x in v] if isinstance(v, (list, tuple)) else {k: as_yaml(x) for k, x in v.items()} if isinstance(v, dict) else v
+    return {f'model.{k}': as_yaml(v) for k, v in asdict(tiny_config(txt_levels=(1, 2, 3))).items() if k not in ('img_weights', 'txt_model', 'tokenizer')}
+
+@pytest.mark.slow
+def test_ablation_variants_queued_as_experiments_make_one_table(tmp_path):
+    "Two level-subset variants queued with `dvc exp run --queue -S train.levels=...`, run by the queue; `hat-nb ablation-table` holds both."
+    from hat_nb.data import make_fixture
+    repo, env = _clone(tmp_path)
+    make_fixture(repo/'data/flickr30k', 'flickr', n=15, size=32); (repo/'data/flickr30k/dataset_flickr.json').rename(repo/'data/flickr30k/dataset_flickr30k.json')
+    run(BIN/'dvc', 'add', 'data', cwd=repo, env=env)                                        # queued runs take the data from DVC's cache
+    _set_params(repo, datasets=['flickr30k'], catalog=dict(flickr30k=dict(recipe='paper_f30k', protocols=['standard'], captions_per_image=None,
+                reference_eval=False, overrides=_tiny_model_keys())), train=dict(overrides=dict(epochs=1, max_steps_per_epoch=2, batch_size=4, eval_batch_size=8)),
+                evaluate=dict(n_examples=2, batch_size=8))
+    run('git', 'commit', '-qam', 'tiny fixture', cwd=repo, env=env)
+    for name, levels in (('L3', '[3]'), ('L2-L3', '[2,3]')):
+        run(BIN/'dvc', 'exp', 'run', '--queue', '-n', name, '-S', f'train.levels={levels}', cwd=repo, env=env)
+    run(BIN/'dvc', 'exp', 'run', '--run-all', cwd=repo, env=env, timeout=1500)
+    out = run(BIN/'hat-nb', 'ablation-table', '--dataset', 'flickr30k', cwd=repo, env=env).stdout
+    rows = [l for l in out.splitlines() if l.startswith('| L')]
+    assert [r.split('|')[1].strip() for r in rows] == ['L3', 'L2+L3'] and [r.split('|')[3].strip() for r in rows] == ['L3', 'L2-L3'], out
+    assert (repo/'reports/ablation.md').read_text().startswith('# Ablations of the hierarchy: flickr30k, standard test')
+    # a bad variant is refused before any work, naming the key
+    r = run(BIN/'dvc', 'exp', 'run', '-S', 'train.levels=[0]', cwd=repo, env=env, check=False, timeout=600)
+    assert r.returncode != 0 and 'train.levels: levels must be distinct level numbers from 1 to 3' in r.stdout + r.stderr, r.stdout[-2000:] + r.stderr[-2000:]
