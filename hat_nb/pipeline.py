@@ -12,7 +12,7 @@ import yaml
 # %% auto #0
 __all__ = ['CPU_NUMERICS', 'CPU_NUMERICS_SETTINGS', 'REPORT', 'GET_DATA', 'CATALOG_KEYS', 'PLACEHOLDER', 'ParamsError',
            'check_params', 'cpu_numerics_env', 'notebook_params', 'load_params', 'check_recipe_overrides',
-           'dataset_paths', 'DataMissingError', 'stage_parameters', 'run_stage', 'check_stage_values',
+           'dataset_paths', 'DataMissingError', 'stage_parameters', 'run_stage', 'stage_nproc', 'check_stage_values',
            'write_data_placeholders', 'use_released_checkpoint', 'ablation_table', 'describe_figure']
 
 # %% ../nbs/10_pipeline.ipynb #cell-04
@@ -192,12 +192,23 @@ def _ablation_problems(given, at) -> list[str]:
         except (ValueError, TypeError) as e: probs.append(f"{at}.{k}: {e}")
     return probs
 
+def _nproc_problem(v) -> str | None:
+    if v in (None, 'auto') or (isinstance(v, int) and not isinstance(v, bool) and v >= 1): return None
+    return f"expected 'auto' (one process per visible GPU, 1 without one) or a number of processes >= 1, got {v!r}"
+
+def stage_nproc(nproc=None) -> int:
+    "Processes of a train stage (`params.yaml: train.nproc`): 'auto' (or empty) is one per visible GPU, 1 without a GPU; a number is taken as it is."
+    if nproc not in (None, 'auto'): return nproc
+    import torch
+    return max(1, torch.cuda.device_count())
+
 def check_stage_values(stage: str, given: dict, root='.', where='params.yaml'):
     "The values a stage notebook would fail on only after it started (as a papermill traceback): a count below its minimum, a device this machine lacks, a split with no images, no dataset at all."
     probs, at = [], f"{where}:{stage}"
     for k, lo in (('batch_size', 1), ('n_examples', 0)):
         if isinstance(given.get(k), int) and given[k] < lo: probs.append(f"{at}.{k}: must be >= {lo}, got {given[k]}")
     if 'device' in given and (p := _device_problem(given['device'])): probs.append(f"{at}.device: {p}")
+    if 'nproc' in given and (p := _nproc_problem(given['nproc'])): probs.append(f"{at}.nproc: {p}")
     if given.get('amp') not in (None, 'auto', 'bf16', 'fp16', 'none'): probs.append(f"{at}.amp: expected 'none', 'auto', 'bf16' or 'fp16', got {given['amp']!r}")
     if 'split' in given and 'dataset' in given and (p := _split_problem(given['split'], given['dataset'], Path(root))): probs.append(f"{at}.split: {p}")
     if stage == 'train' and ('levels' in given or 'direction' in given):
@@ -238,19 +249,23 @@ def use_released_checkpoint(checkpoint, model_cfg, dataset: str, root='.') -> di
     return info
 
 # %% ../nbs/10_pipeline.ipynb #6e9a84ed
-def _experiments(node):
-    "(name, params, metrics) of every run in the JSON of `dvc exp show --json` (baselines and their experiments)."
+def _experiments(node, top=True):
+    """(name, params, metrics) of every run in the JSON of `dvc exp show --json`: baselines and their experiments, then the
+    workspace (a `dvc repro` not yet committed: its metrics are not in the baseline's DVC cache entry)."""
     if isinstance(node, list):
-        for n in node: yield from _experiments(n)
+        for n in node:
+            if not (top and isinstance(n, dict) and n.get('rev') == 'workspace'): yield from _experiments(n, False)
+        if top: yield from _experiments([n for n in node if isinstance(n, dict) and n.get('rev') == 'workspace'], False)
     elif isinstance(node, dict):
         d = node.get('data')
-        if isinstance(d, dict) and 'params' in d and node.get('rev') != 'workspace':
+        if isinstance(d, dict) and 'params' in d:
             get = lambda kind: {f: (v or {}).get('data') or {} for f, v in (d.get(kind) or {}).items()}
-            yield node.get('name') or str(node.get('rev'))[:7], get('params'), get('metrics')
-        for k in ('experiments', 'revs'): yield from _experiments(node.get(k))
+            rev = str(node.get('rev'))
+            yield node.get('name') or (rev if rev == 'workspace' else rev[:7]), get('params'), get('metrics')
+        for k in ('experiments', 'revs'): yield from _experiments(node.get(k), False)
 
 def ablation_table(exp_show: list, dataset: str, protocol='standard'):
-    "One row per run of `exp_show` (the JSON of `dvc exp show --json`) that has test metrics for `dataset`: its level pairs, direction, R@K and rsum (the row of its own scoring direction)."
+    "One row per run of `exp_show` (the JSON of `dvc exp show --json`) that has test metrics for `dataset`: its level pairs, direction, R@K and rsum (the row of its own scoring direction); a run listed twice (the workspace and its baseline) once, by its first name."
     import pandas as pd
     rows = []
     for name, params, metrics in _experiments(exp_show):

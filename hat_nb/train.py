@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_train.ipynb #cell-02
 from __future__ import annotations
-import fcntl, hashlib, json, math, os, pickle, random, shutil, tempfile, time
+import codecs, fcntl, hashlib, json, math, os, pickle, random, shutil, signal, subprocess, sys, tempfile, time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -13,7 +13,6 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Sampler
-from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
 from .data import (CaptionDataset, Collate, DatasetError, atomic_write, cache_dir, find_karpathy_json, read_karpathy,
@@ -27,7 +26,8 @@ from .model import HATConfig, HATModel, check_fields, load_tokenizer, minilm_pat
 __all__ = ['RECIPES', 'PRESETS', 'RESUME_MAY_CHANGE', 'TRAINING_CODE', 'RUN_FILES', 'PIPELINE_MAY_CHANGE', 'TrainConfig',
            'recipe', 'ablation_config', 'CheckpointError', 'UnsafeCheckpointError', 'load_checkpoint', 'set_frozen',
            'make_optimizer', 'loss_fn', 'gpu_determinism', 'RunDirError', 'TrainingStopped', 'run_lock', 'EpochOrder',
-           'compile_towers', 'train_step', 'train', 'code_fingerprint', 'run_settings', 'continue_interrupted']
+           'compile_towers', 'train_step', 'train', 'code_fingerprint', 'run_settings', 'train_processes',
+           'continue_interrupted']
 
 # %% ../nbs/07_train.ipynb #cell-04
 @dataclass
@@ -246,13 +246,22 @@ def _check_images(recs, json_path, data_dir):
 
 # %% ../nbs/07_train.ipynb #cell-16
 class EpochOrder(Sampler):
-    "Keys `(epoch, k)` of one epoch's shuffled order (seeded by seed and epoch), from position `start`: a resumed epoch continues where it stopped."
-    def __init__(self, n, seed): self.n, self.seed, self.epoch, self.start = n, seed, 0, 0
+    """Keys `(epoch, k)` of one epoch's shuffled order (seeded by seed and epoch), from position `start`: a resumed epoch continues
+    where it stopped. With `world` processes, each takes its `rank`-th share of every global batch of `batch` keys, so the global
+    batches are the same in any number of processes (an incomplete last one is dropped)."""
+    def __init__(self, n, seed, batch=1, rank=0, world=1):
+        if batch % world: raise ValueError(f"batch {batch} (the global batch) must divide by the {world} processes")
+        self.n, self.seed, self.batch, self.rank, self.world, self.epoch, self.start = n, seed, batch, rank, world, 0, 0
     def set(self, epoch, start=0): self.epoch, self.start = epoch, start
-    def __len__(self): return self.n - self.start
+    def __len__(self):
+        left = self.n - self.start
+        return left if self.world == 1 else left // self.batch * (self.batch // self.world)
     def __iter__(self):
-        perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 1000 + self.epoch)).tolist()
-        return iter([(self.epoch, k) for k in perm[self.start:]])
+        perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 1000 + self.epoch)).tolist()[self.start:]
+        if self.world > 1:
+            b, share = self.batch, self.batch // self.world
+            perm = [k for g in range(0, len(perm) - b + 1, b) for k in perm[g + self.rank * share: g + (self.rank + 1) * share]]
+        return iter([(self.epoch, k) for k in perm])
 
 def _workers(tc, device) -> int:
     if tc.num_workers is not None: return tc.num_workers
@@ -263,11 +272,8 @@ def _loader(ds, coll, tc, device, W, rank):
     nw, cuda = _workers(tc, device), device.startswith('cuda')
     kw = dict(collate_fn=coll, num_workers=nw, pin_memory=cuda, persistent_workers=nw > 0, prefetch_factor=4 if nw else None,
               generator=torch.Generator().manual_seed(tc.seed))          # worker seeds never draw from the global RNG
-    if W > 1:
-        order = DistributedSampler(ds, W, rank, shuffle=True, seed=tc.seed, drop_last=True)
-        return DataLoader(ds, tc.batch_size // W, sampler=order, drop_last=True, **kw), order
-    order = EpochOrder(len(ds), tc.seed)
-    return DataLoader(ds, tc.batch_size, sampler=order, drop_last=tc.drop_last, **kw), order
+    order = EpochOrder(len(ds), tc.seed, tc.batch_size, rank, W)          # one process's share of the same global batches
+    return DataLoader(ds, tc.batch_size // W, sampler=order, drop_last=tc.drop_last or W > 1, **kw), order
 
 def compile_towers(model, tc, device):
     "torch.compile the tower modules (their `forward` calls timm's `forward_intermediates`); compiled code is cached on disk."
@@ -444,13 +450,14 @@ def _train_epoch(r: _Run, epoch: int, progress: bool):
     set_frozen(r.model, epoch, tc); r.model.train()
     net = DDP(r.model, device_ids=[r.device] if r.device.startswith('cuda') else None) if W > 1 else r.model   # re-wrapped: frozen set changes
     first = r.step if epoch == r.epoch else 0
-    r.order.set_epoch(epoch) if W > 1 else r.order.set(epoch, first * tc.batch_size)
+    r.order.set(epoch, first * tc.batch_size)
     t0, tot, seen = time.time(), torch.tensor(r.tot if epoch == r.epoch else 0.0, device=r.device), 0
     bar = tqdm(total=r.steps, initial=first, desc=f'epoch {epoch + 1}/{tc.epochs}', disable=not progress, leave=False, unit='step')
     tw = time.time()
     for step, b in enumerate(r.dl, start=first):
         if step >= r.steps: break
         loss = train_step(r.model, net, r.opt, r.scaler, b, tc, r.device, r.dt, r.loss)
+        if W > 1: dist.all_reduce(loss)     # each process holds W x its share of the global batch's loss: summed, W x that loss
         tot += loss; seen += len(b['img_idx']) * W; bar.update()
         if r.main and ((step + 1) % tc.log_every == 0 or step + 1 == r.steps):
             _log_step(r, epoch, step, loss, seen / (time.time() - tw), bar); seen, tw = 0, time.time()
@@ -507,6 +514,33 @@ def _validate_and_checkpoint(r: _Run, epoch, tot, seconds, progress):
         r.best = rec['val_score']
         atomic_write(r.out/'best', lambda p: save_pretrained(r.model, p, r.tok))
     _checkpoint(r, epoch + 1, 0, 0.0)
+
+# %% ../nbs/07_train.ipynb #4cc6a673
+def train_processes(mc: HATConfig, tc: TrainConfig, out_dir, nproc: int = 1, resume=True, progress=True) -> dict:
+    "`train` in `nproc` processes started by torchrun, their output streamed here; `nproc=1`: in this process. Returns rank 0's best validation metrics."
+    if nproc == 1: return train(mc, tc, out_dir, resume=resume, progress=progress)
+    if not isinstance(nproc, int) or nproc < 1: raise ValueError(f"nproc must be a number of processes >= 1, got {nproc!r}")
+    with tempfile.TemporaryDirectory(prefix='hat_nb-job-') as d:
+        job, result = Path(d)/'job.json', Path(d)/'best.json'
+        write_json(job, dict(model=asdict(mc), train=asdict(tc), out_dir=str(out_dir), resume=resume, progress=progress, result=str(result)), default=list)
+        cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}', '-m', 'hat_nb.train', str(job)]
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={'OMP_NUM_THREADS': '1', **os.environ})
+        text = codecs.getincrementaldecoder('utf-8')(errors='replace')
+        try:
+            for chunk in iter(lambda: p.stdout.read1(1 << 16), b''): sys.stdout.write(text.decode(chunk)); sys.stdout.flush()
+            rc = p.wait()
+        except KeyboardInterrupt:                    # Ctrl-C reaches the processes: rank 0 writes a checkpoint, as in one process
+            p.send_signal(signal.SIGINT); p.wait(); raise
+        if rc: raise TrainingStopped(f"training in {nproc} processes (torchrun) ended with exit code {rc}; the processes' output is above", rc)
+        return json.loads(result.read_text())
+
+def _train_job(job):
+    "What each torchrun process of `train_processes` runs: `train` with the job's settings; rank 0 writes the result."
+    j = json.loads(Path(job).read_text())
+    best = train(HATConfig.from_dict(j['model']), TrainConfig(**j['train']), j['out_dir'], resume=j['resume'], progress=j['progress'])
+    if world()[0] == 0: write_json(j['result'], best)
+
+if __name__ == '__main__' and '__file__' in globals(): _train_job(sys.argv[1])   # `python -m hat_nb.train JOB` (not when a notebook runs this cell)
 
 # %% ../nbs/07_train.ipynb #0717c200
 RUN_FILES = ('last.pt', 'prev.pt', 'best', 'dvclive', 'log.jsonl', 'train_config.json')
