@@ -4,14 +4,15 @@
 
 # %% ../nbs/04_distributed.ipynb #cell-02
 from __future__ import annotations
-import warnings
+import codecs, json, os, signal, subprocess, sys, tempfile, warnings
+from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch.distributed.nn.functional import all_gather
 
 # %% auto #0
-__all__ = ['world', 'gather_cat', 'gather_batch']
+__all__ = ['world', 'gather_cat', 'gather_batch', 'run_processes', 'write_result']
 
 # %% ../nbs/04_distributed.ipynb #cell-05
 def world() -> tuple[int, int]:
@@ -42,3 +43,25 @@ def gather_batch(img_feats: list, txt_feats: list, txt_mask: torch.Tensor, img_i
     all_mask = gather_cat(_pad_tokens(txt_mask.float(), max_len)).bool()
     ids = gather_cat(img_ids.float()).long() if img_ids is not None else None
     return all_img, all_txt, all_mask, ids, mine
+
+# %% ../nbs/04_distributed.ipynb #4683cf27
+def run_processes(module: str, job: dict, nproc: int) -> dict:
+    "Run `python -m module JOB` in `nproc` torchrun processes, their output streamed here; returns the result rank 0 wrote (`write_result`)."
+    if not isinstance(nproc, int) or isinstance(nproc, bool) or nproc < 1: raise ValueError(f"nproc must be a number of processes >= 1, got {nproc!r}")
+    with tempfile.TemporaryDirectory(prefix='hat_nb-job-') as d:
+        path = Path(d)/'job.json'
+        path.write_text(json.dumps(dict(job, result=str(Path(d)/'result.json'))))
+        cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}', '-m', module, str(path)]
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={'OMP_NUM_THREADS': '1', **os.environ})
+        text = codecs.getincrementaldecoder('utf-8')(errors='replace')
+        try:
+            for chunk in iter(lambda: p.stdout.read1(1 << 16), b''): sys.stdout.write(text.decode(chunk)); sys.stdout.flush()
+            rc = p.wait()
+        except KeyboardInterrupt:
+            p.send_signal(signal.SIGINT); p.wait(); raise
+        if rc: raise RuntimeError(f"{module} in {nproc} processes (torchrun) ended with exit code {rc}; the processes' output is above")
+        return json.loads((Path(d)/'result.json').read_text())
+
+def write_result(job: dict, value: dict):
+    "Rank 0's answer to `run_processes` (the other processes write nothing)."
+    if world()[0] == 0: Path(job['result']).write_text(json.dumps(value))

@@ -5,20 +5,21 @@
 # %% ../nbs/06_evaluate.ipynb #cell-02
 from __future__ import annotations
 
-import math
+import json, math, os, sys
 from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .align import default_chunk
-from .data import Collate, ImageDataset, eval_transform, write_json
-from .distributed import world
+from .data import Collate, ImageDataset, eval_transform, find_karpathy_json, read_karpathy, write_json
+from .distributed import run_processes, world, write_result
+from .model import from_pretrained, load_tokenizer
 import torch.distributed as dist
 
 # %% auto #0
 __all__ = ['SCORE_DTYPES', 'REFERENCE_EVAL', 'ranks', 'median_rank', 'recall_metrics', 'fold_metrics', 'amp_dtype', 'score_dtype',
-           'plan_memory', 'encode', 'score_all', 'evaluate']
+           'plan_memory', 'encode', 'score_all', 'evaluate', 'evaluate_dir']
 
 # %% ../nbs/06_evaluate.ipynb #cell-04
 def _check_ranking_inputs(sims, txt2img):
@@ -161,3 +162,29 @@ def evaluate(model, recs, tokenizer, protocol='standard', directions=('i2t', 't2
         Path(out_json).parent.mkdir(parents=True, exist_ok=True)
         write_json(out_json, res)
     return res
+
+# %% ../nbs/06_evaluate.ipynb #83b68ecc
+def _evaluate_here(model_dir, data_dir, split, captions_per_image, device='cpu', **kw) -> dict:
+    model = from_pretrained(model_dir).to(device)
+    recs = read_karpathy(find_karpathy_json(data_dir), splits=split, captions_per_image=captions_per_image)
+    return evaluate(model, recs, load_tokenizer(model.cfg), device=device, **kw)
+
+def evaluate_dir(model_dir, data_dir, split='test', captions_per_image=None, nproc=1, **kw) -> dict:
+    "`evaluate` (keywords `kw`) of the model saved in `model_dir` on `split` of the dataset in `data_dir`, in `nproc` torchrun processes (scoring shared) or in this one."
+    if nproc == 1: return _evaluate_here(model_dir, data_dir, split, captions_per_image, **kw)
+    return run_processes('hat_nb.evaluate', dict(model_dir=str(model_dir), data_dir=str(data_dir), split=split,
+                                                 captions_per_image=captions_per_image, kw=kw), nproc)
+
+def _evaluate_job(path):
+    "What each torchrun process of `evaluate_dir` runs: join the group (NCCL on CUDA, one GPU each; else gloo), evaluate; rank 0 writes the metrics."
+    job = json.loads(Path(path).read_text()); kw = job['kw']
+    device = kw.pop('device', 'cpu')
+    if device.startswith('cuda'): device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"; torch.cuda.set_device(device)
+    dist.init_process_group('nccl' if device.startswith('cuda') else 'gloo')
+    first = world()[0] == 0
+    if not first: kw.update(out_json=None, progress=False, verbose=False)
+    res = _evaluate_here(job['model_dir'], job['data_dir'], job['split'], job['captions_per_image'], device=device, **kw)
+    write_result(job, res)
+    dist.destroy_process_group()
+
+if __name__ == '__main__' and '__file__' in globals(): _evaluate_job(sys.argv[1])   # `python -m hat_nb.evaluate JOB` (not when a notebook runs this cell)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_train.ipynb #cell-02
 from __future__ import annotations
-import codecs, fcntl, hashlib, json, math, os, pickle, random, shutil, signal, subprocess, sys, tempfile, time
+import fcntl, hashlib, json, math, os, pickle, random, shutil, sys, tempfile, time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from .data import (CaptionDataset, Collate, DatasetError, atomic_write, cache_dir, find_karpathy_json, read_karpathy,
                          train_transform, write_json)
-from .distributed import world
+from .distributed import run_processes, world, write_result
 from .evaluate import amp_dtype, evaluate
 from .loss import HATLoss
 from .model import HATConfig, HATModel, check_fields, load_tokenizer, minilm_path, save_pretrained
@@ -517,28 +517,16 @@ def _validate_and_checkpoint(r: _Run, epoch, tot, seconds, progress):
 
 # %% ../nbs/07_train.ipynb #4cc6a673
 def train_processes(mc: HATConfig, tc: TrainConfig, out_dir, nproc: int = 1, resume=True, progress=True) -> dict:
-    "`train` in `nproc` processes started by torchrun, their output streamed here; `nproc=1`: in this process. Returns rank 0's best validation metrics."
+    "`train` in `nproc` processes started by torchrun (`hat_nb.distributed.run_processes`), their output streamed here; `nproc=1`: in this process. Returns rank 0's best validation metrics."
     if nproc == 1: return train(mc, tc, out_dir, resume=resume, progress=progress)
-    if not isinstance(nproc, int) or nproc < 1: raise ValueError(f"nproc must be a number of processes >= 1, got {nproc!r}")
-    with tempfile.TemporaryDirectory(prefix='hat_nb-job-') as d:
-        job, result = Path(d)/'job.json', Path(d)/'best.json'
-        write_json(job, dict(model=asdict(mc), train=asdict(tc), out_dir=str(out_dir), resume=resume, progress=progress, result=str(result)), default=list)
-        cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}', '-m', 'hat_nb.train', str(job)]
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={'OMP_NUM_THREADS': '1', **os.environ})
-        text = codecs.getincrementaldecoder('utf-8')(errors='replace')
-        try:
-            for chunk in iter(lambda: p.stdout.read1(1 << 16), b''): sys.stdout.write(text.decode(chunk)); sys.stdout.flush()
-            rc = p.wait()
-        except KeyboardInterrupt:                    # Ctrl-C reaches the processes: rank 0 writes a checkpoint, as in one process
-            p.send_signal(signal.SIGINT); p.wait(); raise
-        if rc: raise TrainingStopped(f"training in {nproc} processes (torchrun) ended with exit code {rc}; the processes' output is above", rc)
-        return json.loads(result.read_text())
+    return run_processes('hat_nb.train', dict(model=asdict(mc), train=json.loads(json.dumps(asdict(tc), default=list)), out_dir=str(out_dir),
+                                              resume=resume, progress=progress), nproc)
 
-def _train_job(job):
-    "What each torchrun process of `train_processes` runs: `train` with the job's settings; rank 0 writes the result."
-    j = json.loads(Path(job).read_text())
-    best = train(HATConfig.from_dict(j['model']), TrainConfig(**j['train']), j['out_dir'], resume=j['resume'], progress=j['progress'])
-    if world()[0] == 0: write_json(j['result'], best)
+def _train_job(path):
+    "What each torchrun process of `train_processes` runs."
+    job = json.loads(Path(path).read_text())
+    best = train(HATConfig.from_dict(job['model']), TrainConfig(**job['train']), job['out_dir'], resume=job['resume'], progress=job['progress'])
+    write_result(job, best)
 
 if __name__ == '__main__' and '__file__' in globals(): _train_job(sys.argv[1])   # `python -m hat_nb.train JOB` (not when a notebook runs this cell)
 

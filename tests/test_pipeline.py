@@ -255,8 +255,8 @@ def test_ablation_variants_queued_as_experiments_make_one_table(tmp_path):
     assert r.returncode != 0 and 'train.levels: levels must be distinct level numbers from 1 to 3' in r.stdout + r.stderr, r.stdout[-2000:] + r.stderr[-2000:]
 
 @pytest.mark.slow
-def test_train_stage_in_two_processes_matches_one(tmp_path):
-    "`train.nproc: 2` (two gloo processes started by the stage under torchrun) gives the metrics of `nproc: 1` within float rounding."
+def test_stages_in_two_processes_match_one(tmp_path):
+    "`nproc: 2` (two gloo processes started by the train and evaluate stages under torchrun) gives the metrics of `nproc: 1` within float rounding."
     from hat_nb.data import make_fixture
     repo, env = _clone(tmp_path)
     make_fixture(repo/'data/flickr30k', 'flickr', n=15, size=32); (repo/'data/flickr30k/dataset_flickr.json').rename(repo/'data/flickr30k/dataset_flickr30k.json')
@@ -264,16 +264,21 @@ def test_train_stage_in_two_processes_matches_one(tmp_path):
     tiny['model.img_kwargs']['drop_path_rate'] = 0.0
     tiny['model.txt_config'].update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     _set_params(repo, datasets=['flickr30k'], catalog=dict(flickr30k=dict(recipe='paper_f30k', protocols=['standard'], captions_per_image=None,
-                reference_eval=False, overrides=tiny)), train=dict(overrides=dict(epochs=2, max_steps_per_epoch=3, batch_size=4, eval_batch_size=8, log_every=1)))
+                reference_eval=False, overrides=tiny)), train=dict(overrides=dict(epochs=2, max_steps_per_epoch=3, batch_size=4, eval_batch_size=8, log_every=1)),
+                evaluate=dict(n_examples=2, batch_size=8))
     got = {}
     for n in (1, 2):
-        _set_params(repo, train=dict(nproc=n))
-        r = run(BIN/'hat-nb', 'stage', 'train', 'flickr30k', cwd=repo, env=env, timeout=900)
+        _set_params(repo, train=dict(nproc=n), evaluate=dict(nproc=n))
+        for stage in ('train', 'evaluate'): run(BIN/'hat-nb', 'stage', stage, 'flickr30k', cwd=repo, env=env, timeout=900)
         cfg = json.loads((repo/'models/flickr30k/train_config.json').read_text())
         log = [json.loads(l) for l in (repo/'models/flickr30k/log.jsonl').read_text().splitlines()]
-        got[n] = (json.loads((repo/'metrics/flickr30k/train.json').read_text()), [l['loss'] for l in log if l['kind'] == 'step'], cfg['world_size'])
+        metrics = {f: json.loads((repo/'metrics/flickr30k'/f).read_text()) for f in ('train.json', 'test.json')}
+        got[n] = (metrics, [l['loss'] for l in log if l['kind'] == 'step'], cfg['world_size'])
         shutil.rmtree(repo/'models/flickr30k')
     (m1, steps1, w1), (m2, steps2, w2) = got[1], got[2]
     assert (w1, w2) == (1, 2) and len(steps1) == len(steps2) == 6
     assert steps2 == pytest.approx(steps1, rel=1e-4, abs=1e-5), (steps1, steps2)
-    assert m1.keys() == m2.keys() and all(m2[k] == pytest.approx(m1[k], rel=1e-4, abs=1e-4) for k in m1), (m1, m2)
+    flat = lambda d, p='': {k2: v2 for k, v in d.items() for k2, v2 in (flat(v, f'{p}{k}.').items() if isinstance(v, dict) else [(p + k, v)])}
+    f1, f2 = flat(m1), flat(m2)
+    assert f1.keys() == f2.keys() and all(f2[k] == pytest.approx(f1[k], rel=1e-4, abs=1e-4) for k in f1), (m1, m2)
+    assert f1['test.json.standard.n_images'] == 5 and 'test.json.standard.i2t.rsum' in f1
