@@ -8,8 +8,8 @@ myst_enable_extensions = ['dollarmath', 'amsmath']
 myst_heading_anchors = 3
 exclude_patterns = ['_build', '**.ipynb_checkpoints']
 suppress_warnings = ['myst.header', 'misc.highlighting_failure']
-html_theme = 'alabaster'
-html_theme_options = dict(page_width='1180px', sidebar_width='230px')
+html_theme = 'furo'                             # search page, per-page outline, light and dark
 html_title = 'hat_nb'
 html_static_path = ['_static']
+html_css_files = ['hat_nb.css']                 # code and outputs wrap instead of running off the column
 mathjax_path = 'mathjax/tex-mml-chtml.js'       # served by the site itself (npm package `mathjax`), no CDN

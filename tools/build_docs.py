@@ -1,12 +1,16 @@
-"""Build the documentation site: the home page is the README, then every notebook of nbs/ with its committed outputs.
+"""Build the documentation site: the home page is the README, then every notebook of nbs/ with its committed outputs,
+then an API index of every public symbol.
 
     python tools/build_docs.py            # writes _site/ (open _site/index.html)
 
-Sphinx + MyST-NB render the notebooks as they are committed (nothing is executed). Equations are typeset by MathJax 3,
-served from the site itself: the npm package `mathjax` is fetched once with `npm pack` (checksum verified) and cached
-beside the demo data's tarball, so later builds are offline.
+Sphinx + MyST-NB render the notebooks with their committed outputs, in the furo theme (search, a per-page outline). Only
+nbdev's own documentation step runs: its processors `add_show_docs` and `exec_show_docs` insert a `show_doc` cell after
+every exported definition and execute it (with the notebook's export and import cells), which renders each public
+function's and class's signature and docstring. Equations are typeset by MathJax 3, served from the site itself: the npm
+package `mathjax` is fetched once with `npm pack` (checksum verified) and cached beside the demo data's tarball, so later
+builds are offline.
 """
-import argparse, hashlib, json, shutil, subprocess, sys, tarfile, tempfile, time
+import argparse, hashlib, html, importlib, inspect, json, os, re, shutil, subprocess, sys, tarfile, tempfile, time, warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,25 +30,88 @@ def mathjax_tarball() -> Path:
         tgz.unlink(); sys.exit(f"build_docs: {tgz}: checksum mismatch (got {h}); removed, run again to fetch it anew")
     return tgz
 
-def for_reading(nb: dict) -> dict:
-    "The notebook as a reader sees it: without `#| hide` and `#| default_exp` cells, code without nbdev's `#|` directives."
-    cells = []
+def module_of(nb: dict) -> str | None:
+    "The module a notebook exports to (its `#| default_exp`), or None."
     for c in nb['cells']:
-        lines = ''.join(c['source']).splitlines(keepends=True)
+        if m := re.search(r'^#\|\s*default_exp\s+(\S+)', ''.join(c['source']), re.M): return m.group(1)
+
+def anchor(module: str, name: str) -> str: return f'api-{module}-{name}'
+
+def with_show_docs(path: Path) -> dict:
+    "The notebook after nbdev's processors `add_show_docs` and `exec_show_docs`: a `show_doc` cell, executed, after every exported definition."
+    from execnb.nbio import read_nb, nb2dict
+    from nbdev.process import NBProcessor
+    from nbdev.processors import populate_language, add_show_docs, exec_show_docs
+    nb, cwd = read_nb(path), os.getcwd()
+    try:
+        os.chdir(path.parent)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')          # nbdev's notice on cells that mix imports and code
+            NBProcessor(nb=nb, procs=[populate_language, add_show_docs, exec_show_docs], rm_directives=False).process()
+    finally: os.chdir(cwd)
+    nb, keys = nb2dict(nb), ('id', 'cell_type', 'metadata', 'source', 'outputs', 'execution_count')
+    return {**nb, 'cells': [{k: c[k] for k in keys if k in c} for c in nb['cells']]}
+
+def show_doc_markdown(module: str, cell: dict) -> str:
+    "The markdown of an executed `show_doc` cell, with an anchor for the API index and without nbdev's (Quarto) source link."
+    name = re.match(r'show_doc\((\w+)', cell['source']).group(1)
+    md = ''.join(next(o for o in cell['outputs'] if 'data' in o)['data']['text/markdown'])
+    md = re.sub(r'^---\s*', '', md)
+    md = re.sub(r'^\[source\]\(.*\)\{[^}]*\}\s*$', '', md, flags=re.M)
+    return f'<span id="{anchor(module, name)}"></span>\n\n{md.strip()}\n'
+
+def constants_defined(source: str) -> list[str]:
+    "Public names a cell assigns at top level (constants): they get an anchor, show_doc renders functions and classes."
+    return re.findall(r'^([A-Z][A-Za-z0-9_]*)\s*(?::[^=]+)?=', source, re.M)
+
+def for_reading(nb: dict) -> dict:
+    "The notebook as a reader sees it: show_doc outputs as markdown, no `#| hide` or `#| default_exp` cells, no `#|` directives."
+    module, cells = module_of(nb), []
+    for c in nb['cells']:
+        src = ''.join(c['source'])
+        if c['cell_type'] == 'code' and src.startswith('show_doc('):
+            cells.append({'cell_type': 'markdown', 'metadata': {}, 'source': show_doc_markdown(module, {**c, 'source': src})})
+            continue
+        lines = src.splitlines(keepends=True)
         if c['cell_type'] == 'code':
             if any(l.startswith(('#| hide', '#| default_exp')) for l in lines[:2]): continue
+            if module and any(l.startswith('#| export') for l in lines) and (names := constants_defined(src)):
+                spans = ''.join(f'<span id="{anchor(module, n)}"></span>' for n in names)
+                cells.append({'cell_type': 'markdown', 'metadata': {}, 'source': spans})
             lines = [l for l in lines if not l.startswith('#|')]
         cells.append({**c, 'source': ''.join(lines)})
-    return {**nb, 'cells': cells}
+    return {**nb, 'cells': [{'id': f'doc-{i}', **c} for i, c in enumerate(cells)]}
+
+def api_index(notebooks: dict[str, str]) -> str:
+    "The API page: per module, every name of its `__all__`, linked to its anchor in the notebook, with its docstring's first line."
+    parts = ['# API index', '',
+             'Every public symbol of `hat_nb`, by module, linked to its section in the notebook that defines, explains and tests it.', '']
+    for stem, module in notebooks.items():
+        mod = importlib.import_module(f'hat_nb.{module}')
+        parts += [f'## `hat_nb.{module}` ({stem})', '', '| symbol | what it is |', '|:--|:--|']
+        for name in mod.__all__:
+            obj = getattr(mod, name)
+            if inspect.isclass(obj) or inspect.isroutine(obj): what = (inspect.getdoc(obj) or '').split('\n')[0]
+            else: what = f'constant ({type(obj).__name__})'
+            link = f'<a class="reference internal" href="{stem}.html#{anchor(module, name)}"><code>{name}</code></a>'
+            parts.append(f'| {link} | {html.escape(what).replace("|", "&#124;")} |')
+        parts.append('')
+    return '\n'.join(parts)
 
 def stage(src: Path):
-    "Sources of the site in `src`: conf.py, index.md (the README and the table of contents), the notebooks, MathJax."
+    "Sources of the site in `src`: conf.py and CSS, index.md (the README and the table of contents), the notebooks, the API index, MathJax."
     shutil.copy(ROOT/'docs/conf.py', src/'conf.py')
-    nbs = sorted((ROOT/'nbs').glob('[0-9]*.ipynb'))
-    for nb in nbs: (src/nb.name).write_text(json.dumps(for_reading(json.loads(nb.read_text()))))
+    (src/'_static').mkdir(); shutil.copy(ROOT/'docs/hat_nb.css', src/'_static/hat_nb.css')
+    nbs, modules = sorted((ROOT/'nbs').glob('[0-9]*.ipynb')), {}
+    for nb in nbs:
+        doc = for_reading(with_show_docs(nb))
+        if module := module_of(json.loads(nb.read_text())): modules[nb.stem] = module
+        (src/nb.name).write_text(json.dumps(doc))
+    (src/'api.md').write_text(api_index(modules))
     readme = (ROOT/'README.md').read_text()
     toc = '\n'.join(p.stem for p in nbs)
-    (src/'index.md').write_text(f"{readme}\n\n```{{toctree}}\n:maxdepth: 1\n:caption: Notebooks\n\n{toc}\n```\n")
+    (src/'index.md').write_text(f"{readme}\n\n```{{toctree}}\n:maxdepth: 1\n:caption: Notebooks\n\n{toc}\n```\n\n"
+                                f"```{{toctree}}\n:maxdepth: 1\n:caption: Reference\n\napi\n```\n")
     mj = src/'_static/mathjax'
     with tarfile.open(mathjax_tarball()) as t:
         for m in t.getmembers():
