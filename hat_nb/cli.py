@@ -120,6 +120,7 @@ def _query(v):
     return v
 
 def parser():
+    "The `hat-nb` argument parser: one subcommand per task (`hat-nb -h` lists them)."
     p = argparse.ArgumentParser('hat-nb', description='HAT image-text retrieval: data, indexing and search.')
     sub = p.add_subparsers(dest='cmd', required=True)
     b = sub.add_parser('build-emoji', help='build the emoji demo dataset (npm pack, checksum verified)')
@@ -169,6 +170,7 @@ def parser():
     return p
 
 def main(argv=None):
+    "Run `hat-nb` with `argv` (default: the command line); a known error ends it with its message on stderr and exit code 2, no traceback."
     a = parser().parse_args(argv)
     if a.cmd == 'gpu-check' and a.cpu:            # before triton is imported: its kernels then run in the interpreter
         import os; os.environ['TRITON_INTERPRET'] = '1'

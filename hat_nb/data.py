@@ -277,6 +277,7 @@ SKIN_TONES = {'1F3FB': 'light skin tone', '1F3FC': 'medium-light skin tone', '1F
               '1F3FE': 'medium-dark skin tone', '1F3FF': 'dark skin tone'}
 
 def cache_dir() -> Path:
+    "Where hat_nb keeps fetched packages and compiled code: `$HAT_NB_CACHE`, else `$XDG_CACHE_HOME/hat_nb` (default `~/.cache/hat_nb`)."
     return Path(os.environ.get('HAT_NB_CACHE') or Path(os.environ.get('XDG_CACHE_HOME', Path.home()/'.cache'))/'hat_nb')
 
 def file_sha256(p) -> str:

@@ -91,7 +91,7 @@ def score_dtype(device, precision='auto', directions=('i2t',)) -> torch.dtype:
     return SCORE_DTYPES[precision]
 
 def plan_memory(n_img, n_txt, R_levels, L, D, dtype_bytes, max_elems, directions=2) -> dict:
-    "Bytes needed: features, score matrices, the largest scoring chunk (~6 fp32 tensors of `max_elems`)."
+    "Memory needed, in GiB: features, score matrices, the largest scoring chunk (~6 fp32 tensors of `max_elems`)."
     gib = lambda b: round(b / 2**30, 3)
     feats = (n_img * sum(R_levels) + n_txt * L * len(R_levels)) * D * dtype_bytes
     return dict(features_GiB=gib(feats), scores_GiB=gib(directions * n_img * n_txt * 4), chunk_GiB=gib(6 * 4 * max_elems))

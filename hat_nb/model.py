@@ -206,6 +206,7 @@ def attention_maps(model: HATModel, image: Tensor, caption: str, tokenizer, dire
 # %% ../nbs/03_model.ipynb #7cde4275
 @torch.no_grad()
 def save_pretrained(model: HATModel, out_dir, tokenizer=None):
+    "Write `model` to `out_dir`: `config.json` (no path of this machine in it), `model.safetensors` (written atomically) and `tokenizer/`; returns `out_dir`."
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     txt_config = {k: v for k, v in model.txt.body.config.to_dict().items() if k != '_name_or_path'}   # no path of this machine
     cfg = asdict(model.cfg) | dict(txt_model=None, img_weights=None, tokenizer=None, txt_config=txt_config)
@@ -229,6 +230,7 @@ def _check_weights_match(model, sd, d: Path):
     if diff: raise ValueError(f"{d/'config.json'} does not match {d/'model.safetensors'} ({len(diff)} tensor(s) differ, e.g. {'; '.join(sorted(diff)[:3])})")
 
 def from_pretrained(model_dir, map_location='cpu') -> HATModel:
+    "The model `save_pretrained` wrote to `model_dir`, in eval mode; a missing file or weights that do not match the config are errors naming the file."
     d = Path(model_dir)
     for f in ('config.json', 'model.safetensors'):
         if not (d/f).is_file(): raise FileNotFoundError(f"{d/f}: missing; is {d} a directory written by save_pretrained?")

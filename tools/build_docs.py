@@ -58,11 +58,13 @@ def show_doc_markdown(module: str, cell: dict) -> str:
     md = ''.join(next(o for o in cell['outputs'] if 'data' in o)['data']['text/markdown'])
     md = re.sub(r'^---\s*', '', md)
     md = re.sub(r'^\[source\]\(.*\)\{[^}]*\}\s*$', '', md, flags=re.M)
-    return f'<span id="{anchor(module, name)}"></span>\n\n{md.strip()}\n'
+    head, _, rest = md.strip().partition('\n')                   # the anchor goes inside the symbol's section
+    return f'{head}\n\n<span id="{anchor(module, name)}"></span>\n{rest}\n'
 
 def constants_defined(source: str) -> list[str]:
     "Public names a cell assigns at top level (constants): they get an anchor, show_doc renders functions and classes."
-    return re.findall(r'^([A-Z][A-Za-z0-9_]*)\s*(?::[^=]+)?=', source, re.M)
+    targets = re.findall(r'^((?:[A-Z][A-Za-z0-9_]*\s*,\s*)*[A-Z][A-Za-z0-9_]*)\s*(?::[^=\n]+)?=(?!=)', source, re.M)
+    return [n.strip() for t in targets for n in t.split(',')]
 
 def for_reading(nb: dict) -> dict:
     "The notebook as a reader sees it: show_doc outputs as markdown, no `#| hide` or `#| default_exp` cells, no `#|` directives."
