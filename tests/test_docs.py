@@ -142,14 +142,21 @@ CUT_OFF = """<script>window.addEventListener('load', () => setTimeout(() => {
     if (spills || outside) cut.push(el.textContent.slice(0, 80));
   }
   const pres = document.querySelectorAll('div.cell pre, div.highlight pre').length;
+  const shown = [];                     // symbols whose signature is on the screen: highlighted `def`/`class` after the anchor
+  for (const a of document.querySelectorAll('span[id^="api-"]')) {
+    const sig = a.closest('p').nextElementSibling;
+    if (sig && sig.matches('div.highlight-python') && sig.getBoundingClientRect().height > 0 && sig.querySelector('span.k')) shown.push(a.id);
+  }
+  const outline = document.querySelectorAll('.toc-tree a').length;
   const out = document.createElement('pre'); out.id = 'overflow-check';
-  out.textContent = JSON.stringify({pres, cut}); document.body.appendChild(out);
+  out.textContent = JSON.stringify({pres, cut, shown, outline}); document.body.appendChild(out);
 }, 500));</script>"""
 
 @needs_chromium
 @pytest.mark.parametrize('width', [1400, 900])
-def test_no_code_is_cut_off_in_chromium(site, tmp_path, width):
-    "On a wide and a narrow window, no code cell's or output's text runs past its box: it wraps, or its box scrolls."
+def test_pages_in_chromium_cut_no_code_and_show_signatures(site, tmp_path, width):
+    """On a wide and a narrow window, no code cell's or output's text runs past its box: it wraps, or its box scrolls. Every
+    public function's and class's signature is on the screen, highlighted, and the page outline lists the symbols."""
     for nb in ('03_model', '07_train', '10_pipeline'):
         probe = site/f'_probe_{nb}.html'
         probe.write_text((site/f'{nb}.html').read_text().replace('</body>', CUT_OFF + '</body>'))
@@ -158,6 +165,10 @@ def test_no_code_is_cut_off_in_chromium(site, tmp_path, width):
         res = json.loads(re.search(r'<pre id="overflow-check">(.*?)</pre>', dom, re.S).group(1).replace('&quot;', '"').replace('&amp;', '&').replace('&lt;', '<').replace('&gt;', '>'))
         assert res['pres'] > 20, res
         assert not res['cut'], f"{nb} at {width} px: cut off: {res['cut']}"
+        callables = {f'api-{m}-{n}' for b, m, n in public_symbols() if b == nb
+                     and (inspect.isclass(o := getattr(importlib.import_module(f'hat_nb.{m}'), n)) or inspect.isroutine(o))}
+        assert callables and callables <= set(res['shown']), f"{nb}: signatures not shown: {sorted(callables - set(res['shown']))}"
+        assert res['outline'] >= len(callables), f"{nb}: the page outline has {res['outline']} entries"
 
 @needs_chromium
 def test_search_finds_a_symbol_in_chromium(site, tmp_path):

@@ -50,7 +50,15 @@ def with_show_docs(path: Path) -> dict:
             NBProcessor(nb=nb, procs=[populate_language, add_show_docs, exec_show_docs], rm_directives=False).process()
     finally: os.chdir(cwd)
     nb, keys = nb2dict(nb), ('id', 'cell_type', 'metadata', 'source', 'outputs', 'execution_count')
-    return {**nb, 'cells': [{k: c[k] for k in keys if k in c} for c in nb['cells']]}
+    return {**nb, 'cells': in_definition_order([{k: c[k] for k in keys if k in c} for c in nb['cells']])}
+
+def in_definition_order(cells: list) -> list:
+    "`add_show_docs` inserts the `show_doc` cells of one exported cell in reverse order; each run of them is put back in order."
+    out, run = [], []
+    for c in cells + [None]:
+        if c is not None and c['cell_type'] == 'code' and ''.join(c['source']).startswith('show_doc('): run.append(c); continue
+        out += run[::-1] + ([c] if c is not None else []); run = []
+    return out
 
 def show_doc_markdown(module: str, cell: dict) -> str:
     "The markdown of an executed `show_doc` cell, with an anchor for the API index and without nbdev's (Quarto) source link."
@@ -84,6 +92,11 @@ def for_reading(nb: dict) -> dict:
         cells.append({**c, 'source': ''.join(lines)})
     return {**nb, 'cells': [{'id': f'doc-{i}', **c} for i, c in enumerate(cells)]}
 
+def table_text(md: str) -> str:
+    "A docstring line as the text of a markdown table cell: `<`, `>`, `&` escaped outside code spans, `|` escaped everywhere."
+    parts = md.split('`')
+    return '`'.join(html.escape(p, quote=False) if i % 2 == 0 else p for i, p in enumerate(parts)).replace('|', '\\|')
+
 def api_index(notebooks: dict[str, str]) -> str:
     "The API page: per module, every name of its `__all__`, linked to its anchor in the notebook, with its docstring's first line."
     parts = ['# API index', '',
@@ -96,7 +109,7 @@ def api_index(notebooks: dict[str, str]) -> str:
             if inspect.isclass(obj) or inspect.isroutine(obj): what = (inspect.getdoc(obj) or '').split('\n')[0]
             else: what = f'constant ({type(obj).__name__})'
             link = f'<a class="reference internal" href="{stem}.html#{anchor(module, name)}"><code>{name}</code></a>'
-            parts.append(f'| {link} | {html.escape(what).replace("|", "&#124;")} |')
+            parts.append(f'| {link} | {table_text(what)} |')
         parts.append('')
     return '\n'.join(parts)
 
