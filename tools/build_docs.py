@@ -119,8 +119,9 @@ def stage(src: Path):
     (src/'_static').mkdir(); shutil.copy(ROOT/'docs/hat_nb.css', src/'_static/hat_nb.css')
     nbs, modules = sorted((ROOT/'nbs').glob('[0-9]*.ipynb')), {}
     for nb in nbs:
-        doc = for_reading(with_show_docs(nb))
-        if module := module_of(json.loads(nb.read_text())): modules[nb.stem] = module
+        doc = with_show_docs(nb)
+        if module := module_of(doc): modules[nb.stem] = module
+        doc = for_reading(doc)
         (src/nb.name).write_text(json.dumps(doc))
     (src/'api.md').write_text(api_index(modules))
     readme = (ROOT/'README.md').read_text()
