@@ -15,17 +15,18 @@ def _exported(s: str) -> bool: return re.search(r'^#\|\s*export', s, re.M) is no
 def _defines(s: str, name: str) -> bool:
     return re.search(rf'^(?:def|class)\s+{name}\b|^(?:\w+\s*,\s*)*{name}\s*(?:,\s*\w+\s*)*(?::[^=\n]+)?=', s, re.M) is not None
 
+def cells_of(nb: str) -> list:
+    return json.loads((ROOT/f'nbs/{nb}.ipynb').read_text())['cells']
+
 def public_symbols():
     "(notebook, module, name) of every name in the `__all__` of every module."
     for nb in NOTEBOOKS:
-        cells = json.loads((ROOT/f'nbs/{nb}.ipynb').read_text())['cells']
-        if m := next((re.search(r'default_exp\s+(\S+)', _src(c)) for c in cells if 'default_exp' in _src(c)), None):
+        if m := next((re.search(r'default_exp\s+(\S+)', _src(c)) for c in cells_of(nb) if 'default_exp' in _src(c)), None):
             for name in importlib.import_module(f'hat_nb.{m.group(1)}').__all__: yield nb, m.group(1), name
 
-def has_example(nb: str, name: str) -> bool:
+def has_example(cells: list, name: str) -> bool:
     """After the exported cell that defines `name`, the first visible code cell that uses it has an output: the example
     comes after the symbol's paragraph and code, before its tests (cells without output)."""
-    cells = json.loads((ROOT/f'nbs/{nb}.ipynb').read_text())['cells']
     d = next((i for i, c in enumerate(cells) if c['cell_type'] == 'code' and _exported(_src(c)) and _defines(_src(c), name)), None)
     if d is None: return False
     for c in cells[d + 1:]:
@@ -35,22 +36,18 @@ def has_example(nb: str, name: str) -> bool:
     return False
 
 def test_every_public_symbol_has_an_example():
-    syms = list(public_symbols())
-    missing = [f'{nb}: {name}' for nb, _, name in syms if not has_example(nb, name)]
+    syms, cells = list(public_symbols()), {nb: cells_of(nb) for nb in NOTEBOOKS}
+    missing = [f'{nb}: {name}' for nb, _, name in syms if not has_example(cells[nb], name)]
     share = 1 - len(missing) / len(syms)
     print(f"{len(syms) - len(missing)} of {len(syms)} public symbols have an example ({share:.0%}); without one:", *missing, sep='\n  ')
     assert share >= MIN_EXAMPLES, f"only {share:.0%} of the public symbols have an example (at least {MIN_EXAMPLES:.0%}); without one: {missing}"
 
-def test_has_example_sees_a_missing_one(tmp_path, monkeypatch):
+def test_has_example_sees_a_missing_one():
     "The example check fails for a symbol whose first use after its definition is a test cell without output."
-    nb = dict(cells=[dict(cell_type='code', source='#| export\ndef f(x): return x\n', outputs=[]),
-                     dict(cell_type='code', source='assert f(1) == 1\n', outputs=[]),
-                     dict(cell_type='code', source='f(2)\n', outputs=[{'output_type': 'execute_result'}])])
-    (tmp_path/'nbs').mkdir(); (tmp_path/'nbs/x.ipynb').write_text(json.dumps(nb))
-    monkeypatch.setattr(sys.modules[__name__], 'ROOT', tmp_path)
-    assert not has_example('x', 'f')
-    nb['cells'][1], nb['cells'][2] = nb['cells'][2], nb['cells'][1]; (tmp_path/'nbs/x.ipynb').write_text(json.dumps(nb))
-    assert has_example('x', 'f')
+    define, test = dict(cell_type='code', source='#| export\ndef f(x): return x\n', outputs=[]), dict(cell_type='code', source='assert f(1) == 1\n', outputs=[])
+    example = dict(cell_type='code', source='f(2)\n', outputs=[{'output_type': 'execute_result'}])
+    assert not has_example([define, test, example], 'f')
+    assert has_example([define, example, test], 'f')
 
 @pytest.fixture(scope='module')
 def site(tmp_path_factory):

