@@ -13,7 +13,7 @@ import argparse, json
 import torch
 from hat_nb.align import print_table
 from hat_nb.gpu_check import bench_train_step
-from hat_nb.train import recipe
+from hat_nb.config import recipe
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -29,19 +29,39 @@ def _number(v):
         except ValueError: pass
     return v
 
-def _train(a):
+def _settings(pairs) -> dict:
+    "The `--set KEY=VALUE` pairs as a dict, each value read as YAML."
     import yaml
-    from hat_nb.train import recipe, train
     over = {}
-    for kv in a.set or []:
+    for kv in pairs or []:
         k, sep, v = kv.partition('=')
-        if not sep: raise SystemExit(f"--set expects key=value, got {kv!r}")
-        over[k] = _number(yaml.safe_load(v))
+        if not sep: raise ValueError(f"--set expects key=value, got {kv!r}")
+        try: over[k] = _number(yaml.safe_load(v))
+        except yaml.YAMLError as e: raise ValueError(f"--set {kv}: the value is not valid YAML ({str(e).splitlines()[0]})") from None
+    return over
+
+def _need_file(p, what: str) -> Path:
+    if not Path(p).is_file(): raise FileNotFoundError(f"{p}: {what}")
+    return Path(p)
+
+def _train(a):
+    from hat_nb.config import recipe
+    from hat_nb.data import find_karpathy_json
+    over = _settings(a.set)
     if a.data: over['data_dir'] = a.data
-    best = train(*recipe(a.recipe, **over), a.out, resume=not a.restart, resume_from=a.resume_from)
+    mc, tc = recipe(a.recipe, **over)                       # every setting checked, before a model library is loaded
+    find_karpathy_json(tc.data_dir)                         # the data folder holds one dataset_*.json
+    if a.resume_from: _need_file(a.resume_from, 'no such checkpoint')
+    from hat_nb.model import check_architecture
+    from hat_nb.train import train
+    check_architecture(mc)
+    best = train(mc, tc, a.out, resume=not a.restart, resume_from=a.resume_from)
     if best: print(json.dumps(best))
 
 def _index(a):
+    from hat_nb.config import read_model_config
+    if not Path(a.images_dir).is_dir(): raise FileNotFoundError(f"{a.images_dir}: not a directory")
+    read_model_config(a.model)
     from hat_nb.search import build_index
     r = build_index(a.images_dir, a.model, a.out, batch_size=a.batch_size, device=a.device)
     print(f"indexed {r['indexed']} image(s) into {r['out']} ({r['encoded']} encoded, {r['reused']} unchanged, {r['removed']} removed); "
@@ -49,6 +69,10 @@ def _index(a):
     for p in r['unreadable']: print(f"unreadable image skipped: {p}")
 
 def _search(a):
+    from hat_nb.config import read_model_config
+    if not Path(a.index_dir).is_dir():
+        raise FileNotFoundError(f"{a.index_dir}: not a complete index (no such folder); build one with `hat-nb index IMAGES --model MODEL --out {a.index_dir}`")
+    if a.model: read_model_config(a.model)
     from hat_nb.search import Searcher
     s = Searcher(a.index_dir, a.model, a.device)
     hits = s.query(a.query, k=a.k, prefilter=a.prefilter)
@@ -60,6 +84,8 @@ def _search(a):
                    f"`hat-nb index {s.root} --out {a.index_dir}`", file=sys.stderr)
 
 def _search_text(a):
+    from hat_nb.config import read_model_config
+    _need_file(a.image, 'image file missing'); _need_file(a.captions, 'caption file not found'); read_model_config(a.model)
     from hat_nb.search import search_captions
     hits = search_captions(a.image, a.captions, a.model, k=a.k, device=a.device)
     if a.json: print(json.dumps([dict(caption=c, score=s) for c, s in hits]))
@@ -75,12 +101,13 @@ def _gpu_check(a):
     return 1 if bad else 0
 
 def _import_official(a):
-    from hat_nb.model import HATConfig, import_official
-    from hat_nb.train import recipe
+    from hat_nb.config import HATConfig, recipe
+    _need_file(a.ckpt, 'no such checkpoint file')
     if a.config:
         try: cfg = HATConfig.from_dict(json.loads(Path(a.config).read_text()))
         except (OSError, ValueError, TypeError) as e: raise ValueError(f"{a.config}: {e}") from None
     else: cfg = recipe(a.recipe)[0]
+    from hat_nb.model import import_official
     out = import_official(a.ckpt, a.out, cfg)
     src = json.loads((out/'imported_from.json').read_text())
     print(f"{a.ckpt} -> {out}: {src['tensors_used']} tensors imported, {len(src['tensors_unused'])} left out as unused (listed in {out/'imported_from.json'})")
@@ -169,21 +196,28 @@ def parser():
     s.set_defaults(fn=_stage)
     return p
 
+def _loaded(module: str, *names) -> tuple:
+    "The classes `names` of `module` if this process has imported it, else none (an error of a module never loaded cannot occur)."
+    m = sys.modules.get(module)
+    return tuple(getattr(m, n) for n in names) if m else ()
+
+def _known_errors() -> tuple:
+    "Errors `hat-nb` reports in one line (exit 2): bad values and paths, and the hat_nb errors of the modules this run loaded."
+    return (FileNotFoundError, FileExistsError, ValueError, *_loaded('hat_nb.data', 'DatasetError', 'DiskFullError', 'FetchError'),
+            *_loaded('hat_nb.search', 'SearchIndexError'), *_loaded('hat_nb.train', 'CheckpointError', 'RunDirError'))
+
 def main(argv=None):
     "Run `hat-nb` with `argv` (default: the command line); a known error ends it with its message on stderr and exit code 2, no traceback."
     a = parser().parse_args(argv)
     if a.cmd == 'gpu-check' and a.cpu:            # before triton is imported: its kernels then run in the interpreter
         import os; os.environ['TRITON_INTERPRET'] = '1'
-    from hat_nb.data import DatasetError, DiskFullError, FetchError
-    from hat_nb.search import SearchIndexError
-    from hat_nb.train import CheckpointError, RunDirError, TrainingStopped
     try: code = a.fn(a) or 0
-    except TrainingStopped as e: print(f"hat-nb {a.cmd}: {e}", file=sys.stderr); code = e.exit_code
-    except (DatasetError, DiskFullError, FetchError, SearchIndexError, CheckpointError, RunDirError, FileNotFoundError, FileExistsError, ValueError) as e:
-        print(f"hat-nb {a.cmd}: error: {e}", file=sys.stderr); code = 2
-    except RuntimeError as e:
-        if a.cmd != 'gpu-check': raise
-        print(f"hat-nb {a.cmd}: error: {e}", file=sys.stderr); code = 2
+    except Exception as e:
+        stopped = _loaded('hat_nb.train', 'TrainingStopped')
+        if isinstance(e, stopped): print(f"hat-nb {a.cmd}: {e}", file=sys.stderr); code = e.exit_code
+        elif isinstance(e, _known_errors()) or (a.cmd == 'gpu-check' and isinstance(e, RuntimeError)):
+            print(f"hat-nb {a.cmd}: error: {e}", file=sys.stderr); code = 2
+        else: raise
     sys.exit(code)
 
 if __name__ == '__main__' and '__file__' in globals(): main()   # `python -m hat_nb.cli ...` from a plain checkout (not when a notebook runs this cell)

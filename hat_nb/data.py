@@ -9,10 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
-from torch.utils.data import Dataset
-from torchvision import transforms as T
 
 # %% auto #0
 __all__ = ['SPLITS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'MAX_PIXELS', 'EMOJI_PKG', 'EMOJI_SHA256', 'SKIN_TONES', 'DatasetError',
@@ -167,15 +164,17 @@ def load_rgb(path) -> Image.Image:
 
 def train_transform(size=224, scale=(0.08, 1.0), hflip=True):
     "Paper training augmentation: RandomResizedCrop(size) + horizontal flip, ImageNet normalisation."
+    from torchvision import transforms as T
     return T.Compose([T.RandomResizedCrop(size, scale=scale), *( [T.RandomHorizontalFlip()] if hflip else []),
                       T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 def eval_transform(size=224, resize=None):
     "Paper evaluation transform: Resize(size*256/224) + CenterCrop(size), ImageNet normalisation."
+    from torchvision import transforms as T
     return T.Compose([T.Resize(resize or round(size*256/224)), T.CenterCrop(size), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 # %% ../nbs/01_data.ipynb #cell-14
-class CaptionDataset(Dataset):
+class CaptionDataset:
     "Training view: one item per caption, `(image, caption, image_index)`; a key `(epoch, k)` seeds item k's augmentation from (seed, epoch, k)."
     def __init__(self, recs, transform=None, seed=0):
         self.recs, self.transform, self.seed = list(recs), transform, seed
@@ -187,15 +186,17 @@ class CaptionDataset(Dataset):
         im = load_rgb(self.recs[i].path)
         if self.transform is None: return im, c, i
         if epoch is None: return self.transform(im), c, i
+        import torch
         with torch.random.fork_rng(devices=[]):           # the same crop for (seed, epoch, k) in any worker, after any resume
             torch.manual_seed((self.seed * 1_000_003 + epoch) * 10_000_019 + k)
             return self.transform(im), c, i
 
-class ImageDataset(Dataset):
+class ImageDataset:
     "Evaluation view: each unique image once, `(image, image_index)`; `captions` and `txt2img` list captions in order."
     def __init__(self, recs, transform=None):
         self.recs, self.transform = list(recs), transform
         self.captions = [c for r in self.recs for c in r.captions]
+        import torch
         self.txt2img = torch.tensor([i for i, r in enumerate(self.recs) for _ in r.captions])
     def __len__(self): return len(self.recs)
     def __getitem__(self, i):
@@ -212,6 +213,7 @@ class Collate:
     def __call__(self, batch):
         ims, caps, idx = zip(*batch)
         ids, mask = self.tokenize(caps)
+        import torch
         return dict(images=torch.stack(ims), input_ids=ids, attention_mask=mask, img_idx=torch.tensor(idx))
 
 # %% ../nbs/01_data.ipynb #cell-17

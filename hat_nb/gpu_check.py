@@ -9,8 +9,10 @@ import torch
 
 from .align import TRITON_DTYPES, scan_scores, triton_plan
 from .loss import HATLoss
-from .model import HATConfig, HATModel, tiny_config
-from .train import recipe, train_step
+from .config import HATConfig, tiny_config
+from .model import HATModel
+from .config import recipe
+from .train import train_step
 
 # %% auto #0
 __all__ = ['PEAK_TFLOPS', 'PAPER_LEVELS', 'TRAIN_VARIANTS', 'print_report', 'peak_tflops', 'check_kernels', 'pair_flop',

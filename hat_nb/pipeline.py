@@ -53,11 +53,15 @@ def cpu_numerics_env(setting='pinned', machine=None) -> dict:
 # %% ../nbs/10_pipeline.ipynb #910bc180
 def notebook_params(nb_path) -> dict:
     "Defaults of the notebook's `parameters` cell, evaluated as Python literals (None where not a literal)."
-    import papermill as pm
+    cells = json.loads(Path(nb_path).read_text())['cells']
+    cell = next((c for c in cells if 'parameters' in c.get('metadata', {}).get('tags', [])), None)
+    if cell is None: return {}
     out = {}
-    for k, p in pm.inspect_notebook(str(nb_path)).items():
-        try: out[k] = ast.literal_eval(p['default'])
-        except (ValueError, SyntaxError): out[k] = None
+    for node in ast.parse(''.join(cell['source'])).body:
+        target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else getattr(node, 'target', None)
+        if not isinstance(target, ast.Name) or node.value is None: continue
+        try: out[target.id] = ast.literal_eval(node.value)
+        except (ValueError, SyntaxError): out[target.id] = None
     return out
 
 def load_params(params_file) -> dict:
@@ -71,7 +75,7 @@ def load_params(params_file) -> dict:
 
 def check_recipe_overrides(section: dict, declared: dict, where='train'):
     "Build the recipe of a `train` section once per override, so a bad value fails here, named `train.overrides.<key>`, before any work."
-    from hat_nb.train import recipe
+    from hat_nb.config import recipe
     name, over = section.get('recipe', declared.get('recipe')), section.get('overrides') or {}
     probs = []
     for k, v in over.items():
@@ -80,6 +84,10 @@ def check_recipe_overrides(section: dict, declared: dict, where='train'):
     if not probs:
         try: recipe(name, **over)
         except (ValueError, TypeError) as e: probs.append(f"{where}.overrides: {e}")
+    if not probs and 'model.img_model' in over:             # the one check that needs timm: only for an architecture set here
+        from hat_nb.model import check_architecture
+        try: check_architecture(recipe(name, **over)[0])
+        except ValueError as e: probs.append(f"{where}.overrides.model.img_model: {e}")
     if probs: raise ParamsError('\n'.join(probs))
     return section
 
@@ -147,7 +155,6 @@ CATALOG_KEYS = {'recipe', 'protocols', 'captions_per_image', 'overrides', 'check
 
 def run_stage(stage, dataset=None, params_file='params.yaml', nb_dir='pipelines', root='.'):
     "Check the parameters of `stage` (for `dataset`) and its data, then execute `nb_dir/stage.ipynb` with papermill."
-    import papermill as pm
     root = Path(root)
     nb = root/nb_dir/f"{stage}.ipynb"
     if not nb.is_file(): raise FileNotFoundError(f"{nb}: no such pipeline notebook")
@@ -163,6 +170,7 @@ def run_stage(stage, dataset=None, params_file='params.yaml', nb_dir='pipelines'
     os.environ.update(cpu_numerics_env(allp.get('cpu_numerics', 'pinned')))    # the notebook kernel starts with these
     out = root/(dataset_paths(dataset)['notebooks'] if dataset else 'reports')
     out.mkdir(parents=True, exist_ok=True)
+    import papermill as pm                  # (only now: every check above answers without loading papermill or torch)
     pm.execute_notebook(str(nb), str(out/f"{stage}.ipynb"), parameters=given, kernel_name='python3', cwd=str(root), progress_bar=False,
                         stdout_file=sys.stdout, stderr_file=sys.stderr)          # the notebook's prints and progress bars, live
 
@@ -183,7 +191,7 @@ def _split_problem(split, dataset, root: Path) -> str | None:
         return f"{f} has no {split!r} images (it has {', '.join(f'{k} {n:,}' for k, n in sorted(counts.items()) if k)}); choose one of those"
 
 def _ablation_problems(given, at) -> list[str]:
-    from hat_nb.train import ablation_config, recipe
+    from hat_nb.config import ablation_config, recipe
     try: mc = recipe(given.get('recipe', 'demo'), **(given.get('overrides') or {}))[0]
     except (ValueError, TypeError): return []                          # named by check_recipe_overrides
     probs = []

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import fcntl, hashlib, json, math, os, pickle, random, shutil, sys, tempfile, time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -20,111 +20,14 @@ from .data import (CaptionDataset, Collate, DatasetError, atomic_write, cache_di
 from .distributed import run_processes, world, write_result
 from .evaluate import amp_dtype, evaluate
 from .loss import HATLoss
-from .model import HATConfig, HATModel, check_fields, load_tokenizer, minilm_path, save_pretrained
+from .config import HATConfig, TrainConfig
+from .model import HATModel, load_tokenizer, save_pretrained
 
 # %% auto #0
-__all__ = ['RECIPES', 'PRESETS', 'RESUME_MAY_CHANGE', 'TRAINING_CODE', 'RUN_FILES', 'PIPELINE_MAY_CHANGE', 'TrainConfig',
-           'recipe', 'ablation_config', 'CheckpointError', 'UnsafeCheckpointError', 'load_checkpoint', 'set_frozen',
-           'make_optimizer', 'loss_fn', 'gpu_determinism', 'RunDirError', 'TrainingStopped', 'run_lock', 'EpochOrder',
-           'compile_towers', 'train_step', 'train', 'code_fingerprint', 'run_settings', 'train_processes',
-           'continue_interrupted']
-
-# %% ../nbs/07_train.ipynb #cell-04
-@dataclass
-class TrainConfig:
-    "Everything about a run except the model; the defaults are the reference recipe (`paper_f30k`)."
-    data_dir: str = 'data/flickr30k'
-    train_splits: tuple = ('train',)
-    val_split: str = 'val'
-    captions_per_image: int | None = None   # first N captions of each image, all splits (COCO: 5); None = all
-    val_images: int | None = None           # first N validation images in file order (COCO: 1000); None = all
-    val_from_epoch: int = 1                 # validate from this epoch index on (reference: not after epoch 0); the last epoch always validates
-    epochs: int = 100
-    batch_size: int = 58
-    drop_last: bool = False             # reference: the last partial batch of an epoch is kept (always dropped under torchrun)
-    optimizer: str = 'adam'             # 'adam' | 'adamw'
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    schedule: str = 'step'              # 'step' (StepLR per epoch) | 'cosine' (per epoch, to 0) | 'constant'
-    lr_step: int = 10
-    lr_gamma: float = 0.1
-    freeze_img_epochs: int = 11         # image tower (incl. its level norms) frozen for epochs 0 .. n-1
-    freeze_txt_epochs: int = 11         # text tower frozen for epochs 0 .. n-1
-    amp: str = 'fp16'                   # 'fp16' | 'bf16' | 'auto' | 'none' (CPU always fp32)
-    grad_clip: float | None = None
-    seed: int = 0
-    deterministic: bool = True          # reference: deterministic; on CUDA deterministic algorithms + CUBLAS_WORKSPACE_CONFIG (CPU: see cpu_numerics)
-    loss: str = 'vsepp'                 # 'vsepp' | 'infonce'
-    margin: float = 0.2
-    max_violation: bool = True
-    mask_same_image: bool = False       # reference: same-image captions are negatives
-    temperature: float = 0.05           # infonce only
-    crop_scale: tuple = (0.08, 1.0)     # RandomResizedCrop scale
-    hflip: bool = True
-    num_workers: int | None = None      # data-loader workers; None: from the machine (CUDA: min(8, cores - 1), CPU: 0)
-    eval_batch_size: int = 128
-    max_steps_per_epoch: int | None = None   # for smoke tests
-    device: str = 'auto'
-    val_every: int = 1                  # validate every N epochs (the last epoch always)
-    log_every: int = 10                 # steps between reading the loss on the host (the only synchronisation in a step)
-    ckpt_every_minutes: float = 30.0    # mid-epoch checkpoint period (and one at every epoch end); 0: after every step
-    compile: str = 'auto'               # torch.compile the two towers: 'auto' (on CUDA), 'on', 'off'
-
-    def __post_init__(self):
-        pos, nonneg = (lambda v: v > 0, '> 0'), (lambda v: v >= 0, '>= 0')
-        one = (lambda v: v >= 1, '>= 1')
-        check_fields(self, dict(
-            epochs=one, batch_size=one, lr=pos, weight_decay=nonneg, lr_step=one, lr_gamma=pos, freeze_img_epochs=nonneg,
-            freeze_txt_epochs=nonneg, grad_clip=pos, seed=nonneg, margin=nonneg, temperature=pos, num_workers=nonneg,
-            eval_batch_size=one, max_steps_per_epoch=one, captions_per_image=one, val_images=one, val_from_epoch=nonneg,
-            val_every=one, log_every=one, ckpt_every_minutes=nonneg, compile=(lambda v: v in ('auto', 'on', 'off'), "'auto', 'on' or 'off'"),
-            crop_scale=(lambda v: len(v) == 2 and 0 < v[0] <= v[1] <= 1, 'two numbers 0 < min <= max <= 1'),
-            train_splits=(lambda v: len(v) > 0, 'a non-empty list of splits'),
-            optimizer=(lambda v: v in ('adam', 'adamw'), "'adam' or 'adamw'"),
-            schedule=(lambda v: v in ('step', 'cosine', 'constant'), "'step', 'cosine' or 'constant'"),
-            loss=(lambda v: v in ('vsepp', 'infonce'), "'vsepp' or 'infonce'"),
-            amp=(lambda v: v in ('fp16', 'bf16', 'auto', 'none'), "'fp16', 'bf16', 'auto' or 'none'"),
-            device=(lambda v: v in ('auto', 'cpu', 'cuda') or v.startswith('cuda:'), "'auto', 'cpu', 'cuda' or 'cuda:N'")))
-        self.train_splits, self.crop_scale = tuple(self.train_splits), tuple(self.crop_scale)
-
-# %% ../nbs/07_train.ipynb #cell-05
-RECIPES = {   # name: (model settings, training settings), each over the defaults: HATConfig() is the paper's model, TrainConfig() its recipe
-    'paper_f30k': ({}, dict(data_dir='data/flickr30k')),
-    'paper_coco': ({}, dict(data_dir='data/coco', captions_per_image=5, val_images=1000)),
-    'paper_coco_restval': ({}, dict(data_dir='data/coco', train_splits=('train', 'restval'), captions_per_image=5, val_images=1000)),
-    'demo': (dict(img_model='swin_tiny_patch4_window7_224', img_size=64, img_levels=(2, 3, 4), txt_levels=(2, 4, 6), embed_dim=128,
-                  img_kwargs=dict(img_size=64, window_size=4, embed_dim=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8)),
-                  txt_model='minilm'),     # the packaged all-MiniLM-L6-v2 (`minilm_path()`)
-             dict(data_dir='data/emoji', epochs=5, batch_size=64, optimizer='adamw', lr=5e-4, weight_decay=0.05, schedule='cosine',
-                  freeze_img_epochs=0, freeze_txt_epochs=3, val_from_epoch=0, drop_last=True, amp='auto', grad_clip=2.0,
-                  loss='infonce', temperature=0.1, mask_same_image=True, crop_scale=(0.6, 1.0), hflip=False, num_workers=0)),
-}
-PRESETS = tuple(RECIPES)
-
-def recipe(name='demo', **overrides) -> tuple[HATConfig, TrainConfig]:
-    "Model and training config of preset `name`, with `overrides` (model fields as 'model.<field>')."
-    if name not in RECIPES: raise ValueError(f"unknown recipe {name!r}; choose from {PRESETS}")
-    md, td = dict(RECIPES[name][0]), dict(RECIPES[name][1])
-    if md.get('txt_model') == 'minilm': md['txt_model'] = minilm_path()
-    known_m, known_t = set(HATConfig.__dataclass_fields__), set(TrainConfig.__dataclass_fields__)
-    for k, v in overrides.items():
-        if k.startswith('model.'):
-            if k[6:] not in known_m: raise ValueError(f"unknown model setting {k!r} (known: {', '.join(sorted(known_m))})")
-            md[k[6:]] = v
-        elif k in known_t: td[k] = v
-        else: raise ValueError(f"unknown training setting {k!r} (known: {', '.join(sorted(known_t))})")
-    return HATConfig(**md), TrainConfig(**td)
-
-# %% ../nbs/07_train.ipynb #9a42ed75
-def ablation_config(cfg: HATConfig, levels=(1, 2, 3), direction=None) -> HATConfig:
-    "`cfg` aligning only its level pairs `levels` (1 = the lowest) and scoring in `direction` (None: unchanged)."
-    n = len(cfg.img_levels)
-    if (not isinstance(levels, (list, tuple)) or not levels or len(set(levels)) != len(levels)
-            or not all(isinstance(l, int) and not isinstance(l, bool) and 1 <= l <= n for l in levels)):
-        raise ValueError(f"levels must be distinct level numbers from 1 to {n} (this model's level pairs), e.g. [3] or [2, 3]; got {levels!r}")
-    keep = sorted(levels)
-    return replace(cfg, img_levels=tuple(cfg.img_levels[l - 1] for l in keep), txt_levels=tuple(cfg.txt_levels[l - 1] for l in keep),
-                   direction=direction or cfg.direction)
+__all__ = ['RESUME_MAY_CHANGE', 'TRAINING_CODE', 'RUN_FILES', 'PIPELINE_MAY_CHANGE', 'CheckpointError', 'UnsafeCheckpointError',
+           'load_checkpoint', 'set_frozen', 'make_optimizer', 'loss_fn', 'gpu_determinism', 'RunDirError',
+           'TrainingStopped', 'run_lock', 'EpochOrder', 'compile_towers', 'train_step', 'train', 'code_fingerprint',
+           'run_settings', 'train_processes', 'continue_interrupted']
 
 # %% ../nbs/07_train.ipynb #cell-11
 def _rng_state():
@@ -366,7 +269,7 @@ def _setup(mc, tc, out, rank, W, device) -> _Run:
 RESUME_MAY_CHANGE = ('epochs', 'data_dir', 'device', 'num_workers', 'compile', 'deterministic', 'eval_batch_size', 'val_every',
                      'log_every', 'ckpt_every_minutes', 'model.img_weights')   # how the run is carried out, not what it computes
 
-TRAINING_CODE = ('data', 'align', 'model', 'distributed', 'loss', 'evaluate', 'train')   # the hat_nb modules a run executes
+TRAINING_CODE = ('config', 'data', 'align', 'model', 'distributed', 'loss', 'evaluate', 'train')   # the hat_nb modules a run executes
 
 def code_fingerprint() -> str:
     "SHA-256 (16 hex digits) of the `TRAINING_CODE` modules: a checkpoint records it, and the pipeline resumes only the same code."

@@ -29,3 +29,18 @@ def run(*args, cwd=ROOT, check=True, **kw):
     r = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, **kw)
     if check and r.returncode: raise AssertionError(f"{args} failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
     return r
+
+def cli(*args, cwd=None):
+    """`hat-nb ARGS` in this process, for tests about what a command says rather than about a process (the same `main`, the
+    same exit code; an exception it does not handle fails the test): an object with returncode, stdout and stderr."""
+    import contextlib, io
+    from types import SimpleNamespace
+    from hat_nb.cli import main
+    out, err, here = io.StringIO(), io.StringIO(), os.getcwd()
+    try:
+        if cwd: os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try: main([str(a) for a in args]); code = 0
+            except SystemExit as e: code = e.code
+    finally: os.chdir(here)
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())

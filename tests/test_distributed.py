@@ -5,7 +5,8 @@ import torch.multiprocessing as mp
 from dist_workers import loss_worker, score_worker
 from hat_nb.evaluate import score_all
 from hat_nb.loss import infonce_loss, vsepp_loss
-from hat_nb.model import HATModel, load_tokenizer, tiny_config
+from hat_nb.config import tiny_config
+from hat_nb.model import HATModel, load_tokenizer
 
 def free_port():
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]

@@ -3,9 +3,10 @@ import json, math, os, shutil, sys
 from dataclasses import asdict
 from pathlib import Path
 import pytest, torch, yaml
-from conftest import ROOT, run
+from conftest import ROOT, cli, run
 from hat_nb.data import make_fixture
-from hat_nb.model import HATModel, save_pretrained, tiny_config
+from hat_nb.config import tiny_config
+from hat_nb.model import HATModel, save_pretrained
 
 BIN = Path(sys.executable).parent
 HAT = BIN/'hat-nb'
@@ -90,10 +91,10 @@ def test_edited_config_json_named(data, trained, tmp_path):
     cfg = json.loads((m/'config.json').read_text())
     (m/'config.json').write_text(json.dumps(cfg | dict(embed_dim=256)))
     weights = (m/'model.safetensors').read_bytes()
-    r = run(HAT, 'index', data/'images', '--model', m, '--out', tmp_path/'idx', check=False)
+    r = cli('index', data/'images', '--model', m, '--out', tmp_path/'idx')
     assert r.returncode == 2 and f"{m/'config.json'} does not match {m/'model.safetensors'} (embed_dim 256 vs 32)" in r.stderr, r.stderr
     (m/'config.json').write_text(json.dumps(cfg | dict(embed_dimm=256)))
-    r = run(HAT, 'index', data/'images', '--model', m, '--out', tmp_path/'idx', check=False)
+    r = cli('index', data/'images', '--model', m, '--out', tmp_path/'idx')
     assert r.returncode == 2 and f"{m/'config.json'}: unknown HATConfig key(s) ['embed_dimm']" in r.stderr, r.stderr
     assert (m/'model.safetensors').read_bytes() == weights
 
@@ -103,23 +104,23 @@ def index(tmp_path_factory):
     torch.manual_seed(0)
     model = save_pretrained(HATModel(tiny_config()).eval(), tmp/'model')
     imgs = make_fixture(tmp/'data', 'flickr', n=6)/'images'
-    run(HAT, 'index', imgs, '--model', model, '--out', tmp/'idx')
+    assert cli('index', imgs, '--model', model, '--out', tmp/'idx').returncode == 0
     return tmp, model, imgs
 
 def test_search_paths_usable_from_anywhere_and_deleted_files_flagged(index, tmp_path):
     tmp, model, imgs = index
-    hits = json.loads(run(HAT, 'search', tmp/'idx', 'image number 2', '-k', '6', '--json', cwd=tmp_path).stdout)
+    hits = json.loads(cli('search', tmp/'idx', 'image number 2', '-k', '6', '--json', cwd=tmp_path).stdout)
     assert len(hits) == 6 and all(Path(h['path']).is_absolute() and Path(h['path']).is_file() for h in hits)
     gone = imgs/'img3.png'; keep = gone.read_bytes(); gone.unlink()
     try:
-        r = run(HAT, 'search', tmp/'idx', 'image number 2', '-k', '6', cwd=tmp_path)
+        r = cli('search', tmp/'idx', 'image number 2', '-k', '6', cwd=tmp_path)
         assert f'{gone}   (missing: file deleted or moved)' in r.stdout and '1 result(s) no longer exist on disk' in r.stderr, r
-        r = run(HAT, 'index', imgs, '--model', model, '--out', tmp/'idx')        # update: the deleted file is dropped, nothing re-encoded
+        r = cli('index', imgs, '--model', model, '--out', tmp/'idx')             # update: the deleted file is dropped, nothing re-encoded
         assert 'indexed 5 image(s)' in r.stdout and '0 encoded, 5 unchanged, 1 removed' in r.stdout, r.stdout
-        assert str(gone) not in run(HAT, 'search', tmp/'idx', 'image number 2', '-k', '6').stdout
+        assert str(gone) not in cli('search', tmp/'idx', 'image number 2', '-k', '6').stdout
     finally:
         gone.write_bytes(keep)
-    r = run(HAT, 'index', imgs, '--model', model, '--out', tmp/'idx')
+    r = cli('index', imgs, '--model', model, '--out', tmp/'idx')
     assert '1 encoded, 5 unchanged, 0 removed' in r.stdout, r.stdout
 
 @pytest.mark.parametrize('args,msg', [(['-k', '-1'], 'argument -k: expected a positive integer, got -1'),
@@ -127,20 +128,20 @@ def test_search_paths_usable_from_anywhere_and_deleted_files_flagged(index, tmp_
                                       (['--prefilter', '-3'], 'argument --prefilter: expected an integer >= 0, got -3')])
 def test_search_bad_arguments(index, args, msg):
     tmp, _, _ = index
-    r = run(HAT, 'search', tmp/'idx', 'a dog', *args, check=False)
+    r = cli('search', tmp/'idx', 'a dog', *args)
     assert r.returncode == 2 and msg in r.stderr and 'Traceback' not in r.stderr, r.stderr
 
 def test_search_empty_query(index):
     tmp, _, _ = index
     for q in ('', '   '):
-        r = run(HAT, 'search', tmp/'idx', q, check=False)
+        r = cli('search', tmp/'idx', q)
         assert r.returncode == 2 and 'empty query' in r.stderr and 'Traceback' not in r.stderr, r.stderr
 
 def test_corrupt_faiss_index(index, tmp_path):
     tmp, _, _ = index
     idx = shutil.copytree(tmp/'idx', tmp_path/'idx')
     (idx/'index.faiss').write_bytes(b'\x00garbage')
-    r = run(HAT, 'search', idx, 'a dog', check=False)
+    r = cli('search', idx, 'a dog')
     assert r.returncode == 2 and f"{idx/'index.faiss'}: unreadable FAISS index" in r.stderr and 'hat-nb index' in r.stderr, r.stderr
     assert 'Traceback' not in r.stderr
 
@@ -155,10 +156,11 @@ def test_params_override_value_checked_before_stage(tmp_path):
 def test_more_processes_than_gpus_refused(monkeypatch):
     "torchrun with 2 processes per node on a 1-GPU machine: a clear error before any process group is joined."
     import hat_nb.train as ht
+    from hat_nb.config import recipe
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     monkeypatch.setattr(torch.cuda, 'device_count', lambda: 1)
     monkeypatch.setenv('WORLD_SIZE', '2'); monkeypatch.setenv('LOCAL_WORLD_SIZE', '2')
-    _, tc = ht.recipe('demo')
+    _, tc = recipe('demo')
     with pytest.raises(ValueError, match=r'2 processes on this machine but 1 GPU\(s\).*--nproc_per_node 1.*device=cpu'):
         ht._init_distributed(tc)
     assert not torch.distributed.is_initialized()
@@ -232,8 +234,9 @@ def test_index_skips_oversized_and_truncated_images_by_name(index, tmp_path):
     d = shutil.copytree(imgs, tmp_path/'imgs')
     _bad_images(d)
     Image.new('1', (20000, 20000)).save(d/'bomb.png')                  # over PIL's hard limit (2 x 89 Mpx): refused when opened
-    for _ in range(2):
-        r = run(HAT, 'index', d, '--model', model, '--out', tmp_path/'idx', check=False)
+    for index in (lambda: run(HAT, 'index', d, '--model', model, '--out', tmp_path/'idx', check=False),    # a process: PIL's warnings seen
+                  lambda: cli('index', d, '--model', model, '--out', tmp_path/'idx')):                     # the re-run
+        r = index()
         assert r.returncode == 0 and 'indexed 8 image(s)' in r.stdout, (r.stdout, r.stderr[-2000:])
         for f in ('huge.png', 'cut.jpg', 'bomb.png'): assert str(d/f) in r.stdout + r.stderr, (f, r.stdout, r.stderr)
         assert 'Traceback' not in r.stderr and 'DecompressionBombWarning' not in r.stderr, r.stderr

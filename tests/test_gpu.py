@@ -14,7 +14,8 @@ def test_bf16_scores_close_to_fp32_on_gpu():
         assert got.dtype == torch.float32 and (got - ref).abs().max() < 2e-2
 
 def test_amp_training_step_on_gpu():
-    from hat_nb.model import HATModel, tiny_config
+    from hat_nb.config import tiny_config
+    from hat_nb.model import HATModel
     from hat_nb.loss import vsepp_loss
     m = HATModel(tiny_config()).cuda()
     x, ids = torch.randn(8, 3, 32, 32, device='cuda'), torch.randint(1000, 2000, (8, 16), device='cuda')

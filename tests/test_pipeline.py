@@ -101,13 +101,24 @@ def test_dvc_repro_of_a_dataset_without_data_says_where_to_get_it(tmp_path, emoj
     assert [l for l in diff.splitlines() if l[:1] in '+-' and l[:3] not in ('+++', '---')] == ['-- emoji', '+- flickr30k'], diff
     assert run('git', 'status', '--porcelain', 'data.dvc', cwd=repo).stdout == ''
 
-@pytest.mark.slow
-def test_dvc_repro_end_to_end(tmp_path, emoji_dir):
-    "A shortened demo run through every stage in a fresh clone; a second repro does nothing."
-    repo, env = _clone(tmp_path)
+# The demo pipeline, shortened, is run once per session in a fresh clone; the end-to-end test asserts on that run, and the
+# kill-and-resume test compares its own (killed, then resumed) run with it, file for file.
+DEMO_OVERRIDES = dict(epochs=2, max_steps_per_epoch=3, batch_size=8, freeze_txt_epochs=0, ckpt_every_minutes=0, val_images=40)
+OTHER_CALLER = dict(ATEN_CPU_CAPABILITY='default', OMP_NUM_THREADS='1')    # a caller asking for other CPU kernels and 1 thread
+
+@pytest.fixture(scope='session')
+def demo_repo(tmp_path_factory, emoji_dir):
+    "A fresh clone with the emoji data and `DEMO_OVERRIDES`, after one `dvc repro` of every stage."
+    repo, env = _clone(tmp_path_factory.mktemp('demo'))
     shutil.copytree(emoji_dir, repo/'data/emoji')
-    _set_params(repo, train=dict(overrides=dict(epochs=1, max_steps_per_epoch=2, batch_size=16, freeze_txt_epochs=0)))
+    _set_params(repo, train=dict(overrides=DEMO_OVERRIDES))
     run(BIN/'dvc', 'repro', cwd=repo, env=env, timeout=1200)
+    return repo, env
+
+@pytest.mark.slow
+def test_dvc_repro_end_to_end(demo_repo):
+    "A shortened demo run through every stage in a fresh clone; a second repro does nothing."
+    repo, env = demo_repo
     m = repo/'metrics/emoji'
     test = json.loads((m/'test.json').read_text())['standard']
     assert test['n_images'] == 450 and test['n_captions'] == 605 and {'i2t', 't2i', 'both'} <= set(test)
@@ -117,33 +128,30 @@ def test_dvc_repro_end_to_end(tmp_path, emoji_dir):
     assert '## emoji test (demo)' in results and 'HAT (this run, i2t)' in results and 'VSE++' not in results
     load = lambda p: json.loads(p.read_text())
     _check_figures(load(repo/'reports/figures/emoji/figures.json'), load(m/'train_curve.json'), load(m/'recall_at_k.json'), load(m/'eval_details.json'))
+    lock = (repo/'dvc.lock').read_bytes()
     again = run(BIN/'dvc', 'repro', cwd=repo, env=env).stdout
     assert 'Data and pipelines are up to date' in again, again
+    assert (repo/'dvc.lock').read_bytes() == lock
     shown = run(BIN/'dvc', 'metrics', 'show', cwd=repo, env=env).stdout
     assert 'standard.i2t.i2t_R@1' in shown, shown
     status = run('git', 'status', '--porcelain', cwd=repo).stdout.split('\n')
     assert [l for l in status if l.strip() and not l.endswith(('dvc.lock', 'params.yaml', '.gitignore'))] == [], status
     assert (repo/'reports/emoji/train.ipynb').is_file() and (repo/'models/emoji/log.jsonl').is_file()    # the run's records, git-ignored
-    lock = (repo/'dvc.lock').read_bytes()            # every stage again, from a caller asking for other CPU kernels and 1 thread
-    run(BIN/'dvc', 'repro', '--force', cwd=repo, env=dict(env, ATEN_CPU_CAPABILITY='default', OMP_NUM_THREADS='1'), timeout=1200)
-    assert (repo/'dvc.lock').read_bytes() == lock, 'a rerun changed dvc.lock: some out is not reproducible'
 
 @pytest.mark.slow
-def test_killed_dvc_repro_resumes_the_train_stage(tmp_path, emoji_dir):
-    "SIGKILL `dvc repro` (and everything it started) in the middle of training; `dvc repro` again resumes at the last checkpoint and ends with the uninterrupted run's files."
+def test_killed_dvc_repro_resumes_and_reproduces_every_out(demo_repo, tmp_path, emoji_dir):
+    """SIGKILL `dvc repro` (and everything it started) in the middle of training; `dvc repro` again resumes at the last
+    checkpoint and ends with the uninterrupted run's files and `dvc.lock`, every stage included, although this caller asks
+    for other CPU kernels and 1 thread (the stages pin their numerics: every out is reproducible)."""
     import signal, subprocess, time
     from hat_nb.train import CheckpointError, load_checkpoint
-    over = dict(epochs=2, max_steps_per_epoch=3, batch_size=8, freeze_txt_epochs=0, ckpt_every_minutes=0, val_images=40)
-    runs = {}
-    for name in ('whole', 'killed'):
-        repo, env = _clone(tmp_path/name)
-        shutil.copytree(emoji_dir, repo/'data/emoji')
-        _set_params(repo, train=dict(overrides=over))
-        runs[name] = repo
-    repro = [BIN/'dvc', 'repro', 'train@emoji']
-    run(*repro, cwd=runs['whole'], env=env, timeout=1200)
-    repo = runs['killed']
-    p = subprocess.Popen([str(a) for a in repro], cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    whole, _ = demo_repo
+    repo, env = _clone(tmp_path)
+    env.update(OTHER_CALLER)
+    shutil.copytree(emoji_dir, repo/'data/emoji')
+    _set_params(repo, train=dict(overrides=DEMO_OVERRIDES))
+    repro = [str(BIN/'dvc'), 'repro']
+    p = subprocess.Popen(repro, cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     t0 = time.time()
     while True:                                          # killed in epoch 2, after at least one of its steps
         assert p.poll() is None and time.time() - t0 < 600, 'dvc repro ended before it could be killed'
@@ -156,66 +164,64 @@ def test_killed_dvc_repro_resumes_the_train_stage(tmp_path, emoji_dir):
     out = run(*repro, cwd=repo, env=env, timeout=1200).stdout
     assert 'resuming the interrupted run in models/emoji at epoch 2' in out, out[-3000:]
     for f in ('metrics/emoji/train.json', 'metrics/emoji/train_curve.json', 'models/emoji/dvclive/metrics.json', 'models/emoji/best/model.safetensors',
-              *(str(t.relative_to(runs['whole'])) for t in (runs['whole']/'models/emoji/dvclive/plots').rglob('*.tsv'))):
-        assert (repo/f).read_bytes() == (runs['whole']/f).read_bytes(), f
-    assert (repo/'dvc.lock').read_bytes() == (runs['whole']/'dvc.lock').read_bytes()
+              'metrics/emoji/test.json', 'reports/results.md',
+              *(str(t.relative_to(whole)) for t in (whole/'models/emoji/dvclive/plots').rglob('*.tsv'))):
+        assert (repo/f).read_bytes() == (whole/f).read_bytes(), f
+    assert (repo/'dvc.lock').read_bytes() == (whole/'dvc.lock').read_bytes(), 'a rerun changed dvc.lock: some out is not reproducible'
+
+def _sections(md: str) -> dict:
+    "The tables of results.md by title."
+    return {sec.split('\n', 1)[0].strip(): sec for sec in md.split('\n## ')[1:]}
 
 @pytest.mark.slow
-def test_two_dataset_pipeline_makes_both_tables(tmp_path):
-    "Flickr30K- and COCO-format fixtures, the paper recipes with random weights, one step each: both paper tables, COCO 5K and 1K."
-    from hat_nb.data import make_fixture
+def test_paper_datasets_one_trained_one_from_released_checkpoint(tmp_path):
+    """Flickr30K- and COCO-format fixtures in one pipeline. COCO trains with the paper recipe (random weights, one step) and is
+    evaluated with its two protocols; Flickr30K names the authors' checkpoint (fabricated, tiny): `dvc repro` imports and
+    evaluates it, trains nothing. The report has the three paper tables and labels each row by where its model came from."""
+    sys.path.insert(0, str(ROOT/'tests'))
+    from dataclasses import asdict
+    from official_ckpt import official_state_dict, save_lightning_checkpoint
+    from hat_nb.config import tiny_config
+    from hat_nb.data import make_fixture, read_karpathy
+    from hat_nb.evaluate import evaluate
+    from hat_nb.model import from_pretrained, load_tokenizer
     repo, env = _clone(tmp_path)
     make_fixture(repo/'data/flickr30k', 'flickr', n=15, size=32); (repo/'data/flickr30k/dataset_flickr.json').rename(repo/'data/flickr30k/dataset_flickr30k.json')
     make_fixture(repo/'data/coco', 'coco', n=40, size=32)                       # 10 test images: COCO 1K becomes 5 folds of 2
-    random_weights = dict(flickr30k=dict(recipe='paper_f30k', protocols=['standard'], captions_per_image=None),
-                          coco=dict(recipe='paper_coco', protocols=['standard', 'coco1k'], captions_per_image=5))
-    _set_params(repo, datasets=['flickr30k', 'coco'], catalog=random_weights,
-                train=dict(overrides=dict(epochs=1, max_steps_per_epoch=1, batch_size=2, eval_batch_size=8)), evaluate=dict(n_examples=2, batch_size=8))
-    run(BIN/'dvc', 'repro', cwd=repo, env=env, timeout=1500)
-    results = (repo/'reports/results.md').read_text()
-    for title in ('## Flickr30K 1K test', '## COCO 5K test', '## COCO 1K test (mean of 5 folds)'): assert title in results, results
-    assert 'SCAN (t2i+i2t ensemble)' in results and 'emoji' not in results
-    coco = json.loads((repo/'metrics/coco/test.json').read_text())
-    assert set(coco) == {'standard', 'coco1k'} and coco['standard']['n_images'] == coco['coco1k']['n_images'] == 10
-    assert json.loads((repo/'metrics/flickr30k/test.json').read_text())['standard']['n_images'] == 5
-    tables = json.loads((repo/'reports/figures/figures.json').read_text())['tables.png']
-    assert [a['title'] for a in tables] == ['Flickr30K 1K test', 'COCO 5K test', 'COCO 1K test (mean of 5 folds)']
-    stages = run(BIN/'dvc', 'stage', 'list', cwd=repo, env=env).stdout
-    assert all(f'{s}@{d}' in stages for s in ('prepare', 'train', 'evaluate') for d in ('flickr30k', 'coco')), stages
-
-@pytest.mark.slow
-def test_evaluate_only_pipeline_from_released_checkpoints(tmp_path):
-    "Catalog entries naming the authors' checkpoints (fabricated, tiny): dvc repro imports and evaluates them, trains nothing; the report labels the rows."
-    import sys; sys.path.insert(0, str(ROOT/'tests'))
-    from dataclasses import asdict
-    from official_ckpt import official_state_dict, save_lightning_checkpoint
-    from hat_nb.data import make_fixture, read_karpathy
-    from hat_nb.evaluate import evaluate
-    from hat_nb.model import from_pretrained, load_tokenizer, tiny_config
-    repo, env = _clone(tmp_path)
-    make_fixture(repo/'data/flickr30k', 'flickr', n=15, size=32); (repo/'data/flickr30k/dataset_flickr.json').rename(repo/'data/flickr30k/dataset_flickr30k.json')
-    make_fixture(repo/'data/coco', 'coco', n=40, size=32)
     tiny = tiny_config(txt_levels=(1, 2, 3))
     as_yaml = lambda v: [as_yaml(x) for x in v] if isinstance(v, (list, tuple)) else {k: as_yaml(x) for k, x in v.items()} if isinstance(v, dict) else v
-    model_keys = {f'model.{k}': as_yaml(v) for k, v in asdict(tiny).items() if k not in ('img_weights', 'txt_model', 'tokenizer')}
-    catalog = {}
-    for seed, (d, proto, cpi) in enumerate((('flickr30k', ['standard'], None), ('coco', ['standard', 'coco1k'], 5))):
-        save_lightning_checkpoint(official_state_dict(tiny, seed), repo/f'weights/hat_{d}.ckpt')
-        catalog[d] = dict(recipe=f"paper_{'f30k' if d == 'flickr30k' else d}", protocols=proto, captions_per_image=cpi, reference_eval=True,
-                          checkpoint=f'weights/hat_{d}.ckpt', overrides=model_keys)
-    _set_params(repo, datasets=['flickr30k', 'coco'], catalog=catalog, evaluate=dict(n_examples=2, batch_size=8))
-    out = run(BIN/'dvc', 'repro', cwd=repo, env=env, timeout=1500).stdout
-    assert json.loads((repo/'metrics/flickr30k/train_curve.json').read_text()) == []            # nothing trained
-    assert set(json.loads((repo/'metrics/flickr30k/train.json').read_text())) == {'imported_from', 'sha256', 'epoch', 'global_step'}
-    assert json.loads((repo/'metrics/coco/train.json').read_text())['imported_from'] == 'weights/hat_coco.ckpt'
-    assert not (repo/'models/coco/log.jsonl').exists() and not (repo/'models/coco/last.pt').exists()
+    save_lightning_checkpoint(official_state_dict(tiny, 0), repo/'weights/hat_flickr30k.ckpt')
+    catalog = dict(flickr30k=dict(recipe='paper_f30k', protocols=['standard'], captions_per_image=None, reference_eval=True,
+                                  checkpoint='weights/hat_flickr30k.ckpt',
+                                  overrides={f'model.{k}': as_yaml(v) for k, v in asdict(tiny).items() if k not in ('img_weights', 'txt_model', 'tokenizer')}),
+                   coco=dict(recipe='paper_coco', protocols=['standard', 'coco1k'], captions_per_image=5))       # random weights
+    _set_params(repo, datasets=['flickr30k', 'coco'], catalog=catalog,
+                train=dict(overrides=dict(epochs=1, max_steps_per_epoch=1, batch_size=2, eval_batch_size=8)), evaluate=dict(n_examples=2, batch_size=8))
+    run(BIN/'dvc', 'repro', cwd=repo, env=env, timeout=1500)
+    # the report: three tables, rows labelled by the model's origin
     results = (repo/'reports/results.md').read_text()
-    for title in ('## Flickr30K 1K test', '## COCO 5K test', '## COCO 1K test (mean of 5 folds)'): assert title in results, results
-    assert results.count("HAT, authors' checkpoint, evaluated by hat_nb (i2t)") == 3 and 'HAT (this run' not in results, results
-    assert "(t2i)" not in results and 'ensemble of 2' in results, results
+    tables = _sections(results)
+    assert list(tables) == ['Flickr30K 1K test', 'COCO 5K test', 'COCO 1K test (mean of 5 folds)'], results
+    assert 'SCAN (t2i+i2t ensemble)' in results and 'emoji' not in results and 'ensemble of 2' in results, results
+    f30k = tables['Flickr30K 1K test']
+    assert f30k.count("HAT, authors' checkpoint, evaluated by hat_nb (i2t)") == 1 and 'HAT (this run' not in f30k and '(t2i)' not in f30k, f30k
+    assert all('HAT (this run' in tables[t] and "authors' checkpoint, evaluated" not in tables[t] for t in list(tables)[1:]), results
+    figs = json.loads((repo/'reports/figures/figures.json').read_text())['tables.png']
+    assert [a['title'] for a in figs] == list(tables)
+    stages = run(BIN/'dvc', 'stage', 'list', cwd=repo, env=env).stdout
+    assert all(f'{s}@{d}' in stages for s in ('prepare', 'train', 'evaluate') for d in ('flickr30k', 'coco')), stages
+    # COCO: trained, both protocols on its 10 test images
+    coco = json.loads((repo/'metrics/coco/test.json').read_text())
+    assert set(coco) == {'standard', 'coco1k'} and coco['standard']['n_images'] == coco['coco1k']['n_images'] == 10
+    assert len(json.loads((repo/'metrics/coco/train_curve.json').read_text())) == 1 and (repo/'models/coco/log.jsonl').is_file()
+    # Flickr30K: imported, nothing trained, the reference evaluation (i2t matrix only), the numbers of a direct evaluation
+    assert json.loads((repo/'metrics/flickr30k/train_curve.json').read_text()) == []
+    info = json.loads((repo/'metrics/flickr30k/train.json').read_text())
+    assert set(info) == {'imported_from', 'sha256', 'epoch', 'global_step'} and info['imported_from'] == 'weights/hat_flickr30k.ckpt'
+    assert not (repo/'models/flickr30k/log.jsonl').exists() and not (repo/'models/flickr30k/last.pt').exists()
     test = json.loads((repo/'metrics/flickr30k/test.json').read_text())['standard']
-    assert set(test) == {'i2t', 'n_images', 'n_captions', 'protocol'}                          # reference evaluation: the i2t matrix only
-    m = from_pretrained(repo/'models/flickr30k/best')                                           # the same numbers evaluated directly
+    assert set(test) == {'i2t', 'n_images', 'n_captions', 'protocol'} and test['n_images'] == 5
+    m = from_pretrained(repo/'models/flickr30k/best')
     recs = read_karpathy(repo/'data/flickr30k/dataset_flickr30k.json', splits='test')
     direct = evaluate(m, recs, load_tokenizer(m.cfg), batch_size=8, progress=False, verbose=False, reference=True)
     assert direct['i2t'] == test['i2t'], (direct['i2t'], test['i2t'])
@@ -228,7 +234,7 @@ def test_evaluate_only_pipeline_from_released_checkpoints(tmp_path):
 def _tiny_model_keys():
     "Catalog overrides turning a paper recipe into the tiny test model (no pretrained towers)."
     from dataclasses import asdict
-    from hat_nb.model import tiny_config
+    from hat_nb.config import tiny_config
     as_yaml = lambda v: [as_yaml(x) for x in v] if isinstance(v, (list, tuple)) else {k: as_yaml(x) for k, x in v.items()} if isinstance(v, dict) else v
     return {f'model.{k}': as_yaml(v) for k, v in asdict(tiny_config(txt_levels=(1, 2, 3))).items() if k not in ('img_weights', 'txt_model', 'tokenizer')}
 

@@ -3,10 +3,11 @@ import json, sys
 from pathlib import Path
 import numpy as np
 import pytest, torch
-from conftest import run
+from conftest import cli, run
 import hat_nb.search as hs
 from hat_nb.data import make_fixture
-from hat_nb.model import HATModel, save_pretrained, tiny_config
+from hat_nb.config import tiny_config
+from hat_nb.model import HATModel, save_pretrained
 
 HAT = Path(sys.executable).parent/'hat-nb'
 
@@ -26,22 +27,22 @@ def test_cli_index_and_search(setup):
     hits = json.loads(run(HAT, 'search', tmp/'idx', 'image number 4', '-k', '3', '--json').stdout)
     assert len(hits) == 3 and all(Path(h['path']).suffix == '.png' for h in hits)
     assert hits == sorted(hits, key=lambda h: -h['score'])
-    full = json.loads(run(HAT, 'search', tmp/'idx', 'image number 4', '-k', '3', '--prefilter', '0', '--json').stdout)
+    full = json.loads(cli('search', tmp/'idx', 'image number 4', '-k', '3', '--prefilter', '0', '--json').stdout)
     assert len(full) == 3
     (tmp/'caps.txt').write_text('image number 1\na cat\n\nimage number 7\n')
-    caps = json.loads(run(HAT, 'search-text', imgs/'img1.png', '--captions', tmp/'caps.txt', '--model', model, '-k', '3', '--json').stdout)
+    caps = json.loads(cli('search-text', imgs/'img1.png', '--captions', tmp/'caps.txt', '--model', model, '-k', '3', '--json').stdout)
     assert sorted(c['caption'] for c in caps) == ['a cat', 'image number 1', 'image number 7']
 
 def test_cli_bad_inputs(setup):
     tmp, model, imgs = setup
     (tmp/'empty').mkdir(exist_ok=True)
-    r = run(HAT, 'index', tmp/'empty', '--model', model, '--out', tmp/'x', check=False)
+    r = cli('index', tmp/'empty', '--model', model, '--out', tmp/'x')
     assert r.returncode == 2 and 'no image files found' in r.stderr
-    r = run(HAT, 'search', tmp/'nothing', 'a dog', check=False)
+    r = cli('search', tmp/'nothing', 'a dog')
     assert r.returncode == 2 and 'not a complete index' in r.stderr
-    if not (tmp/'idx').exists(): run(HAT, 'index', imgs, '--model', model, '--out', tmp/'idx')
+    if not (tmp/'idx').exists(): cli('index', imgs, '--model', model, '--out', tmp/'idx')
     other = save_pretrained(HATModel(tiny_config(embed_dim=16)).eval(), tmp/'other')
-    r = run(HAT, 'search', tmp/'idx', 'a dog', '--model', other, check=False)
+    r = cli('search', tmp/'idx', 'a dog', '--model', other)
     assert r.returncode == 2 and 'built with another model' in r.stderr
 
 def test_interrupted_index_resumes(setup, monkeypatch):
@@ -70,7 +71,7 @@ def test_index_out_never_replaces_what_it_did_not_create(setup):
     for out, msg in ((imgs, 'is the image folder'), (docs, 'is not a search index (no meta.json)'), (model, 'or is the model'),
                      (imgs.parent, 'holds it')):
         before = sorted(p.name for p in Path(out).iterdir())
-        r = run(HAT, 'index', imgs, '--model', model, '--out', out, check=False)
+        r = cli('index', imgs, '--model', model, '--out', out)
         assert r.returncode == 2 and msg in r.stderr and 'Traceback' not in r.stderr, r.stderr
         assert sorted(p.name for p in Path(out).iterdir()) == before
     assert (docs/'paper.tex').read_text() == '\\section{x}'

@@ -1,8 +1,9 @@
 "Train the tiny test model on a fixture dataset: python tests/train_tiny.py DATA_DIR OUT_DIR EPOCHS [CKPT_EVERY_MINUTES]"
 import sys
 from dataclasses import asdict
-from hat_nb.model import tiny_config
-from hat_nb.train import recipe, train
+from hat_nb.config import tiny_config
+from hat_nb.config import recipe
+from hat_nb.train import train
 
 def tiny_recipe(data_dir, epochs=4, **kw):
     mc, tc = recipe('demo', data_dir=str(data_dir), epochs=epochs, batch_size=4, num_workers=0, lr=1e-3, freeze_txt_epochs=1,

@@ -1,0 +1,49 @@
+"`hat-nb` answers a bad recipe, setting, value or path before it loads a model library: one process runs every refused call."
+import json, subprocess, sys, textwrap
+from conftest import ROOT
+
+HEAVY = ('torch', 'timm', 'transformers', 'papermill', 'torchvision')
+
+# (arguments, exit code, what stderr says); DATA is a Karpathy-format fixture, BADPARAMS a params.yaml with a typo
+REFUSED = [
+    (['train', '--recipe', 'nope', '--out', 'OUT'], 2, "unknown recipe 'nope'; choose from"),
+    (['train', '--set', 'epoch=3', '--out', 'OUT'], 2, "unknown training setting 'epoch'"),
+    (['train', '--set', 'epochs=-1', '--out', 'OUT'], 2, 'TrainConfig.epochs must be >= 1, got -1'),
+    (['train', '--set', 'model.embed_dim=0', '--out', 'OUT'], 2, 'HATConfig.embed_dim must be >= 1, got 0'),
+    (['train', '--set', 'lr', '--out', 'OUT'], 2, "--set expects key=value, got 'lr'"),
+    (['train', '--data', 'no/such/dir', '--out', 'OUT'], 2, 'no/such/dir: directory does not exist'),
+    (['train', '--data', 'DATA', '--resume-from', 'nope.pt', '--out', 'OUT'], 2, 'nope.pt: no such checkpoint'),
+    (['index', 'no/such/dir', '--model', 'm', '--out', 'IDX'], 2, 'no/such/dir: not a directory'),
+    (['index', 'DATA/images', '--model', 'no/model', '--out', 'IDX'], 2, 'no/model/config.json: missing'),
+    (['search', 'no/idx', 'a cat'], 2, 'no/idx: not a complete index (no such folder)'),
+    (['search-text', 'no.png', '--captions', 'c.txt', '--model', 'm'], 2, 'no.png: image file missing'),
+    (['import-official', 'no.ckpt', '--out', 'OUT'], 2, 'no.ckpt: no such checkpoint file'),
+    (['check', 'no/such/dir'], 1, ''),
+    (['stage', 'train', 'emoji', '--params', 'BADPARAMS'], 2, 'train.overrides.lr: TrainConfig.lr must be float'),
+    (['stage', 'evaluate', 'emoji', '--params', 'no.yaml'], 2, 'no.yaml: file not found'),
+]
+
+SCRIPT = textwrap.dedent('''
+    import contextlib, io, json, sys
+    from hat_nb.cli import main
+    out = []
+    for argv in json.loads(sys.argv[1]):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            try: main(argv); code = 0
+            except SystemExit as e: code = e.code
+        out.append(dict(code=code, stderr=err.getvalue(), heavy=sorted(m for m in json.loads(sys.argv[2]) if m in sys.modules)))
+    print(json.dumps(out))''')
+
+def test_refused_calls_load_no_model_library(tmp_path):
+    from hat_nb.data import make_fixture
+    data = make_fixture(tmp_path/'data', 'flickr', n=6)
+    (tmp_path/'bad.yaml').write_text((ROOT/'params.yaml').read_text().replace('overrides: {}', "overrides: {lr: abc}", 1))
+    subst = dict(DATA=str(data), BADPARAMS=str(tmp_path/'bad.yaml'), OUT=str(tmp_path/'m'), IDX=str(tmp_path/'idx'))
+    argvs = [[subst.get(a.split('/')[0], a.split('/')[0]) + a[len(a.split('/')[0]):] for a in args] for args, _, _ in REFUSED]
+    r = subprocess.run([sys.executable, '-c', SCRIPT, json.dumps(argvs), json.dumps(HEAVY)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for (args, code, msg), got in zip(REFUSED, json.loads(r.stdout)):
+        assert got['code'] == code and msg in got['stderr'] and 'Traceback' not in got['stderr'], (args, got)
+        assert got['heavy'] == [], (args, got['heavy'])          # nothing of torch, timm, transformers or papermill was imported
+    assert not (tmp_path/'m').exists() and not (tmp_path/'idx').exists()
