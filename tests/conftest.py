@@ -10,11 +10,13 @@ from hat_nb.pipeline import cpu_numerics_env
 os.environ.update(cpu_numerics_env('pinned'))
 
 def pytest_collection_modifyitems(config, items):
+    "GPU tests skipped without CUDA; the slow tests first, so that two workers (pytest-xdist) start them early and end together."
     import torch
     if not torch.cuda.is_available():
         skip = pytest.mark.skip(reason='needs a CUDA device')
         for it in items:
             if 'gpu' in it.keywords: it.add_marker(skip)
+    items.sort(key=lambda it: 'slow' not in it.keywords)         # stable: file order within each tier
 
 @pytest.fixture(scope='session')
 def emoji_dir():

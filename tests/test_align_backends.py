@@ -29,6 +29,7 @@ CHECK = textwrap.dedent('''
     print('ok')
 ''')
 
+@pytest.mark.slow
 def test_triton_kernels_in_interpreter():
     "Both kernels against the float64 torch path on CPU tensors, in Triton's interpreter (fp32: 1e-5; bf16 inputs: 3e-3 against the same bf16 values)."
     r = subprocess.run([sys.executable, '-c', CHECK.format(dev='cpu', tol32=1e-5)], capture_output=True, text=True, timeout=600,
@@ -47,6 +48,7 @@ def test_triton_needs_cuda_or_interpreter():
     x, t = torch.randn(2, 4, 16), torch.randn(3, 5, 16)
     with pytest.raises(ValueError, match="backend='triton' needs CUDA tensors"): scan_scores(x, t, torch.ones(3, 5, dtype=torch.bool), backend='triton')
 
+@pytest.mark.slow
 def test_compile_backend_equal_and_one_graph():
     "`compile`: the torch chunk function under torch.compile; the last, shorter chunk is padded, so one call compiles one graph."
     from torch._dynamo.utils import counters
@@ -59,6 +61,7 @@ def test_compile_backend_equal_and_one_graph():
     assert counters['stats']['unique_graphs'] - before == 1
     torch.testing.assert_close(got, scan_scores(img, txt, mask, 'i2t', backend='torch'), rtol=0, atol=1e-6)
 
+@pytest.mark.slow
 def test_kernels_fit_the_gpus():
     "Every launch scan_scores makes at KERNEL_SHAPES, compiled for sm_80 (A100) and sm_90 (H100/H200): shared memory within the limit, no spills."
     from hat_nb.align import kernel_resources, GPU_TARGETS, KERNEL_SHAPES
@@ -67,6 +70,7 @@ def test_kernels_fit_the_gpus():
     bad = [r for r in rows if r['error'] or r['shared_bytes'] > GPU_TARGETS[r['target']][1] or r['spill_bytes']]
     assert not bad, '\n'.join(map(str, bad))
 
+@pytest.mark.slow
 def test_auto_only_picks_compiled_configurations():
     "On CUDA, 'auto' takes the kernels only with a launch configuration that the resource table compiled (all others: torch)."
     from types import SimpleNamespace

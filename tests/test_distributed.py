@@ -8,6 +8,8 @@ from hat_nb.loss import infonce_loss, vsepp_loss
 from hat_nb.config import tiny_config
 from hat_nb.model import HATModel, load_tokenizer
 
+pytestmark = pytest.mark.slow
+
 def free_port():
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 

@@ -8,6 +8,7 @@ from conftest import ROOT, run
 
 CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
 NOTEBOOKS = sorted(p.stem for p in (ROOT/'nbs').glob('[0-9]*.ipynb'))
+pytestmark = pytest.mark.xdist_group('docs')    # one worker builds the site once for every test of it
 MIN_EXAMPLES = 0.90                      # share of public symbols with an example cell and its committed output
 
 def _src(c) -> str: return ''.join(c['source'])
@@ -55,6 +56,7 @@ def site(tmp_path_factory):
     run(sys.executable, 'tools/build_docs.py', '--out', out)
     return out
 
+@pytest.mark.slow
 def test_site_has_readme_home_and_every_notebook(site):
     home = re.sub(r'<[^>]+>', '', (site/'index.html').read_text()).replace('&amp;', '&')
     assert 'bash tools/setup.sh && .venv/bin/python -m pytest' in home and 'dvc repro' in home
@@ -81,6 +83,7 @@ def reading(t: str) -> str:
     t = re.sub(r'[`*_\\]', '', t).translate(str.maketrans({'’': "'", '‘': "'", '“': '"', '”': '"', '–': '--', '—': '---', '…': '...'}))
     return ' '.join(t.split())
 
+@pytest.mark.slow
 def test_every_public_function_and_class_has_its_signature_rendered(site):
     "nbdev's show_doc, run by its processors in the build, renders each exported function's and class's signature and docstring."
     missing, n = [], 0
@@ -96,6 +99,7 @@ def test_every_public_function_and_class_has_its_signature_rendered(site):
     print(f"{n - len(missing)} of {n} public functions and classes have their signature rendered; without:", *missing, sep='\n  ')
     assert not missing, missing
 
+@pytest.mark.slow
 def test_api_index_links_every_public_symbol(site):
     api = (site/'api.html').read_text()
     links = set(re.findall(r'href="(\d\d_\w+)\.html#(api-[\w-]+)"', api))
@@ -112,6 +116,7 @@ def chromium(*args, tmp_path):
 
 needs_chromium = pytest.mark.skipif(not CHROMIUM, reason='needs the chromium package (tools/setup.sh installs it where apt-get runs as root)')
 
+@pytest.mark.slow
 @needs_chromium
 def test_alignment_page_in_chromium(site, tmp_path):
     page = site/'02_align.html'
@@ -149,6 +154,7 @@ CUT_OFF = """<script>window.addEventListener('load', () => setTimeout(() => {
   out.textContent = JSON.stringify({pres, cut, shown, outline}); document.body.appendChild(out);
 }, 500));</script>"""
 
+@pytest.mark.slow
 @needs_chromium
 @pytest.mark.parametrize('width', [1400, 900])
 def test_pages_in_chromium_cut_no_code_and_show_signatures(site, tmp_path, width):
@@ -167,6 +173,7 @@ def test_pages_in_chromium_cut_no_code_and_show_signatures(site, tmp_path, width
         assert callables and callables <= set(res['shown']), f"{nb}: signatures not shown: {sorted(callables - set(res['shown']))}"
         assert res['outline'] >= len(callables), f"{nb}: the page outline has {res['outline']} entries"
 
+@pytest.mark.slow
 @needs_chromium
 def test_search_finds_a_symbol_in_chromium(site, tmp_path):
     dom = chromium('--dump-dom', (site/'search.html').as_uri() + '?q=EpochOrder', tmp_path=tmp_path)

@@ -14,7 +14,12 @@ TINY = [a for k, v in asdict(tiny_config()).items() for a in ('--set', f'model.{
 QUICK = ['--set', 'epochs=1', '--set', 'max_steps_per_epoch=1', '--set', 'batch_size=4', '--set', 'freeze_txt_epochs=0']
 
 def train_cli(data, out, *extra, **kw):
+    "`hat-nb train` of the tiny model in a process of its own (for what needs one: a lock, a signal, a file-size limit, its exit)."
     return run(HAT, 'train', '--data', data, '--out', out, *TINY, *QUICK, *extra, check=False, **kw)
+
+def train_here(data, out, *extra):
+    "The same command in this process: for what a training run says and leaves behind."
+    return cli('train', '--data', data, '--out', out, *TINY, *QUICK, *extra)
 
 def digest(d):
     return {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(Path(d).rglob('*')) if p.is_file()}
@@ -26,10 +31,11 @@ def data(tmp_path_factory):
 @pytest.fixture(scope='module')
 def trained(data, tmp_path_factory):
     out = tmp_path_factory.mktemp('run')/'m'
-    r = train_cli(data, out, '--set', 'epochs=2')
+    r = train_here(data, out, '--set', 'epochs=2')
     assert r.returncode == 0, r.stderr[-2000:]
     return out
 
+@pytest.mark.slow
 def test_second_run_into_same_dir_refused_and_stale_lock_taken_over(data, trained, tmp_path):
     from hat_nb.train import run_lock
     before = digest(trained)
@@ -49,13 +55,13 @@ def test_both_checkpoints_truncated_then_resume_from(data, trained, tmp_path):
     good_last = (out/'last.pt').read_bytes()
     (out/'last.pt').write_bytes(good_last[:3000])
     before = digest(out)
-    r = train_cli(data, out, '--set', 'epochs=3')
+    r = train_here(data, out, '--set', 'epochs=3')
     assert r.returncode == 2 and 'last.pt: truncated or corrupt checkpoint' in r.stderr and 'prev.pt is damaged too' in r.stderr, r.stderr
     assert 'is intact' not in r.stderr and digest(out) == before
     (tmp_path/'keep.pt').write_bytes(good_last)               # a good copy elsewhere: --resume-from takes it
-    r = train_cli(data, out, '--set', 'epochs=3', '--resume-from', tmp_path/'keep.pt')
+    r = train_here(data, out, '--set', 'epochs=3', '--resume-from', tmp_path/'keep.pt')
     assert r.returncode == 0 and 'resumed from' in r.stdout, r.stderr[-2000:]
-    r = train_cli(data, out, '--resume-from', tmp_path/'nope.pt')
+    r = train_here(data, out, '--resume-from', tmp_path/'nope.pt')
     assert r.returncode == 2 and 'nope.pt: no such checkpoint' in r.stderr
 
 @pytest.mark.parametrize('setting,msg', [('epochs=-1', 'TrainConfig.epochs must be >= 1, got -1'),
@@ -71,13 +77,13 @@ def test_unwritable_out_dir(data, tmp_path):
     if os.geteuid() == 0: out = Path('/sys/hat_nb_out')            # root writes anywhere; sysfs refuses everyone
     else:
         (tmp_path/'ro').mkdir(); (tmp_path/'ro').chmod(0o555); out = tmp_path/'ro/m'
-    r = train_cli(data, out)
+    r = train_here(data, out)
     assert r.returncode == 2 and f'cannot write to {out}' in r.stderr and 'Traceback' not in r.stderr, r.stderr
 
 def test_missing_images_found_before_training(data, tmp_path):
     d = shutil.copytree(data, tmp_path/'d')
     (d/'images/img1.png').unlink(); (d/'images/img4.png').unlink()
-    r = train_cli(d, tmp_path/'m')
+    r = train_here(d, tmp_path/'m')
     assert r.returncode == 2 and 'img1.png: image file missing' in r.stderr and 'img4.png: image file missing' in r.stderr, r.stderr
     assert not (tmp_path/'m/last.pt').exists()
 
@@ -168,7 +174,7 @@ def test_more_processes_than_gpus_refused(monkeypatch):
 def test_diverging_lr_stops_without_saving_nan(data, tmp_path):
     "`--set lr=1e30` (YAML 1.1 reads it as text; it is taken as the number): the loss diverges, the run stops with exit 2 and saves nothing non-finite."
     out = tmp_path/'m'
-    r = train_cli(data, out, '--set', 'lr=1e30', '--set', 'max_steps_per_epoch=3', '--set', 'optimizer=adam', '--set', 'grad_clip=null')
+    r = train_here(data, out, '--set', 'lr=1e30', '--set', 'max_steps_per_epoch=3', '--set', 'optimizer=adam', '--set', 'grad_clip=null')
     assert r.returncode == 2 and 'training diverged in epoch 1' in r.stderr and 'Traceback' not in r.stderr, r.stderr[-2000:]
     assert not (out/'best').exists() and not (out/'last.pt').exists()
     cfg = json.loads((out/'train_config.json').read_text())
@@ -181,9 +187,10 @@ def test_nan_scores_refused_in_evaluation():
 
 def test_cuda_device_without_cuda(data, tmp_path):
     if torch.cuda.is_available(): pytest.skip('CUDA is available here')
-    r = train_cli(data, tmp_path/'m', '--set', 'device=cuda')
+    r = train_here(data, tmp_path/'m', '--set', 'device=cuda')
     assert r.returncode == 2 and "device='cuda' but no CUDA device is visible" in r.stderr and 'Traceback' not in r.stderr, r.stderr[-2000:]
 
+@pytest.mark.slow
 def test_ctrl_c_writes_a_checkpoint_and_resumes(data, tmp_path):
     "Ctrl-C (SIGINT) during training: one line, exit 130, a checkpoint at the step reached; the same command continues from it."
     import signal, subprocess, time
@@ -227,6 +234,7 @@ def test_check_finds_what_training_would_fail_on(data, tmp_path):
     assert f"{d/'images/cut.jpg'}: unreadable image (image file is truncated" in r.stdout and '2 problem(s)' in r.stdout, r.stdout
     assert 'Traceback' not in r.stderr and 'DecompressionBomb' not in r.stderr, r.stderr
 
+@pytest.mark.slow
 def test_index_skips_oversized_and_truncated_images_by_name(index, tmp_path):
     "`hat-nb index` gets past a decompression bomb and a cut JPEG (named in its output) and indexes the rest; a re-run too."
     from PIL import Image
@@ -253,8 +261,8 @@ def test_build_emoji_without_the_package_registry(tmp_path):
 def test_continue_a_cosine_run_with_more_epochs(data, tmp_path):
     "A finished 2-epoch cosine run continued with --set epochs=4: the new epochs follow a 4-epoch cosine (not lr 0 then rising)."
     out = tmp_path/'m'
-    assert train_cli(data, out, '--set', 'epochs=2').returncode == 0
-    r = train_cli(data, out, '--set', 'epochs=4')
+    assert train_here(data, out, '--set', 'epochs=2').returncode == 0
+    r = train_here(data, out, '--set', 'epochs=4')
     assert r.returncode == 0 and 'epochs 2 -> 4 with a cosine schedule: from epoch 3' in r.stdout, (r.stdout, r.stderr[-2000:])
     steps = [json.loads(l) for l in (out/'log.jsonl').read_text().splitlines() if json.loads(l)['kind'] == 'step']
     lr0 = json.loads((out/'train_config.json').read_text())['train']['lr']
@@ -262,6 +270,7 @@ def test_continue_a_cosine_run_with_more_epochs(data, tmp_path):
     assert sorted(lrs) == [0, 1, 2, 3] and lrs[1] == pytest.approx(lr0 / 2, rel=1e-9), lrs      # the first run: a 2-epoch cosine
     assert [lrs[e] for e in (2, 3)] == pytest.approx([lr0 * (1 + math.cos(math.pi * e / 4)) / 2 for e in (2, 3)], rel=1e-9), lrs
 
+@pytest.mark.slow
 def test_an_unexpected_error_in_training_ends_without_shutdown_noise(data, tmp_path):
     "An error nothing catches still ends with its own traceback only: DVCLive's git handles are closed (no dulwich 'Exception ignored')."
     script = tmp_path/'boom.py'
@@ -272,6 +281,7 @@ def test_an_unexpected_error_in_training_ends_without_shutdown_noise(data, tmp_p
     assert r.returncode == 1 and r.stderr.rstrip().endswith('RuntimeError: boom in an epoch'), r.stderr[-2000:]
     assert 'Exception ignored' not in r.stderr and 'sys.meta_path is None' not in r.stderr, r.stderr[-2000:]
 
+@pytest.mark.slow
 def test_unknown_timm_architecture_named(data, tmp_path):
     r = train_cli(data, tmp_path/'m', '--set', 'model.img_model=tiny')
     assert r.returncode == 2 and "HATConfig.img_model must be a timm architecture name (see timm.list_models('swin*')), got 'tiny'" in r.stderr, r.stderr
@@ -287,6 +297,7 @@ def _file_size_limit(n):
 
 @pytest.mark.parametrize('limit,files', [(2_000_000, ('best', 'last.pt')),     # the model (5 MB: safetensors fails) or, without a new best, the checkpoint
                                          (8_000_000, ('last.pt',))])           # the checkpoint (16 MB: torch.save fails)
+@pytest.mark.slow
 def test_disk_full_during_model_or_checkpoint_save(data, trained, tmp_path, limit, files):
     "The disk fills while `best/` or `last.pt` is written: one line naming the file, exit 2, the previous files intact; then it continues."
     out = shutil.copytree(trained, tmp_path/'m')
@@ -298,7 +309,7 @@ def test_disk_full_during_model_or_checkpoint_save(data, trained, tmp_path, limi
     intact = [p for p in keep if p == 'last.pt' or p.startswith(failed)]              # (a new best/ before the checkpoint is complete, good)
     assert all((out/p).read_bytes() == keep[p] for p in intact), intact
     assert not list(out.glob('.*.pt.*')) and not list(out.glob('.best.*')), sorted(out.iterdir())       # no partial files left
-    r = train_cli(data, out, '--set', 'epochs=3')                 # space again: the same command continues
+    r = train_here(data, out, '--set', 'epochs=3')               # space again: the same command continues
     assert r.returncode == 0, r.stderr[-2000:]
 
 _img, _txt, _mask = torch.randn(2, 5, 8), torch.randn(3, 4, 8), torch.ones(3, 4, dtype=torch.bool)
@@ -330,7 +341,7 @@ def test_resume_with_other_settings_refused(data, trained, tmp_path):
     "A run directory is one run: resuming it with another lr, batch size, model level or training data is refused, naming each difference."
     out = shutil.copytree(trained, tmp_path/'m')
     before = digest(out)
-    r = train_cli(data, out, '--set', 'epochs=3', '--set', 'lr=0.01', '--set', 'model.img_levels=[3,4,4]')
+    r = train_here(data, out, '--set', 'epochs=3', '--set', 'lr=0.01', '--set', 'model.img_levels=[3,4,4]')
     assert r.returncode == 2 and f"{out/'last.pt'} was made with other settings (" in r.stderr, r.stderr[-2000:]
     assert "lr 0.0005 -> 0.01" in r.stderr and "model.img_levels [2, 3, 4] -> [3, 4, 4]" in r.stderr and '--restart' in r.stderr, r.stderr[-2000:]
     assert 'epochs' not in r.stderr.split('other settings')[1] and 'Traceback' not in r.stderr and digest(out) == before
@@ -338,6 +349,6 @@ def test_resume_with_other_settings_refused(data, trained, tmp_path):
     f = next(d.glob('dataset_*.json')); meta = json.loads(f.read_text())
     next(i for i in meta['images'] if i['split'] == 'train')['sentences'][0]['raw'] = 'an edited caption'
     f.write_text(json.dumps(meta))
-    r = train_cli(d, out, '--set', 'epochs=3')
+    r = train_here(d, out, '--set', 'epochs=3')
     assert r.returncode == 2 and 'the training data (files or captions) changed' in r.stderr and digest(out) == before, r.stderr[-2000:]
-    assert train_cli(data, out, '--set', 'epochs=3', '--set', 'lr=0.01', '--restart').returncode == 0  # the explicit way to start over
+    assert train_here(data, out, '--set', 'epochs=3', '--set', 'lr=0.01', '--restart').returncode == 0  # the explicit way to start over

@@ -1,10 +1,11 @@
 "`hat-nb gpu-check`: its small CPU mode end to end (kernels in Triton's interpreter, scoring, a training step, a 2-process gloo DDP step), with the packages a GPU image lacks made unimportable."
 import json, os, sys
 import pytest, torch
-from conftest import run
+from conftest import cli, run
 
 NOT_ON_GPU_IMAGES = ('faiss', 'dvc', 'dvclive', 'papermill', 'nbdev', 'execnb')
 
+@pytest.mark.slow
 def test_gpu_check_cpu_mode_without_pipeline_packages(tmp_path):
     out = tmp_path/'check.json'
     code = (f"import sys; sys.modules.update(dict.fromkeys({NOT_ON_GPU_IMAGES!r})); "          # None in sys.modules: `import x` fails
@@ -21,6 +22,5 @@ def test_gpu_check_cpu_mode_without_pipeline_packages(tmp_path):
 
 def test_gpu_check_without_a_gpu_says_so():
     if torch.cuda.is_available(): pytest.skip('a GPU is visible')
-    r = run(sys.executable, '-m', 'hat_nb.cli', 'gpu-check', '--no-scoring', check=False, timeout=300,
-            env={k: v for k, v in os.environ.items() if k != 'TRITON_INTERPRET'})
+    r = cli('gpu-check', '--no-scoring')
     assert r.returncode == 2 and 'no CUDA device is visible (use --cpu' in r.stderr and 'Traceback' not in r.stderr, r.stderr[-2000:]

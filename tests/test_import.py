@@ -10,7 +10,7 @@ from hat_nb.config import tiny_config
 from hat_nb.model import from_pretrained, import_official, load_checkpoint_safely, load_tokenizer, Inert
 sys.path.insert(0, str(Path(__file__).parent))
 from official_ckpt import official_state_dict, save_lightning_checkpoint
-from conftest import run
+from conftest import cli, run
 
 HAT_NB = Path(sys.executable).parent/'hat-nb'      # the environment's own, activated or not
 
@@ -60,17 +60,18 @@ def test_lightning_objects_come_back_inert_without_lightning(tmp_path):
     (cls,) = ck['callbacks']
     assert issubclass(cls, Inert) and cls.qualname == 'pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint'
 
+@pytest.mark.slow
 def test_crafted_checkpoint_runs_no_code(tmp_path):
     "A file whose unpickling would run a shell command: plain torch.load runs it (the file is live), import-official does not."
     marker = tmp_path/'ran'
-    script = ("import os, torch, sys; sys.path.insert(0, sys.argv[2]); from official_ckpt import *; from hat_nb.model import tiny_config\n"
+    script = ("import os, torch, sys; sys.path.insert(0, sys.argv[2]); from official_ckpt import *; from hat_nb.config import tiny_config\n"
               "class P:\n    def __reduce__(self): return (os.system, ('touch ' + sys.argv[3],))\n"
               "torch.save({'state_dict': official_state_dict(tiny_config(txt_levels=(1, 2, 3))), 'hyper_parameters': P()}, sys.argv[1])")
     run(sys.executable, '-c', script, tmp_path/'evil.ckpt', Path(__file__).parent, marker)
     run(sys.executable, '-c', 'import torch, sys; torch.load(sys.argv[1], weights_only=False)', tmp_path/'evil.ckpt')
     assert marker.exists(); marker.unlink()                                                # the payload is real
     (tmp_path/'cfg.json').write_text(json.dumps(asdict(tiny_config(txt_levels=(1, 2, 3)))))
-    r = run(HAT_NB, 'import-official', tmp_path/'evil.ckpt', '--out', tmp_path/'m', '--config', tmp_path/'cfg.json', check=False)
+    r = cli('import-official', tmp_path/'evil.ckpt', '--out', tmp_path/'m', '--config', tmp_path/'cfg.json')
     assert not marker.exists(), r.stderr
     assert r.returncode == 0, r.stderr
 
@@ -80,6 +81,6 @@ def test_import_official_cli_errors(tmp_path):
     sd = official_state_dict(CFG); sd['extra.weight'] = torch.zeros(2)
     save_lightning_checkpoint(sd, tmp_path/'x.ckpt')
     (tmp_path/'cfg.json').write_text(json.dumps(asdict(CFG)))
-    r = run(HAT_NB, 'import-official', tmp_path/'x.ckpt', '--out', tmp_path/'m', '--config', tmp_path/'cfg.json', check=False)
+    r = cli('import-official', tmp_path/'x.ckpt', '--out', tmp_path/'m', '--config', tmp_path/'cfg.json')
     assert r.returncode == 2 and "1 official tensor(s) with no place in hat_nb: ['extra.weight']" in r.stderr and 'Traceback' not in r.stderr, r.stderr
     assert not (tmp_path/'m').exists()

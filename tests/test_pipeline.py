@@ -116,6 +116,7 @@ def demo_repo(tmp_path_factory, emoji_dir):
     return repo, env
 
 @pytest.mark.slow
+@pytest.mark.xdist_group('demo')          # one worker runs both tests of the shared demo run
 def test_dvc_repro_end_to_end(demo_repo):
     "A shortened demo run through every stage in a fresh clone; a second repro does nothing."
     repo, env = demo_repo
@@ -139,6 +140,7 @@ def test_dvc_repro_end_to_end(demo_repo):
     assert (repo/'reports/emoji/train.ipynb').is_file() and (repo/'models/emoji/log.jsonl').is_file()    # the run's records, git-ignored
 
 @pytest.mark.slow
+@pytest.mark.xdist_group('demo')
 def test_killed_dvc_repro_resumes_and_reproduces_every_out(demo_repo, tmp_path, emoji_dir):
     """SIGKILL `dvc repro` (and everything it started) in the middle of training; `dvc repro` again resumes at the last
     checkpoint and ends with the uninterrupted run's files and `dvc.lock`, every stage included, although this caller asks

@@ -20,6 +20,7 @@ def setup(tmp_path_factory):
     (imgs/'readme.md').write_text('not an image'); (imgs/'broken.jpg').write_bytes(b'\xff\xd8 truncated')
     return tmp, model, imgs
 
+@pytest.mark.slow
 def test_cli_index_and_search(setup):
     tmp, model, imgs = setup
     out = run(HAT, 'index', imgs, '--model', model, '--out', tmp/'idx').stdout

@@ -4,6 +4,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, run
 
+pytestmark = pytest.mark.slow
+
 @pytest.mark.parametrize('installer', ['uv', 'pip'])
 def test_setup_fails_loudly_on_a_broken_install(tmp_path, installer):
     for f in ('tools/setup.sh', 'requirements.txt', 'constraints.txt', 'settings.ini', 'setup.py'):

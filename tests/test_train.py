@@ -15,6 +15,7 @@ def _final(out):
     s = load_checkpoint(out/'last.pt')
     return s['history'], s['model']
 
+@pytest.mark.slow
 def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     data = make_fixture(tmp_path/'data', 'flickr', n=40)
     a, b = tmp_path/'a', tmp_path/'b'
@@ -39,6 +40,7 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     epochs = [json.loads(l)['epoch'] for l in (b/'log.jsonl').read_text().splitlines() if json.loads(l)['kind'] == 'epoch']
     assert epochs == [0, 1, 2, 3]                # the log has each epoch once
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
     "Checkpoints after every step (ckpt_every_minutes=0): killed in the middle of epoch 2, the run resumes at the next step and ends bit-identical."
     data = make_fixture(tmp_path/'data', 'flickr', n=40)
@@ -66,6 +68,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
     steps = [json.loads(l)['step'] for l in (b/'log.jsonl').read_text().splitlines() if json.loads(l)['kind'] == 'step']
     assert steps == sorted(set(steps))          # no step logged twice
 
+@pytest.mark.slow
 def test_crafted_pickle_refused(tmp_path):
     "A last.pt that would run code when unpickled is refused (torch.load(weights_only=True)); nothing runs, nothing changes."
     class Evil:
@@ -143,6 +146,7 @@ def test_training_learns_fixture(tmp_path):
     assert r['rsum'] > 2 * 2 * sum(chance.values()), r
     assert r['t2i_R@5'] > 2 * chance[5] and r['i2t_R@5'] > 2 * chance[5], r
 
+@pytest.mark.slow
 def test_torchrun_two_processes(tmp_path):
     "The trainer under torchrun: 2 gloo processes share the global batch, rank 0 writes the outputs (pinned to the CPU: a 1-GPU machine runs it too)."
     data = make_fixture(tmp_path/'data', 'flickr', n=16)
