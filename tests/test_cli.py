@@ -18,6 +18,8 @@ REFUSED = [
     (['search', 'no/idx', 'a cat'], 2, 'no/idx: not a complete index (no such folder)'),
     (['search-text', 'no.png', '--captions', 'c.txt', '--model', 'm'], 2, 'no.png: image file missing'),
     (['import-official', 'no.ckpt', '--out', 'OUT'], 2, 'no.ckpt: no such checkpoint file'),
+    (['import-official', 'DATA/dataset_flickr.json', '--recipe', 'nope', '--out', 'OUT'], 2, "unknown recipe 'nope'"),
+    (['train', '--set', 'lr=[1,', '--out', 'OUT'], 2, '--set lr=[1,: the value is not valid YAML'),
     (['check', 'no/such/dir'], 1, ''),
     (['stage', 'train', 'emoji', '--params', 'BADPARAMS'], 2, 'train.overrides.lr: TrainConfig.lr must be float'),
     (['stage', 'evaluate', 'emoji', '--params', 'no.yaml'], 2, 'no.yaml: file not found'),
@@ -47,3 +49,11 @@ def test_refused_calls_load_no_model_library(tmp_path):
         assert got['code'] == code and msg in got['stderr'] and 'Traceback' not in got['stderr'], (args, got)
         assert got['heavy'] == [], (args, got['heavy'])          # nothing of torch, timm, transformers or papermill was imported
     assert not (tmp_path/'m').exists() and not (tmp_path/'idx').exists()
+
+def test_an_error_hat_nb_does_not_know_keeps_its_traceback(monkeypatch):
+    "Only known errors become one line: anything else (a bug) propagates with its traceback."
+    import pytest
+    import hat_nb.cli as C
+    def boom(a): raise KeyError('a bug')
+    monkeypatch.setattr(C, '_check', boom)
+    with pytest.raises(KeyError, match='a bug'): C.main(['check', 'x'])

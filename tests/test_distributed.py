@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 def free_port():
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')   # (session: the slow-first order splits a module's tests)
 def setup():
     torch.manual_seed(0)
     cfg = tiny_config()

@@ -50,7 +50,7 @@ def test_has_example_sees_a_missing_one():
     assert not has_example([define, test, example], 'f')
     assert has_example([define, example, test], 'f')
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')   # (session: the slow-first order splits a module's tests)
 def site(tmp_path_factory):
     out = tmp_path_factory.mktemp('site')
     run(sys.executable, 'tools/build_docs.py', '--out', out)

@@ -24,11 +24,11 @@ def train_here(data, out, *extra):
 def digest(d):
     return {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(Path(d).rglob('*')) if p.is_file()}
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')   # (session: the slow-first order splits a module's tests)
 def data(tmp_path_factory):
     return make_fixture(tmp_path_factory.mktemp('data')/'flickr', 'flickr', n=12)
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')   # (session: the slow-first order splits a module's tests)
 def trained(data, tmp_path_factory):
     out = tmp_path_factory.mktemp('run')/'m'
     r = train_here(data, out, '--set', 'epochs=2')
@@ -104,7 +104,7 @@ def test_edited_config_json_named(data, trained, tmp_path):
     assert r.returncode == 2 and f"{m/'config.json'}: unknown HATConfig key(s) ['embed_dimm']" in r.stderr, r.stderr
     assert (m/'model.safetensors').read_bytes() == weights
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')   # (session: the slow-first order splits a module's tests)
 def index(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('idx')
     torch.manual_seed(0)

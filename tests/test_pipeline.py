@@ -24,6 +24,13 @@ def test_bad_override_key_named(tmp_path):
     r = run(BIN/'hat-nb', 'stage', 'train', 'emoji', '--params', _bad_params(tmp_path, overrides={'epoch': 2}), check=False)
     assert r.returncode == 2 and "unknown training setting 'epoch'" in r.stderr, r.stderr
 
+def test_architecture_override_checked_with_timm():
+    "A `model.img_model` override is the one value checked with timm's registry, still before the stage starts."
+    from hat_nb.pipeline import ParamsError, check_recipe_overrides
+    with pytest.raises(ParamsError, match=r"train.overrides.model.img_model: HATConfig.img_model must be a timm architecture name .* got 'tiny'"):
+        check_recipe_overrides(dict(recipe='demo', overrides={'model.img_model': 'tiny'}), dict(recipe='demo', overrides={}))
+    check_recipe_overrides(dict(recipe='demo', overrides={'model.img_model': 'swin_tiny_patch4_window7_224'}), dict(recipe='demo', overrides={}))
+
 def test_missing_dataset_says_how_to_get_it(tmp_path):
     f = _bad_params(tmp_path)
     r = run(BIN/'hat-nb', 'stage', 'prepare', 'flickr30k', '--params', f, check=False)
@@ -111,7 +118,7 @@ def demo_repo(tmp_path_factory, emoji_dir):
     "A fresh clone with the emoji data and `DEMO_OVERRIDES`, after one `dvc repro` of every stage."
     repo, env = _clone(tmp_path_factory.mktemp('demo'))
     shutil.copytree(emoji_dir, repo/'data/emoji')
-    _set_params(repo, train=dict(overrides=DEMO_OVERRIDES))
+    _set_params(repo, train=dict(overrides=DEMO_OVERRIDES), evaluate=dict(n_examples=2))
     run(BIN/'dvc', 'repro', cwd=repo, env=env, timeout=1200)
     return repo, env
 
@@ -151,7 +158,7 @@ def test_killed_dvc_repro_resumes_and_reproduces_every_out(demo_repo, tmp_path, 
     repo, env = _clone(tmp_path)
     env.update(OTHER_CALLER)
     shutil.copytree(emoji_dir, repo/'data/emoji')
-    _set_params(repo, train=dict(overrides=DEMO_OVERRIDES))
+    _set_params(repo, train=dict(overrides=DEMO_OVERRIDES), evaluate=dict(n_examples=2))
     repro = [str(BIN/'dvc'), 'repro']
     p = subprocess.Popen(repro, cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     t0 = time.time()
@@ -196,7 +203,8 @@ def test_paper_datasets_one_trained_one_from_released_checkpoint(tmp_path):
     catalog = dict(flickr30k=dict(recipe='paper_f30k', protocols=['standard'], captions_per_image=None, reference_eval=True,
                                   checkpoint='weights/hat_flickr30k.ckpt',
                                   overrides={f'model.{k}': as_yaml(v) for k, v in asdict(tiny).items() if k not in ('img_weights', 'txt_model', 'tokenizer')}),
-                   coco=dict(recipe='paper_coco', protocols=['standard', 'coco1k'], captions_per_image=5))       # random weights
+                   coco=dict(recipe='paper_coco', protocols=['standard', 'coco1k'], captions_per_image=5,   # the paper's training
+                             reference_eval=False, overrides=_tiny_model_keys()))                            # recipe, a tiny model
     _set_params(repo, datasets=['flickr30k', 'coco'], catalog=catalog,
                 train=dict(overrides=dict(epochs=1, max_steps_per_epoch=1, batch_size=2, eval_batch_size=8)), evaluate=dict(n_examples=2, batch_size=8))
     run(BIN/'dvc', 'repro', cwd=repo, env=env, timeout=1500)

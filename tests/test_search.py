@@ -11,7 +11,7 @@ from hat_nb.model import HATModel, save_pretrained
 
 HAT = Path(sys.executable).parent/'hat-nb'
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')   # (session: the slow-first order splits a module's tests)
 def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('search')
     torch.manual_seed(0)

@@ -113,6 +113,16 @@ def test_dvclive_files_and_frozen_towers_build_no_graph(tmp_path):
     assert loss_tsv[0].split('\t') == ['step', 'loss'] and len(loss_tsv) > 2
     assert len((live/'plots/metrics/epoch/val_rsum.tsv').read_text().splitlines()) == 3
 
+def test_a_finished_run_is_cleared_not_resumed(tmp_path):
+    "The pipeline's train stage over a finished run of the same settings: nothing to resume, its files cleared."
+    from hat_nb.train import RUN_FILES, continue_interrupted
+    data = make_fixture(tmp_path/'data', 'flickr', n=6)
+    mc, tc = tiny_recipe(data, 1, max_steps_per_epoch=1)
+    train(mc, tc, tmp_path/'run', progress=False)
+    assert (tmp_path/'run/last.pt').is_file()
+    assert continue_interrupted(mc, tc, tmp_path/'run', progress=False) is False
+    assert not any((tmp_path/'run'/f).exists() for f in RUN_FILES)
+
 def test_corrupt_checkpoint_is_reported_and_kept(tmp_path):
     data = make_fixture(tmp_path/'data', 'flickr', n=12)
     out = tmp_path/'run'
