@@ -10,12 +10,15 @@ import torch
 from hat_nb.align import scan_scores, scan_scores_loop
 
 def timed(fn, device, reps=1):
-    fn()                                                    # warm-up (and compilation)
+    "Fastest of `reps` calls after a warm-up (and compilation): the least disturbed by other work on a shared machine."
+    fn()
     if device == 'cuda': torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats()
-    t = time.perf_counter()
-    for _ in range(reps): out = fn()
-    if device == 'cuda': torch.cuda.synchronize()
-    return (time.perf_counter() - t) / reps, out
+    best = float('inf')
+    for _ in range(reps):
+        t = time.perf_counter(); out = fn()
+        if device == 'cuda': torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t)
+    return best, out
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -24,7 +27,7 @@ def main(argv=None):
     p.add_argument('--R', type=int, default=196); p.add_argument('--L', type=int, default=32); p.add_argument('--d', type=int, default=768)
     p.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16', 'float16'])
     p.add_argument('--backend', default=None, help='comma-separated backends (default: torch,compile,triton on CUDA, torch on CPU)')
-    p.add_argument('--no-loop', action='store_true', help='skip the per-caption loop'); p.add_argument('--reps', type=int, default=1)
+    p.add_argument('--no-loop', action='store_true', help='skip the per-caption loop'); p.add_argument('--reps', type=int, default=1, help='timed calls per row (the fastest is reported)')
     p.add_argument('--json', default=None)
     a = p.parse_args(argv)
     backends = (a.backend or ('torch,compile,triton' if a.device == 'cuda' else 'torch')).split(',')
@@ -39,7 +42,7 @@ def main(argv=None):
     with torch.no_grad():
         for direction in ('i2t', 't2i'):
             ref, loop_s = None, None
-            if not a.no_loop: loop_s, _ = timed(lambda: scan_scores_loop(img, txt, mask, direction), a.device)
+            if not a.no_loop: loop_s, _ = timed(lambda: scan_scores_loop(img, txt, mask, direction), a.device, a.reps)
             for b in ['torch'] + [b for b in backends if b != 'torch']:
                 s, out = timed(lambda: scan_scores(img, txt, mask, direction, backend=b), a.device, a.reps)
                 if ref is None: ref = out

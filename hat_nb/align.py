@@ -15,9 +15,9 @@ try:
 except ImportError: triton = None
 
 # %% auto #0
-__all__ = ['TRITON_DTYPES', 'TRITON_MAX_L', 'ONE_PASS_WIDTHS', 'GPU_TARGETS', 'KERNEL_SHAPES', 'BACKENDS', 'triton_plan',
-           'kernel_resources', 'resources_table', 'print_table', 'default_chunk', 'pick_backend', 'scan_scores',
-           'scan_scores_loop', 'attention_weights', 'show_attention']
+__all__ = ['NOGRAD_MAX_LAMBDA', 'TRITON_DTYPES', 'TRITON_MAX_L', 'ONE_PASS_WIDTHS', 'GPU_TARGETS', 'KERNEL_SHAPES', 'BACKENDS',
+           'triton_plan', 'kernel_resources', 'resources_table', 'print_table', 'default_chunk', 'pick_backend',
+           'scan_scores', 'scan_scores_loop', 'attention_weights', 'show_attention']
 
 # %% ../nbs/02_align.ipynb #cell-05
 def _check_inputs(img, txt, txt_mask):
@@ -74,6 +74,36 @@ def _cos_mean_t2i(v, t, m, lam, eps):
     else: an = torch.einsum('ircl,ird->icld', a.to(v.dtype), v).to(f).norm(dim=-1)   # R > d: form a_j
     tn = t.to(f).norm(dim=-1)[None]
     cos = num / (an * tn).clamp_min(eps)
+    return (cos * m[None]).sum(-1) / m.sum(-1)[None]
+
+NOGRAD_MAX_LAMBDA = 20.0   # exp(lambda * s) with |s| <= 1 stays finite (and its Gram products too) up to here
+
+def _softmax_numerators(h, dim, lam, eps):
+    "exp(lam * h / |h|) in place, the norm taken along `dim`: the softmax weights up to their normaliser, which cancels in the cosine."
+    return h.mul_(lam / (torch.linalg.vector_norm(h, dim=dim, keepdim=True) + eps)).exp_()
+
+def _i2t_nograd(v, t, m, G, lam, eps):
+    "i2t scores (I, C) of a chunk without autograd; G the chunk's caption Gram matrices (C, L, L)."
+    (I, R, d), (C, L, _) = v.shape, t.shape
+    f = _acc(v)
+    s = (t.reshape(C * L, d) @ v.reshape(I * R, d).T).to(f)               # (C·L, I·R): one row per word
+    e = _softmax_numerators(F.leaky_relu(s, 0.1).view(C, L, I, R), -1, lam, eps)   # each word normalised over patches
+    e = e.mul_(m[:, :, None, None]).view(C, L, I * R)                     # padded words get no weight
+    num = torch.linalg.vecdot(e, s.view(C, L, I * R), dim=1)             # v_r . a_r (times Z)
+    an = torch.linalg.vecdot(torch.bmm(G, e), e, dim=1).clamp_min(0).sqrt()   # |a_r| (times Z)
+    vn = v.to(f).norm(dim=-1).view(1, I * R)
+    return (num / (an * vn).clamp_min(eps)).view(C, I, R).mean(-1).T
+
+def _t2i_nograd(v, t, m, K, lam, eps):
+    "t2i scores (I, C) of a chunk without autograd; K the images' Gram matrices (I, R, R), or None to form the attended vectors."
+    (I, R, d), (C, L, _) = v.shape, t.shape
+    f = _acc(v)
+    s = (v.reshape(I * R, d) @ (t * m[..., None]).reshape(C * L, d).T).to(f)   # (I·R, C·L); padded words score 0
+    e = _softmax_numerators(F.leaky_relu(s, 0.1).view(I, R, C, L), -1, lam, eps).view(I, R, C * L)   # patch over words
+    if K is None: an = torch.bmm(e.transpose(1, 2), v.to(f)).norm(dim=-1)
+    else: an = torch.bmm(K, e).mul_(e).sum(1).clamp_min_(0).sqrt_()    # in place: a chunk-sized buffer fewer
+    num = s.view(I, R, C * L).mul_(e).sum(1)                              # t_j . a_j (times Z)
+    cos = num.view(I, C, L) / (an.view(I, C, L) * t.to(f).norm(dim=-1)[None]).clamp_min(eps)
     return (cos * m[None]).sum(-1) / m.sum(-1)[None]
 
 # %% ../nbs/02_align.ipynb #cell-07
@@ -403,14 +433,16 @@ def print_table(rows: list[dict]):
 # %% ../nbs/02_align.ipynb #cell-09
 BACKENDS = ('auto', 'triton', 'compile', 'torch')
 
-def default_chunk(device) -> int:
-    "Elements of one chunk's score tensor: 2**26 on a GPU (few, large kernels), 2**18 on a CPU (a chunk stays in cache: measured 1.7x faster)."
-    return 2**26 if torch.device(device).type == 'cuda' else 2**18
+def default_chunk(device, autograd=False) -> int:
+    "Elements of one chunk's score tensor: 2**26 on a GPU (few, large kernels); on a CPU 2**19, or 2**18 with autograd (cache-sized; measured)."
+    return 2**26 if torch.device(device).type == 'cuda' else 2**18 if autograd else 2**19
+
+def _grad(img, txt) -> bool: return torch.is_grad_enabled() and (img.requires_grad or txt.requires_grad)
 
 def pick_backend(backend, img, txt, direction=None) -> str:
     "'auto': the Triton kernels on CUDA without autograd when `triton_plan` has a configuration for the inputs, else the torch path; explicit choices are checked."
     if backend not in BACKENDS: raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    grad = torch.is_grad_enabled() and (img.requires_grad or txt.requires_grad)
+    grad = _grad(img, txt)
     if backend == 'auto':
         if triton is None or not img.is_cuda or grad: return 'torch'
         try: triton_plan(direction or 'i2t', img.dtype, txt.shape[1], img.shape[-1])
@@ -435,6 +467,27 @@ def _triton_or_torch(img, txt, mask, direction, lam, eps):
               "scoring with backend='torch' instead", file=sys.stderr)
         return None
 
+def _scan_nograd(img, txt, txt_mask, direction, lam, eps, max_elems):
+    "The torch path without autograd: caption chunks sorted by length and trimmed, each Gram matrix computed once."
+    (ni, R, d), (nt, L) = img.shape, txt_mask.shape
+    ct = min(nt, 16) if img.device.type == 'cpu' else max(1, min(nt, max_elems // (R * L)))
+    ci = max(1, min(ni, max_elems // (R * L * ct)))
+    order = txt_mask.sum(1).argsort()
+    caps = []
+    for j in range(0, nt, ct):
+        cols = order[j:j+ct]; m = txt_mask[cols]; Lc = int(m.sum(1).max()); caps.append((cols, txt[cols, :Lc], m[:, :Lc]))
+    out = torch.empty(ni, nt, device=img.device, dtype=_acc(img))
+    if direction == 'i2t':
+        for cols, t, m in caps:
+            G = torch.bmm(t, t.transpose(1, 2)).to(_acc(t))
+            for i in range(0, ni, ci): out[i:i+ci, cols] = _i2t_nograd(img[i:i+ci], t, m, G, lam, eps)
+    else:
+        gram = R <= d                                # |a_j|^2 from K (R² per word) when cheaper than forming a_j (R·d)
+        for i in range(0, ni, ci):
+            v = img[i:i+ci]; K = torch.bmm(v, v.transpose(1, 2)).to(_acc(v)) if gram else None
+            for cols, t, m in caps: out[i:i+ci, cols] = _t2i_nograd(v, t, m, K, lam, eps)
+    return out
+
 @functools.cache
 def _compiled(fn): return torch.compile(fn, dynamic=False)
 
@@ -447,7 +500,7 @@ def scan_scores(img: Tensor, txt: Tensor, txt_mask: Tensor, direction="i2t", lam
     "Alignment scores `[n_img, n_txt]` of one level; `direction` is 'i2t', 't2i' or 'both' (mean of the two); `backend` one of `BACKENDS`; chunks of `max_elems` (default `default_chunk(device)`)."
     _check_inputs(img, txt, txt_mask)
     if not len(img) or not len(txt): return img.new_zeros(len(img), len(txt), dtype=_acc(img))     # no images or no captions
-    max_elems = max_elems or default_chunk(img.device)
+    max_elems = max_elems or default_chunk(img.device, _grad(img, txt))
     if direction == 'both':
         return (scan_scores(img, txt, txt_mask, 'i2t', lambda_softmax, eps, max_elems, backend)
                 + scan_scores(img, txt, txt_mask, 't2i', lambda_softmax, eps, max_elems, backend)) / 2
@@ -462,6 +515,8 @@ def scan_scores(img: Tensor, txt: Tensor, txt_mask: Tensor, direction="i2t", lam
         if out is not None: return out
         chosen = 'torch'
     backend = chosen
+    if backend == 'torch' and not _grad(img, txt) and lambda_softmax <= NOGRAD_MAX_LAMBDA:
+        return _scan_nograd(img, txt, txt_mask, direction, lambda_softmax, eps, max_elems)
     (ni, R, d), (nt, L) = img.shape, txt_mask.shape
     per_pair = R * L + (L * d if direction == 't2i' and R > d else 0)
     ct = max(1, min(nt, max_elems // per_pair))
