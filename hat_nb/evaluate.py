@@ -113,28 +113,30 @@ def encode(model, ds: ImageDataset, tokenizer, batch_size=128, device='cpu', amp
     return [torch.cat(l) for l in zip(*imgs)], [torch.cat(l) for l in zip(*txts)], mask.to(device)
 
 @torch.no_grad()
-def score_all(model, img_feats, txt_feats, mask, direction='i2t', img_block=256, max_elems=None, progress=True, shard=True):
-    "All-pairs scores `(n_img, n_txt)` in fp32, image blocks of `img_block`; under torchrun (and `shard`), images are split across processes."
+def score_all(model, img_feats, txt_feats, mask, direction='i2t', img_block=256, max_elems=None, progress=True, shard=True,
+              per_level=False):
+    "All-pairs scores `(n_img, n_txt)` in fp32 (`per_level`: `(levels, n_img, n_txt)`), image blocks of `img_block`; under torchrun (and `shard`), images are split across processes."
     rank, W = world() if shard else (0, 1)
     n = img_feats[0].shape[0]
     per = -(-n // W)                                   # this process's share of the images (the last may be short)
     lo, hi = min(rank * per, n), min((rank + 1) * per, n)
-    out = torch.zeros(per, txt_feats[0].shape[0], device=mask.device, dtype=torch.promote_types(img_feats[0].dtype, torch.float32))
+    shape = (len(img_feats), per, txt_feats[0].shape[0]) if per_level else (per, txt_feats[0].shape[0])
+    out = torch.zeros(shape, device=mask.device, dtype=torch.promote_types(img_feats[0].dtype, torch.float32))
     for i in tqdm(range(lo, hi, img_block), desc=f'score {direction}', disable=not progress or rank, leave=False):
         j = min(i + img_block, hi)
-        out[i-lo:j-lo] = model.similarity([f[i:j] for f in img_feats], txt_feats, mask, direction, max_elems=max_elems)
+        out[..., i-lo:j-lo, :] = model.similarity([f[i:j] for f in img_feats], txt_feats, mask, direction, per_level, max_elems=max_elems)
     if W == 1: return out
     parts = [torch.empty_like(out) for _ in range(W)]
     dist.all_gather(parts, out)
-    return torch.cat(parts)[:n]
+    return torch.cat(parts, -2)[..., :n, :]
 
 # %% ../nbs/06_evaluate.ipynb #cell-11
 REFERENCE_EVAL = dict(directions=('i2t',), amp='none', precision='fp64')   # the authors' test path: one i2t matrix, fp32 encoders, float64 features and scores
 
 def evaluate(model, recs, tokenizer, protocol='standard', directions=('i2t', 't2i', 'both'), batch_size=128, device='cpu',
              amp='auto', max_elems=None, num_workers=0, out_json=None, progress=True, verbose=True, shard=True, precision='auto',
-             reference=False) -> dict:
-    "Metrics on `recs` by `protocol`: 'standard', 'coco1k' (5 folds of a fifth: 1000 of COCO's 5000), or a list of them from one encoding and scoring (then a dict by protocol). With `shard`, every torchrun process must call it. `reference`: evaluate exactly as the authors do (`REFERENCE_EVAL`)."
+             reference=False, levels_out=None) -> dict:
+    "Metrics on `recs` by `protocol`: 'standard', 'coco1k' (5 folds of a fifth: 1000 of COCO's 5000), or a list of them from one encoding and scoring (then a dict by protocol). With `shard`, every torchrun process must call it. `reference`: evaluate exactly as the authors do (`REFERENCE_EVAL`). `levels_out`: also save the per-level scores of the model's own direction there (`torch.save`, `(levels, n_img, n_txt)`), for figures that need no second scoring."
     if reference: directions, amp, precision = REFERENCE_EVAL['directions'], REFERENCE_EVAL['amp'], REFERENCE_EVAL['precision']
     cfg = model.cfg
     ds = ImageDataset(recs, eval_transform(cfg.img_size))
@@ -148,10 +150,16 @@ def evaluate(model, recs, tokenizer, protocol='standard', directions=('i2t', 't2
         plan = plan_memory(len(ds), len(ds.captions), R, cfg.max_len, cfg.embed_dim, score_dtype(device, precision, directions).itemsize, max_elems or default_chunk(device), len(directions))
         print(f"evaluating {len(ds)} images / {len(ds.captions)} captions on {device}; memory plan: {plan}")
     img, txt, mask = encode(model, ds, tokenizer, batch_size, device, amp, num_workers, cfg.max_len, progress, precision, directions)
-    sims = {}
+    sims, levels = {}, None
+    score = lambda d, per_level=False: score_all(model, img, txt, mask, d, max_elems=max_elems, progress=progress, shard=shard, per_level=per_level)
     for d in directions:
         if d == 'both' and {'i2t', 't2i'} <= sims.keys(): sims[d] = (sims['i2t'] + sims['t2i']) / 2
-        else: sims[d] = score_all(model, img, txt, mask, d, max_elems=max_elems, progress=progress, shard=shard)
+        elif levels_out and d == cfg.direction: levels = score(d, True); sims[d] = levels.sum(0)   # the same sum similarity() takes
+        else: sims[d] = score(d)
+    if levels_out:
+        if levels is None: levels = score(cfg.direction, True)
+        if not shard or world()[0] == 0:          # every process scores (the gathers match), the first saves
+            Path(levels_out).parent.mkdir(parents=True, exist_ok=True); torch.save(levels.cpu(), levels_out)
     t2i = ds.txt2img
     out = {}
     for p in protocols:
@@ -173,7 +181,8 @@ def evaluate_dir(model_dir, data_dir, split='test', captions_per_image=None, npr
     "`evaluate` (keywords `kw`) of the model saved in `model_dir` on `split` of the dataset in `data_dir`, in `nproc` torchrun processes (scoring shared) or in this one."
     if nproc == 1: return _evaluate_here(model_dir, data_dir, split, captions_per_image, **kw)
     return run_processes('hat_nb.evaluate', dict(model_dir=str(model_dir), data_dir=str(data_dir), split=split,
-                                                 captions_per_image=captions_per_image, kw=kw), nproc)
+                                                 captions_per_image=captions_per_image,
+                                                 kw={k: str(v) if isinstance(v, Path) else v for k, v in kw.items()}), nproc)
 
 def _evaluate_job(path):
     "What each torchrun process of `evaluate_dir` runs: join the group (NCCL on CUDA, one GPU each; else gloo), evaluate; rank 0 writes the metrics."
