@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_cli.ipynb #cell-02
 from __future__ import annotations
-import argparse, json, sys
+import argparse, json, os, sys
 from pathlib import Path
 
 # %% auto #0
@@ -63,7 +63,7 @@ def _index(a):
     if not Path(a.images_dir).is_dir(): raise FileNotFoundError(f"{a.images_dir}: not a directory")
     read_model_config(a.model)
     from hat_nb.search import build_index
-    r = build_index(a.images_dir, a.model, a.out, batch_size=a.batch_size, device=a.device)
+    r = build_index(a.images_dir, a.model, a.out, batch_size=a.batch_size, shard_size=a.shard_size, device=a.device)
     print(f"indexed {r['indexed']} image(s) into {r['out']} ({r['encoded']} encoded, {r['reused']} unchanged, {r['removed']} removed); "
           f"skipped {r['skipped_non_images']} non-image file(s)")
     for p in r['unreadable']: print(f"unreadable image skipped: {p}")
@@ -166,6 +166,7 @@ def parser():
     i = sub.add_parser('index', help='encode a folder of images into a search index')
     i.add_argument('images_dir'); i.add_argument('--model', required=True, help='model directory (save_pretrained format)')
     i.add_argument('--out', required=True, help='index directory to create or update'); i.add_argument('--batch-size', type=_positive_int, default=64)
+    i.add_argument('--shard-size', type=_positive_int, default=1024, help='images encoded per shard: the unit of resuming and of memory')
     i.add_argument('--device', default='cpu'); i.set_defaults(fn=_index)
     q = sub.add_parser('search', help='text -> image search in an index')
     q.add_argument('index_dir'); q.add_argument('query', type=_query); q.add_argument('-k', type=_positive_int, default=10)
@@ -210,8 +211,12 @@ def main(argv=None):
     "Run `hat-nb` with `argv` (default: the command line); a known error ends it with its message on stderr and exit code 2, no traceback."
     a = parser().parse_args(argv)
     if a.cmd == 'gpu-check' and a.cpu:            # before triton is imported: its kernels then run in the interpreter
-        import os; os.environ['TRITON_INTERPRET'] = '1'
+        os.environ['TRITON_INTERPRET'] = '1'
     try: code = a.fn(a) or 0
+    except BrokenPipeError:                       # the reader went away (`| head`): stop quietly, as Unix tools do
+        try: os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # so the exit's flush cannot fail again
+        except (OSError, ValueError): pass        # stdout is not a file descriptor (a caller's buffer)
+        code = 141                                # 128 + SIGPIPE, the status a shell shows for a tool ended by a closed pipe
     except Exception as e:
         stopped = _loaded('hat_nb.train', 'TrainingStopped')
         if isinstance(e, stopped): print(f"hat-nb {a.cmd}: {e}", file=sys.stderr); code = e.exit_code

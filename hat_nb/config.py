@@ -37,6 +37,11 @@ def check_fields(cfg, rules: dict):
 
 
 # %% ../nbs/00_config.ipynb #cfg-06
+def _layer_numbers(v) -> bool:
+    "Levels are layers counted from 1, each deeper than the one before (the model pairs them in order, finest first)."
+    v = list(v)
+    return len(v) > 0 and all(isinstance(l, int) and l >= 1 for l in v) and all(a < b for a, b in zip(v, v[1:]))
+
 @dataclass
 class HATConfig:
     "Everything needed to rebuild a `HATModel` (stored as `config.json` by `save_pretrained`)."
@@ -58,8 +63,8 @@ class HATConfig:
     def __post_init__(self):
         check_fields(self, dict(img_size=(lambda v: v >= 1, '>= 1'), max_len=(lambda v: v >= 3, '>= 3 (room for [CLS], a word, [SEP])'),
                                 embed_dim=(lambda v: v >= 1, '>= 1'), lambda_softmax=(lambda v: v > 0, '> 0'),
-                                img_levels=(lambda v: len(v) > 0 and all(isinstance(l, int) for l in v), 'a non-empty list of layer numbers'),
-                                txt_levels=(lambda v: len(v) > 0 and all(isinstance(l, int) for l in v), 'a non-empty list of layer numbers')))
+                                img_levels=(_layer_numbers, 'increasing layer numbers from 1, fine to coarse, e.g. [2, 3, 4]'),
+                                txt_levels=(_layer_numbers, 'increasing layer numbers from 1, e.g. [4, 10, 12]')))
         self.img_levels, self.txt_levels = tuple(self.img_levels), tuple(self.txt_levels)
         if len(self.img_levels) != len(self.txt_levels):
             raise ValueError(f"img_levels {self.img_levels} and txt_levels {self.txt_levels} must pair up one to one")

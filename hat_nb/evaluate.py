@@ -138,6 +138,7 @@ def evaluate(model, recs, tokenizer, protocol='standard', directions=('i2t', 't2
              reference=False, levels_out=None) -> dict:
     "Metrics on `recs` by `protocol`: 'standard', 'coco1k' (5 folds of a fifth: 1000 of COCO's 5000), or a list of them from one encoding and scoring (then a dict by protocol). With `shard`, every torchrun process must call it. `reference`: evaluate exactly as the authors do (`REFERENCE_EVAL`). `levels_out`: also save the per-level scores of the model's own direction there (`torch.save`, `(levels, n_img, n_txt)`), for figures that need no second scoring."
     if reference: directions, amp, precision = REFERENCE_EVAL['directions'], REFERENCE_EVAL['amp'], REFERENCE_EVAL['precision']
+    if not len(recs): raise ValueError("recs is empty: no images to evaluate (an empty split?); pass the records of a split with images")
     cfg = model.cfg
     ds = ImageDataset(recs, eval_transform(cfg.img_size))
     protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol)
@@ -174,7 +175,8 @@ def evaluate(model, recs, tokenizer, protocol='standard', directions=('i2t', 't2
 # %% ../nbs/06_evaluate.ipynb #83b68ecc
 def _evaluate_here(model_dir, data_dir, split, captions_per_image, device='cpu', **kw) -> dict:
     model = from_pretrained(model_dir).to(device)
-    recs = read_karpathy(find_karpathy_json(data_dir), splits=split, captions_per_image=captions_per_image)
+    recs = read_karpathy(js := find_karpathy_json(data_dir), splits=split, captions_per_image=captions_per_image)
+    if not recs: raise ValueError(f"{js}: split {split!r} has no images to evaluate")
     return evaluate(model, recs, load_tokenizer(model.cfg), device=device, **kw)
 
 def evaluate_dir(model_dir, data_dir, split='test', captions_per_image=None, nproc=1, **kw) -> dict:

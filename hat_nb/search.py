@@ -16,8 +16,8 @@ from .data import Collate, DatasetError, atomic_write, eval_transform, load_rgb,
 from .model import from_pretrained, load_tokenizer
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'SearchIndexError', 'model_fingerprint', 'pooled', 'list_images', 'build_index', 'Searcher',
-           'search_captions']
+__all__ = ['IMAGE_EXTS', 'FLAT_MAX', 'SearchIndexError', 'model_fingerprint', 'pooled', 'list_images', 'first_stage_index',
+           'build_index', 'Searcher', 'search_captions']
 
 # %% ../nbs/08_search.ipynb #cell-04
 IMAGE_EXTS = {'.png', '.jpg', '.jpeg', '.webp', '.bmp', '.gif', '.tif', '.tiff'}
@@ -86,7 +86,72 @@ def _encode_shards(todo, part: Path, plan: dict, model, tf, batch_size, shard_si
         arrs = {f'L{i}': torch.cat(l).numpy() for i, l in enumerate(zip(*feats))} if feats else {}
         atomic_write(sf, lambda p: _save_npz(p, paths=np.array(keep, dtype=str), bad=np.array(sbad, dtype=str), **arrs))
     bar.close()
-    return [np.load(f) for f in sorted(part.glob('shard_*.npz'))]
+    return sorted(part.glob('shard_*.npz'))
+
+class _NpyRows:
+    "Rows of a `.npy` file read with plain file reads (no memory map: pages read stay out of this process's memory)."
+    def __init__(self, path):
+        self.f = open(path, 'rb')
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0}.get(np.lib.format.read_magic(self.f), np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read_header(self.f)
+        self.offset, self.shape, self.dtype = self.f.tell(), shape, dtype
+        self.row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+    def read(self, i: int, n: int = 1) -> np.ndarray:
+        self.f.seek(self.offset + i * self.row_bytes)
+        return np.frombuffer(self.f.read(n * self.row_bytes), self.dtype).reshape(n, *self.shape[1:])
+    def close(self): self.f.close()
+
+class _NpyWriter:
+    "A `.npy` file of known shape written row block by row block (the header first, then the data in order)."
+    def __init__(self, path, shape, dtype):
+        self.f, self.shape, self.dtype, self.n = open(path, 'wb'), tuple(shape), np.dtype(dtype), 0
+        np.lib.format.write_array_header_1_0(self.f, dict(descr=np.lib.format.dtype_to_descr(self.dtype), fortran_order=False, shape=self.shape))
+    def write(self, rows: np.ndarray):
+        assert rows.shape[1:] == self.shape[1:], (rows.shape, self.shape)
+        self.f.write(np.ascontiguousarray(rows, self.dtype).tobytes()); self.n += len(rows)
+    def close(self):
+        self.f.close()                                # (closing twice is harmless)
+        if self.n != self.shape[0]: raise RuntimeError(f"{self.f.name}: wrote {self.n} rows of {self.shape[0]}")
+
+FLAT_MAX = 1_000_000   # up to here the first stage is exact (IndexFlatIP); above, HNSW (see the closing section)
+
+def first_stage_index(dim: int, n: int):
+    "The FAISS index for `n` pooled vectors: exact inner product up to `FLAT_MAX`, else HNSW (inner product)."
+    import faiss
+    if n <= FLAT_MAX: return faiss.IndexFlatIP(dim)
+    return faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+
+def _write_index_files(part: Path, paths, prev: dict, old_dir: Path, shards, n_levels: int, block: int):
+    "Token files, pooled embeddings and the FAISS index of `paths` (in order), row blocks at a time: old rows from `old_dir`, new ones shard by shard."
+    shard_rows = {}                                   # relative path -> (shard number, row)
+    for k, sf in enumerate(shards):
+        with np.load(sf) as z: shard_rows.update({p: (k, i) for i, p in enumerate(z['paths'].tolist())})
+    old = [_NpyRows(old_dir/f'tokens_L{l}.npy') for l in range(n_levels)] if prev else []
+    cur_k, cur, writers = None, None, []
+    try:
+        for b in range(0, len(paths), block):
+            rows = [[] for _ in range(n_levels)]
+            for p in paths[b:b + block]:
+                if p in prev: vals = [o.read(prev[p])[0] for o in old]
+                else:
+                    k, i = shard_rows[p]
+                    if k != cur_k:                        # shards are consumed in order: one is in memory at a time
+                        with np.load(shards[k]) as z: cur = [z[f'L{l}'] for l in range(n_levels)]
+                        cur_k = k
+                    vals = [c[i] for c in cur]
+                for l in range(n_levels): rows[l].append(vals[l])
+            rows = [np.stack(r) for r in rows]
+            pool = pooled([torch.from_numpy(r) for r in rows]).numpy().astype('float32')
+            if not writers:                               # shapes known from the first block
+                writers = [_NpyWriter(part/f'tokens_L{l}.npy', (len(paths), *rows[l].shape[1:]), np.float16) for l in range(n_levels)]
+                writers.append(_NpyWriter(part/'pooled.npy', (len(paths), pool.shape[1]), np.float32))
+                index = first_stage_index(pool.shape[1], len(paths))
+            for w, r in zip(writers, rows + [pool]): w.write(r)
+            index.add(pool)
+    finally:
+        for f in old + writers: f.f.close()
+    for w in writers: w.close()                       # checks every row was written
+    return index
 
 def _check_index_out(out: Path, images: Path, model_dir):
     "`--out` may be new, empty, or an index: anything else (the images, the model, a folder of documents) is never replaced."
@@ -110,21 +175,16 @@ def build_index(images_dir, model_dir, out_dir, batch_size=64, shard_size=1024, 
     prev = _reusable(out, fp, root, keys)
     todo = [(r, p) for r, p in zip(rel, imgs) if r not in prev]
     plan = dict(model_fingerprint=fp, root=str(root), images=[r for r, _ in todo], shard_size=shard_size)
-    data = _encode_shards(todo, part, plan, model, eval_transform(model.cfg.img_size), batch_size, shard_size, device, progress)
-    new = {p: (d, i) for d in data for i, p in enumerate(d['paths'].tolist())}
-    bad = [p for d in data for p in d['bad'].tolist()]
+    shards = _encode_shards(todo, part, plan, model, eval_transform(model.cfg.img_size), batch_size, shard_size, device, progress)
+    new, bad = set(), []
+    for sf in shards:
+        with np.load(sf) as z: new.update(z['paths'].tolist()); bad += z['bad'].tolist()
     paths = [r for r in rel if r in prev or r in new]
     if not paths: raise ValueError(f"{images_dir}: none of the {len(imgs)} image files could be read")
-    old = [np.load(out/f'tokens_L{i}.npy', mmap_mode='r') for i in range(n_levels)] if prev else []
-    for l in range(n_levels):
-        rows = [old[l][prev[p]] if p in prev else new[p][0][f'L{l}'][new[p][1]] for p in paths]
-        np.save(part/f'tokens_L{l}.npy', np.stack(rows))
-    pool = pooled([torch.from_numpy(np.load(part/f'tokens_L{i}.npy')) for i in range(n_levels)]).numpy().astype('float32')
-    np.save(part/'pooled.npy', pool)
     import faiss
-    ix = faiss.IndexFlatIP(pool.shape[1]); ix.add(pool)
-    faiss.write_index(ix, str(part/'index.faiss'))
-    for f in list(part.glob('shard_*.npz')) + [part/'plan.json']: f.unlink()
+    index = _write_index_files(part, paths, prev, out, shards, n_levels, shard_size)
+    faiss.write_index(index, str(part/'index.faiss'))
+    for f in shards + [part/'plan.json']: f.unlink()
     removed = len(set(json.loads((out/'meta.json').read_text())['paths']) - set(rel)) if prev else 0
     meta = dict(complete=True, root=str(root), model_dir=str(Path(model_dir).resolve()), model_fingerprint=fp, paths=paths,
                 keys={p: keys[p] for p in paths}, unreadable=bad, skipped_non_images=len(skipped), n_levels=n_levels)
@@ -154,7 +214,7 @@ class Searcher:
         rebuild = f"rebuild it with `hat-nb index {self.root} --model {model_dir} --out {d}`"
         try: self.index = faiss.read_index(str(d/'index.faiss'))
         except RuntimeError as e: raise SearchIndexError(f"{d/'index.faiss'}: unreadable FAISS index ({str(e).strip().splitlines()[-1]}); {rebuild}") from None
-        try: self.tokens = [torch.from_numpy(np.load(d/f'tokens_L{i}.npy')) for i in range(self.meta['n_levels'])]
+        try: self.tokens = [np.load(d/f'tokens_L{i}.npy', mmap_mode='r') for i in range(self.meta['n_levels'])]   # read on demand
         except (OSError, ValueError) as e: raise SearchIndexError(f"{d}: unreadable token file ({e}); {rebuild}") from None
         self.paths = [str(self.root/p) for p in self.meta['paths']]        # stored relative to the indexed folder
         if self.index.ntotal != len(self.paths) or any(len(t) != len(self.paths) for t in self.tokens):
@@ -166,17 +226,20 @@ class Searcher:
         feats, mask = self.model.encode_texts(ids.to(self.device), mask.to(self.device))
         return feats, mask
 
+    def tokens_of(self, rows) -> list[torch.Tensor]:
+        "Level tokens of the images at `rows` (sorted row numbers), read from the memory-mapped files, as fp32 on the device."
+        return [torch.from_numpy(np.ascontiguousarray(t[rows])).to(self.device).float() for t in self.tokens]
+
     @torch.no_grad()
-    def query(self, text, k=10, prefilter=100) -> list[tuple[str, float]]:
-        "Top `k` images for `text`: FAISS top `prefilter` by pooled embedding (0: score all), re-ranked by the full HAT score."
+    def query(self, text, k=10, prefilter=100, block=4096) -> list[tuple[str, float]]:
+        "Top `k` images for `text`: FAISS top `prefilter` by pooled embedding (0: score all, `block` images at a time), re-ranked by the full HAT score."
         feats, mask = self.encode_text([text])
         n = len(self.paths)
         if prefilter and prefilter < n:
             _, cand = self.index.search(pooled(feats, mask).cpu().numpy().astype('float32'), prefilter)
-            cand = torch.from_numpy(cand[0])
-        else: cand = torch.arange(n)
-        img = [t[cand].to(self.device).float() for t in self.tokens]
-        s = self.model.similarity(img, feats, mask)[:, 0].cpu()
+            cand = np.sort(cand[0][cand[0] >= 0])
+        else: cand = np.arange(n)
+        s = torch.cat([self.model.similarity(self.tokens_of(cand[b:b + block]), feats, mask)[:, 0].cpu() for b in range(0, len(cand), block)])
         top = s.topk(min(k, len(cand)))
         return [(self.paths[cand[i]], round(v, 4)) for v, i in zip(top.values.tolist(), top.indices.tolist())]
 
@@ -186,7 +249,8 @@ def search_captions(image, captions, model_dir, k=5, device='cpu') -> list[tuple
     if isinstance(captions, (str, Path)):
         p = Path(captions)
         if not p.is_file(): raise FileNotFoundError(f"{p}: caption file not found")
-        captions = [l.strip() for l in p.read_text().splitlines() if l.strip()]
+        try: captions = [l.strip() for l in p.read_text(encoding='utf-8').splitlines() if l.strip()]
+        except UnicodeDecodeError as e: raise ValueError(f"{p}: not a UTF-8 text file ({e.reason} at byte {e.start}); give one caption per line") from None
         if not captions: raise ValueError(f"{p}: no captions in file")
     model = from_pretrained(model_dir).to(device)
     tok = load_tokenizer(model.cfg)

@@ -24,10 +24,10 @@ from .config import HATConfig, TrainConfig
 from .model import HATModel, load_tokenizer, save_pretrained
 
 # %% auto #0
-__all__ = ['RESUME_MAY_CHANGE', 'TRAINING_CODE', 'RUN_FILES', 'PIPELINE_MAY_CHANGE', 'CheckpointError', 'UnsafeCheckpointError',
-           'load_checkpoint', 'set_frozen', 'make_optimizer', 'loss_fn', 'gpu_determinism', 'RunDirError',
-           'TrainingStopped', 'run_lock', 'EpochOrder', 'compile_towers', 'train_step', 'train', 'code_fingerprint',
-           'run_settings', 'train_processes', 'continue_interrupted']
+__all__ = ['CHECKPOINT_KEYS', 'NOT_A_CHECKPOINT', 'RESUME_MAY_CHANGE', 'TRAINING_CODE', 'RUN_FILES', 'PIPELINE_MAY_CHANGE',
+           'CheckpointError', 'UnsafeCheckpointError', 'load_checkpoint', 'set_frozen', 'make_optimizer', 'loss_fn',
+           'gpu_determinism', 'RunDirError', 'TrainingStopped', 'run_lock', 'EpochOrder', 'compile_towers',
+           'train_step', 'train', 'code_fingerprint', 'run_settings', 'train_processes', 'continue_interrupted']
 
 # %% ../nbs/07_train.ipynb #cell-11
 def _rng_state():
@@ -54,11 +54,16 @@ def _read_checkpoint(path: Path) -> dict:
         raise UnsafeCheckpointError(f"{path}: refused: it holds objects other than tensors and plain data, and unpickling them "
                                     "could run code; only load checkpoints written by hat_nb") from None
 
+CHECKPOINT_KEYS = {'model', 'optimizer', 'scheduler', 'epoch'}   # what resuming needs beyond the weights
+NOT_A_CHECKPOINT = ("{path}: not a training checkpoint (it holds no optimizer and scheduler state; a model directory's "
+                    "model.safetensors holds weights only): resume from a run's last.pt or prev.pt")
+
 def load_checkpoint(path) -> dict:
     "Read a training checkpoint; a truncated or corrupt file raises `CheckpointError` naming it and, if it loads, the intact `prev.pt` (nothing is modified)."
     path = Path(path)
     if not path.is_file(): raise CheckpointError(f"{path}: no such checkpoint")
-    try: return _read_checkpoint(path)
+    if path.suffix == '.safetensors': raise CheckpointError(NOT_A_CHECKPOINT.format(path=path))
+    try: s = _read_checkpoint(path)
     except UnsafeCheckpointError: raise
     except Exception as e:
         msg = f"{path}: truncated or corrupt checkpoint ({type(e).__name__}: {e})"
@@ -67,6 +72,8 @@ def load_checkpoint(path) -> dict:
             try: _read_checkpoint(prev); msg += f"; the previous checkpoint {prev} is intact: resume from it with `hat-nb train --resume-from {prev}` (Python: resume_from='{prev}')"
             except Exception: msg += f"; the previous checkpoint {prev} is damaged too: start again with `hat-nb train --restart`"
         raise CheckpointError(msg) from None
+    if not isinstance(s, dict) or not CHECKPOINT_KEYS <= s.keys(): raise CheckpointError(NOT_A_CHECKPOINT.format(path=path))
+    return s
 
 # %% ../nbs/07_train.ipynb #cell-12
 def set_frozen(model, epoch, tc):

@@ -341,9 +341,9 @@ def test_resume_with_other_settings_refused(data, trained, tmp_path):
     "A run directory is one run: resuming it with another lr, batch size, model level or training data is refused, naming each difference."
     out = shutil.copytree(trained, tmp_path/'m')
     before = digest(out)
-    r = train_here(data, out, '--set', 'epochs=3', '--set', 'lr=0.01', '--set', 'model.img_levels=[3,4,4]')
+    r = train_here(data, out, '--set', 'epochs=3', '--set', 'lr=0.01', '--set', 'model.img_levels=[1,3,4]')
     assert r.returncode == 2 and f"{out/'last.pt'} was made with other settings (" in r.stderr, r.stderr[-2000:]
-    assert "lr 0.0005 -> 0.01" in r.stderr and "model.img_levels [2, 3, 4] -> [3, 4, 4]" in r.stderr and '--restart' in r.stderr, r.stderr[-2000:]
+    assert "lr 0.0005 -> 0.01" in r.stderr and "model.img_levels [2, 3, 4] -> [1, 3, 4]" in r.stderr and '--restart' in r.stderr, r.stderr[-2000:]
     assert 'epochs' not in r.stderr.split('other settings')[1] and 'Traceback' not in r.stderr and digest(out) == before
     d = shutil.copytree(data, tmp_path/'d')                             # the same files, one caption edited
     f = next(d.glob('dataset_*.json')); meta = json.loads(f.read_text())
@@ -352,3 +352,30 @@ def test_resume_with_other_settings_refused(data, trained, tmp_path):
     r = train_here(d, out, '--set', 'epochs=3')
     assert r.returncode == 2 and 'the training data (files or captions) changed' in r.stderr and digest(out) == before, r.stderr[-2000:]
     assert train_here(data, out, '--set', 'epochs=3', '--set', 'lr=0.01', '--restart').returncode == 0  # the explicit way to start over
+
+def test_last_bad_inputs_answer_in_one_line(data, trained, index, tmp_path):
+    """Levels out of order, a model's weights given as a checkpoint, a caption file that is not text, an empty split: one
+    line naming the value or file, exit 2 (API: a ValueError naming the split), nothing written."""
+    r = train_here(data, tmp_path/'a', '--set', 'model.img_levels=[4,2,3]')
+    assert r.returncode == 2 and 'HATConfig.img_levels must be increasing layer numbers' in r.stderr and 'got [4, 2, 3]' in r.stderr, r.stderr
+    assert 'Traceback' not in r.stderr and not (tmp_path/'a').exists()
+    weights = trained/'best/model.safetensors'
+    r = train_here(data, tmp_path/'b', '--resume-from', weights)
+    assert r.returncode == 2 and f"{weights}: not a training checkpoint" in r.stderr and 'last.pt' in r.stderr, r.stderr[-2000:]
+    (tmp_path/'caps.bin').write_bytes(b'\xef\xbb\xbfok\n\xff\xfe\x00binary')
+    r = cli('search-text', data/'images/img0.png', '--captions', tmp_path/'caps.bin', '--model', trained/'best')
+    assert r.returncode == 2 and f"{tmp_path/'caps.bin'}: not a UTF-8 text file" in r.stderr, r.stderr
+    from hat_nb.evaluate import evaluate, evaluate_dir
+    from hat_nb.model import from_pretrained, load_tokenizer
+    model = from_pretrained(trained/'best')
+    with pytest.raises(ValueError, match='recs is empty'): evaluate(model, [], load_tokenizer(model.cfg))
+    with pytest.raises(ValueError, match="split 'restval' has no images"): evaluate_dir(trained/'best', data, 'restval')
+
+def test_a_closed_pipe_ends_quietly(index):
+    "`hat-nb search ... | head -1`: the reader gone before the results are printed ends the command as Unix tools end, no traceback."
+    import subprocess
+    tmp, model, imgs = index
+    p = subprocess.Popen([HAT, 'search', tmp/'idx', 'image number 1', '--json'], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()                                        # the reader goes away before anything is written
+    err = p.stderr.read().decode(); p.stderr.close()
+    assert p.wait() == 141 and 'Traceback' not in err and 'BrokenPipe' not in err, err

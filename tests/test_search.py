@@ -76,3 +76,39 @@ def test_index_out_never_replaces_what_it_did_not_create(setup):
         assert r.returncode == 2 and msg in r.stderr and 'Traceback' not in r.stderr, r.stderr
         assert sorted(p.name for p in Path(out).iterdir()) == before
     assert (docs/'paper.tex').read_text() == '\\section{x}'
+
+def test_index_memory_does_not_grow_with_the_collection(tmp_path):
+    """Indexing 4x the images takes no more peak memory than one shard more, beyond the FAISS vectors (the first-stage
+    index, n x D floats, held while it is written; x3 for its growth by doubling). One child process builds n, then 4n
+    images, its peak resident memory (VmHWM) reset before each build."""
+    script = r'''
+import sys, json, numpy as np, torch
+from pathlib import Path
+from PIL import Image
+from hat_nb.config import tiny_config
+from hat_nb.model import HATModel, save_pretrained
+import hat_nb.search as hs
+tmp, n, shard = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+torch.manual_seed(0)
+model = save_pretrained(HATModel(tiny_config(embed_dim=2048)).eval(), tmp/'model')   # wide tokens: a shard is ~11 MB
+rng = np.random.default_rng(0)
+for m in (8, n, 4 * n):
+    (tmp/f'img{m}').mkdir()
+    for i in range(m): Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(tmp/f'img{m}/{i:05d}.png')
+def peak_kb(m):
+    open('/proc/self/clear_refs', 'w').write('5')          # reset VmHWM to the current resident size
+    r = hs.build_index(tmp/f'img{m}', tmp/'model', tmp/f'idx{m}', shard_size=shard, progress=False)
+    assert r['indexed'] == m
+    return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM'))
+peak_kb(8)                                                  # warm-up: imports, first allocations
+toks = sum(np.load(tmp/f'idx8/tokens_L{l}.npy').nbytes for l in range(3)) // 8
+dim = np.load(tmp/'idx8/pooled.npy').shape[1]
+print(json.dumps(dict(small=peak_kb(n), large=peak_kb(4 * n), image_bytes=toks, dim=dim)))
+'''
+    if not Path('/proc/self/clear_refs').exists(): pytest.skip('needs Linux /proc/self/clear_refs to reset the peak memory')
+    n, shard = 256, 128
+    r = json.loads(run(sys.executable, '-c', script, tmp_path, n, shard).stdout.splitlines()[-1])
+    shard_kb, faiss_kb = shard * r['image_bytes'] / 1024, 3 * 4 * n * r['dim'] * 4 / 1024
+    grew = r['large'] - r['small']
+    assert grew < shard_kb + faiss_kb, (f"peak memory grew by {grew / 1024:.0f} MB from {n} to {4 * n} images; allowed: one shard "
+                                       f"({shard_kb / 1024:.0f} MB) + the FAISS vectors ({faiss_kb / 1024:.0f} MB)")
