@@ -172,7 +172,8 @@ def run_stage(stage, dataset=None, params_file='params.yaml', nb_dir='pipelines'
     out.mkdir(parents=True, exist_ok=True)
     import papermill as pm                  # (only now: every check above answers without loading papermill or torch)
     pm.execute_notebook(str(nb), str(out/f"{stage}.ipynb"), parameters=given, kernel_name='python3', cwd=str(root), progress_bar=False,
-                        stdout_file=sys.stdout, stderr_file=sys.stderr)          # the notebook's prints and progress bars, live
+                        stdout_file=sys.stdout, stderr_file=sys.stderr,          # the notebook's prints and progress bars, live
+                        extra_arguments=['--IPKernelApp.log_level=ERROR'])       # the kernel, on 127.0.0.1 only, would warn of unencrypted TCP
 
 # %% ../nbs/10_pipeline.ipynb #44553d3e
 def _device_problem(v) -> str | None:

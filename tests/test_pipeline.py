@@ -1,5 +1,5 @@
 "The DVC pipeline: params checking before any work, and a short end-to-end `dvc repro` in a scratch clone."
-import json, os, shutil, sys
+import json, os, shutil, subprocess, sys
 from pathlib import Path
 import pytest, yaml
 from conftest import ROOT, run
@@ -119,7 +119,8 @@ def demo_repo(tmp_path_factory, emoji_dir):
     repo, env = _clone(tmp_path_factory.mktemp('demo'))
     shutil.copytree(emoji_dir, repo/'data/emoji')
     _set_params(repo, train=dict(overrides=DEMO_OVERRIDES), evaluate=dict(n_examples=2))
-    run(BIN/'dvc', 'repro', cwd=repo, env=env, timeout=1200)
+    r = run(BIN/'dvc', 'repro', cwd=repo, env=env, timeout=1200)
+    (repo.parent/'repro.log').write_text(r.stdout + r.stderr)       # what the user saw
     return repo, env
 
 @pytest.mark.slow
@@ -136,6 +137,8 @@ def test_dvc_repro_end_to_end(demo_repo):
     assert '## emoji test (demo)' in results and 'HAT (this run, i2t)' in results and 'VSE++' not in results
     load = lambda p: json.loads(p.read_text())
     _check_figures(load(repo/'reports/figures/emoji/figures.json'), load(m/'train_curve.json'), load(m/'recall_at_k.json'), load(m/'eval_details.json'))
+    seen = (repo.parent/'repro.log').read_text()
+    assert 'without encryption' not in seen and 'Traceback' not in seen, seen[-3000:]       # no kernel noise on a clean run
     lock = (repo/'dvc.lock').read_bytes()
     again = run(BIN/'dvc', 'repro', cwd=repo, env=env).stdout
     assert 'Data and pipelines are up to date' in again, again
@@ -145,6 +148,22 @@ def test_dvc_repro_end_to_end(demo_repo):
     status = run('git', 'status', '--porcelain', cwd=repo).stdout.split('\n')
     assert [l for l in status if l.strip() and not l.endswith(('dvc.lock', 'params.yaml', '.gitignore'))] == [], status
     assert (repo/'reports/emoji/train.ipynb').is_file() and (repo/'models/emoji/log.jsonl').is_file()    # the run's records, git-ignored
+
+@pytest.mark.slow
+@pytest.mark.xdist_group('demo')
+@pytest.mark.skipif(not shutil.which('chromium'), reason='needs the chromium package (tools/setup.sh installs it where apt-get runs as root)')
+def test_dvc_plots_render_offline(demo_repo, tmp_path):
+    "`dvc plots show` writes a page whose Vega scripts are inlined (tools/plots_template.py): Chromium draws every plot with no network."
+    repo, env = demo_repo
+    run(sys.executable, 'tools/plots_template.py', cwd=repo)   # what tools/setup.sh runs (the packages come from the cache)
+    run(BIN/'dvc', 'plots', 'show', '-o', tmp_path/'plots', cwd=repo, env=env)
+    page = (tmp_path/'plots/index.html').read_text()
+    assert 'cdn.jsdelivr' not in page and '<script src=' not in page
+    r = subprocess.run(['chromium', '--headless', '--no-sandbox', '--disable-gpu', f'--user-data-dir={tmp_path}/profile',
+                        '--virtual-time-budget=20000', '--dump-dom', (tmp_path/'plots/index.html').as_uri()],
+                       capture_output=True, text=True, timeout=180)
+    n_plots = page.count('vegaEmbed(')
+    assert n_plots >= 1 and r.stdout.count('class="marks"') == n_plots, (n_plots, r.stdout.count('class="marks"'), r.stderr[-1000:])
 
 @pytest.mark.slow
 @pytest.mark.xdist_group('demo')

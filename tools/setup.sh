@@ -46,6 +46,8 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 &
 fi
 # demo data (emoji-datasource-google via npm pack, checksum verified); no-op when already built
 ./.venv/bin/hat-nb build-emoji data/emoji --quiet
+# `dvc plots show`'s page with Vega inlined (npm pack, checksum verified, cached), so the curves render offline
+./.venv/bin/python tools/plots_template.py
 # a placeholder folder (data/<name>/GET_THE_DATA.md, ignored by DVC) for each catalog dataset without data, so that
 # `dvc repro` of a paper dataset reaches its stage, which says where to get the data
 ./.venv/bin/python -c "from hat_nb.pipeline import write_data_placeholders; write_data_placeholders()"
