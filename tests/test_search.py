@@ -112,3 +112,10 @@ print(json.dumps(dict(small=peak_kb(n), large=peak_kb(4 * n), image_bytes=toks, 
     grew = r['large'] - r['small']
     assert grew < shard_kb + faiss_kb, (f"peak memory grew by {grew / 1024:.0f} MB from {n} to {4 * n} images; allowed: one shard "
                                        f"({shard_kb / 1024:.0f} MB) + the FAISS vectors ({faiss_kb / 1024:.0f} MB)")
+
+def test_first_stage_index_by_collection_size():
+    "Exact inner product up to FLAT_MAX images (the measured choice in 08_search), HNSW beyond, both scoring by inner product."
+    import faiss
+    small, large = hs.first_stage_index(8, hs.FLAT_MAX), hs.first_stage_index(8, hs.FLAT_MAX + 1)
+    assert isinstance(small, faiss.IndexFlatIP) and isinstance(large, faiss.IndexHNSWFlat)
+    assert large.metric_type == faiss.METRIC_INNER_PRODUCT
