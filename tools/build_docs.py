@@ -10,7 +10,7 @@ function's and class's signature and docstring. Equations are typeset by MathJax
 package `mathjax` is fetched once with `npm pack` (checksum verified) and cached beside the demo data's tarball, so later
 builds are offline.
 """
-import argparse, hashlib, html, importlib, inspect, json, os, re, shutil, subprocess, sys, tarfile, tempfile, time, warnings
+import argparse, html, importlib, inspect, json, os, re, shutil, subprocess, sys, tarfile, tempfile, time, warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,17 +18,8 @@ MATHJAX, MATHJAX_SHA256 = 'mathjax@3.2.2', '1b9c0a1c44df864e915690558e72adb9cc52
 
 def mathjax_tarball() -> Path:
     "The MathJax npm tarball, from the cache or `npm pack` (checksum verified)."
-    from hat_nb.data import cache_dir
-    tgz = cache_dir()/'mathjax-3.2.2.tgz'
-    if not tgz.is_file():
-        if not shutil.which('npm'): sys.exit(f"build_docs: {tgz} is not cached and npm is not installed to fetch {MATHJAX}")
-        with tempfile.TemporaryDirectory() as tmp:
-            r = subprocess.run(['npm', 'pack', MATHJAX, '--silent', '--pack-destination', tmp], capture_output=True, text=True)
-            if r.returncode: sys.exit(f"build_docs: `npm pack {MATHJAX}` failed: {r.stderr.strip()[-500:]}")
-            shutil.move(Path(tmp)/tgz.name, tgz)
-    if (h := hashlib.sha256(tgz.read_bytes()).hexdigest()) != MATHJAX_SHA256:
-        tgz.unlink(); sys.exit(f"build_docs: {tgz}: checksum mismatch (got {h}); removed, run again to fetch it anew")
-    return tgz
+    from npm_cache import npm_tarball
+    return npm_tarball(MATHJAX, MATHJAX_SHA256, 'build_docs')
 
 def module_of(nb: dict) -> str | None:
     "The module a notebook exports to (its `#| default_exp`), or None."

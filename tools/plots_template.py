@@ -7,8 +7,9 @@ DVC's default page loads these three scripts from a CDN, so without a network it
 names (dvc_render's `VegaRenderer.SCRIPTS`) are fetched once with `npm pack`, checksum verified, and cached beside the demo
 data's tarball (`hat_nb.data.cache_dir()`); later runs are offline.
 """
-import hashlib, shutil, subprocess, sys, tarfile, tempfile
+import tarfile
 from pathlib import Path
+from npm_cache import npm_tarball
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT/'.dvc/plots.html'
@@ -34,27 +35,11 @@ PAGE = """<!DOCTYPE html>
 </html>
 """
 
-def tarball(spec: str, sha256: str) -> Path:
-    "The package's `npm pack` tarball from the cache, else fetched with npm; a checksum mismatch stops with the file removed."
-    from hat_nb.data import cache_dir
-    name, version = spec.rsplit('@', 1)
-    tgz = cache_dir()/f'{name}-{version}.tgz'
-    if not tgz.is_file():
-        if not shutil.which('npm'): sys.exit(f"plots_template: {tgz} is not cached and npm is not installed to fetch {spec}")
-        tgz.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            r = subprocess.run(['npm', 'pack', spec, '--silent', '--pack-destination', tmp], capture_output=True, text=True)
-            if r.returncode: sys.exit(f"plots_template: `npm pack {spec}` failed: {r.stderr.strip()[-500:]}")
-            shutil.move(Path(tmp)/tgz.name, tgz)
-    if (h := hashlib.sha256(tgz.read_bytes()).hexdigest()) != sha256:
-        tgz.unlink(); sys.exit(f"plots_template: {tgz}: checksum mismatch (got {h}); removed, run again to fetch it anew")
-    return tgz
-
 def page() -> str:
     "The template: DVC's page layout, each script inlined (DVC fills in only `{plot_divs}` and `{refresh_tag}`, by replacement)."
     scripts = []
     for spec, (sha, member) in PACKAGES.items():
-        with tarfile.open(tarball(spec, sha)) as t: js = t.extractfile(member).read().decode()
+        with tarfile.open(npm_tarball(spec, sha, 'plots_template')) as t: js = t.extractfile(member).read().decode()
         scripts.append(f'    <script>/* {spec} */\n{js}\n    </script>')
     return PAGE % '\n'.join(scripts)
 
