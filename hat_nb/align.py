@@ -43,6 +43,10 @@ def _acc(x: Tensor) -> torch.dtype:
     "Accumulation dtype: fp32, or fp64 for fp64 inputs (a float64 reference, as the reference implementation scores)."
     return torch.promote_types(x.dtype, torch.float32)
 
+def _root(x: Tensor) -> Tensor:
+    "sqrt(max(x, 0)) as 1 / (1 / sqrt x): IEEE-exact steps on every CPU (`Tensor.sqrt` on the CPU is MKL's, estimated in its cross-vendor mode)."
+    return x.clamp_min(0).rsqrt().reciprocal()
+
 def _scores_tile(v, t, f):
     "s = t_j . v_r for every pair of a chunk as one GEMM, laid out (I, R, C, L) contiguously."
     (I, R, d), (C, L, _) = v.shape, t.shape
@@ -53,11 +57,11 @@ def _cos_mean_i2t(v, t, m, lam, eps):
     f = _acc(v)
     s = _scores_tile(v, t, f)                                             # (I, R, C, L)
     h = F.leaky_relu(s, 0.1)
-    h = h / (h.square().sum(1, keepdim=True).sqrt() + eps)                # each word normalised over patches
+    h = h / (torch.linalg.vector_norm(h, dim=1, keepdim=True) + eps)       # each word normalised over patches
     a = (lam * h).masked_fill(~m[None, None], float('-inf')).softmax(-1)  # attention over words
     num = (a * s).sum(-1)                                                 # v_r . a_r, (I, R, C)
     G = torch.einsum('cld,ckd->clk', t, t).to(f)
-    an = (torch.einsum('ircl,clk->irck', a, G) * a).sum(-1).clamp_min(0).sqrt()   # |a_r| from the caption Gram matrix
+    an = _root((torch.einsum('ircl,clk->irck', a, G) * a).sum(-1))   # |a_r| from the caption Gram matrix
     vn = v.to(f).norm(dim=-1)[:, :, None]                                 # |v_r|
     return (num / (vn * an).clamp_min(eps)).mean(1)
 
@@ -65,12 +69,12 @@ def _cos_mean_t2i(v, t, m, lam, eps):
     f = _acc(v)
     s = _scores_tile(v, t, f)                                             # (I, R, C, L)
     h = F.leaky_relu(s, 0.1) * m[None, None]
-    h = h / (h.square().sum(-1, keepdim=True).sqrt() + eps)               # each patch normalised over words
+    h = h / (torch.linalg.vector_norm(h, dim=-1, keepdim=True) + eps)      # each patch normalised over words
     a = (lam * h).softmax(1)                                              # attention over patches
     num = (a * s).sum(1)                                                  # t_j . a_j, (I, C, L)
     if v.shape[1] <= v.shape[2]:                                          # R <= d: |a_j|^2 = a_j^T K a_j, K the image Gram matrix
         K = torch.einsum('ird,ikd->irk', v, v).to(f)
-        an = (torch.einsum('irk,ircl->ikcl', K, a) * a).sum(1).clamp_min(0).sqrt()
+        an = _root((torch.einsum('irk,ircl->ikcl', K, a) * a).sum(1))
     else: an = torch.einsum('ircl,ird->icld', a.to(v.dtype), v).to(f).norm(dim=-1)   # R > d: form a_j
     tn = t.to(f).norm(dim=-1)[None]
     cos = num / (an * tn).clamp_min(eps)
@@ -90,7 +94,7 @@ def _i2t_nograd(v, t, m, G, lam, eps):
     e = _softmax_numerators(F.leaky_relu(s, 0.1).view(C, L, I, R), -1, lam, eps)   # each word normalised over patches
     e = e.mul_(m[:, :, None, None]).view(C, L, I * R)                     # padded words get no weight
     num = torch.linalg.vecdot(e, s.view(C, L, I * R), dim=1)             # v_r . a_r (times Z)
-    an = torch.linalg.vecdot(torch.bmm(G, e), e, dim=1).clamp_min(0).sqrt()   # |a_r| (times Z)
+    an = _root(torch.linalg.vecdot(torch.bmm(G, e), e, dim=1))   # |a_r| (times Z)
     vn = v.to(f).norm(dim=-1).view(1, I * R)
     return (num / (an * vn).clamp_min(eps)).view(C, I, R).mean(-1).T
 
@@ -101,7 +105,7 @@ def _t2i_nograd(v, t, m, K, lam, eps):
     s = (v.reshape(I * R, d) @ (t * m[..., None]).reshape(C * L, d).T).to(f)   # (I·R, C·L); padded words score 0
     e = _softmax_numerators(F.leaky_relu(s, 0.1).view(I, R, C, L), -1, lam, eps).view(I, R, C * L)   # patch over words
     if K is None: an = torch.bmm(e.transpose(1, 2), v.to(f)).norm(dim=-1)
-    else: an = torch.bmm(K, e).mul_(e).sum(1).clamp_min_(0).sqrt_()    # in place: a chunk-sized buffer fewer
+    else: an = torch.bmm(K, e).mul_(e).sum(1).clamp_min_(0).rsqrt_().reciprocal_()   # _root in place: a chunk-sized buffer fewer
     num = s.view(I, R, C * L).mul_(e).sum(1)                              # t_j . a_j (times Z)
     cos = num.view(I, C, L) / (an.view(I, C, L) * t.to(f).norm(dim=-1)[None]).clamp_min(eps)
     return (cos * m[None]).sum(-1) / m.sum(-1)[None]
@@ -546,7 +550,7 @@ def scan_scores_loop(img, txt, txt_mask, direction='i2t', lambda_softmax=9.0, ep
         if direction == 'i2t': q, k = v, t          # queries: patches attend over words
         else: q, k = t, v                           # queries: words attend over patches
         s = F.leaky_relu(k @ q.transpose(1, 2), 0.1)                       # (I, keys, queries)
-        s = s / (s.square().sum(2, keepdim=True).sqrt() + eps)            # each key normalised over queries
+        s = s / (torch.linalg.vector_norm(s, dim=2, keepdim=True) + eps)  # each key normalised over queries
         a = (lambda_softmax * s).softmax(1)                               # softmax over keys
         att = a.transpose(1, 2) @ k                                       # (I, queries, d)
         cos = (q * att).sum(-1) / (q.norm(dim=-1) * att.norm(dim=-1)).clamp_min(eps)
@@ -559,10 +563,10 @@ def attention_weights(img: Tensor, txt: Tensor, direction='t2i', lambda_softmax=
     v, t = img.to(_acc(img)), txt.to(_acc(img))
     if direction == 't2i':
         h = F.leaky_relu(t @ v.T, 0.1)                                     # (n, R)
-        return (lambda_softmax * h / (h.square().sum(0, keepdim=True).sqrt() + eps)).softmax(1)
+        return (lambda_softmax * h / (torch.linalg.vector_norm(h, dim=0, keepdim=True) + eps)).softmax(1)
     if direction == 'i2t':
         h = F.leaky_relu(v @ t.T, 0.1)                                     # (R, n)
-        return (lambda_softmax * h / (h.square().sum(0, keepdim=True).sqrt() + eps)).softmax(1)
+        return (lambda_softmax * h / (torch.linalg.vector_norm(h, dim=0, keepdim=True) + eps)).softmax(1)
     raise ValueError(f"direction must be 't2i' or 'i2t', got {direction!r}")
 
 # %% ../nbs/02_align.ipynb #cell-24

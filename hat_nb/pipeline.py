@@ -37,7 +37,8 @@ def check_params(given: dict, declared: dict, where='params') -> dict:
     return given
 
 # %% ../nbs/10_pipeline.ipynb #de953ef9
-CPU_NUMERICS = dict(ATEN_CPU_CAPABILITY='avx2', ONEDNN_MAX_CPU_ISA='AVX2', MKL_CBWR='AVX2,STRICT',
+CPU_NUMERICS = dict(ATEN_CPU_CAPABILITY='avx2', ONEDNN_MAX_CPU_ISA='AVX2', MKL_CBWR='COMPATIBLE,STRICT',
+                    OPENBLAS_CORETYPE='Haswell',
                     OMP_NUM_THREADS='2', MKL_NUM_THREADS='2')   # x86-64; on other CPUs the thread counts only
 CPU_NUMERICS_SETTINGS = ('pinned', 'native')
 

@@ -82,9 +82,9 @@ def set_frozen(model, epoch, tc):
         for p in tower.parameters(): p.requires_grad_(epoch >= n)
 
 def make_optimizer(model, tc, steps_per_epoch, device='cpu'):
-    "Adam(W) over every parameter (frozen ones get no gradient, so no update), fused into one kernel on CUDA; the per-epoch schedule."
+    "Adam(W) over every parameter (frozen ones get no gradient, so no update), fused into one kernel (on the CPU too: its sqrt is exact there); the per-epoch schedule."
     cls = torch.optim.AdamW if tc.optimizer == 'adamw' else torch.optim.Adam
-    opt = cls(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, fused=True if device.startswith('cuda') else None)
+    opt = cls(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, fused=True)
     if tc.schedule == 'step': sch = torch.optim.lr_scheduler.StepLR(opt, tc.lr_step, tc.lr_gamma)
     elif tc.schedule == 'cosine': sch = torch.optim.lr_scheduler.CosineAnnealingLR(opt, tc.epochs)
     else: sch = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0)
