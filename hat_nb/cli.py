@@ -44,6 +44,10 @@ def _need_file(p, what: str) -> Path:
     if not Path(p).is_file(): raise FileNotFoundError(f"{p}: {what}")
     return Path(p)
 
+def _get_data(a):
+    from hat_nb.data import get_data
+    print(json.dumps(get_data(a.name, a.files, a.out, a.download, a.mirror, progress=sys.stderr.isatty()), indent=1))
+
 def _train(a):
     from hat_nb.config import recipe
     from hat_nb.data import find_karpathy_json
@@ -154,6 +158,12 @@ def parser():
     b.add_argument('out', nargs='?', default='data/emoji'); b.add_argument('--n-val', type=int, default=120)
     b.add_argument('--n-test', type=int, default=250); b.add_argument('--quiet', action='store_true')
     b.set_defaults(fn=_build_emoji)
+    gd = sub.add_parser('get-data', help="lay out Flickr30K or COCO in data/NAME from Karpathy's splits and the image archives")
+    gd.add_argument('name', choices=('flickr30k', 'coco')); gd.add_argument('--out', default=None, help='default data/NAME')
+    gd.add_argument('--from', dest='files', nargs='+', metavar='FILE', default=[], help='archives (or the split file) you have')
+    gd.add_argument('--download', action='store_true', help='fetch the openly downloadable archives you did not give')
+    gd.add_argument('--mirror', default=None, metavar='URL', help='fetch each archive as URL/<file name> instead')
+    gd.set_defaults(fn=_get_data)
     c = sub.add_parser('check', help='report every problem of a Karpathy-format dataset directory')
     c.add_argument('data_dir'); c.add_argument('--images', default=None, help='images root (default DATA_DIR/images)')
     c.set_defaults(fn=_check)
@@ -204,7 +214,7 @@ def _loaded(module: str, *names) -> tuple:
 
 def _known_errors() -> tuple:
     "Errors `hat-nb` reports in one line (exit 2): bad values and paths, and the hat_nb errors of the modules this run loaded."
-    return (FileNotFoundError, FileExistsError, ValueError, *_loaded('hat_nb.data', 'DatasetError', 'DiskFullError', 'FetchError'),
+    return (FileNotFoundError, FileExistsError, ValueError, *_loaded('hat_nb.data', 'DatasetError', 'DiskFullError', 'FetchError', 'GetDataError'),
             *_loaded('hat_nb.search', 'SearchIndexError'), *_loaded('hat_nb.config', 'MissingExtraError'), *_loaded('hat_nb.train', 'CheckpointError', 'RunDirError'))
 
 def main(argv=None):

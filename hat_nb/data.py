@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #cell-02
 from __future__ import annotations
-import errno, hashlib, io, json, os, re, shutil, subprocess, tarfile, tempfile, warnings
+import errno, functools, hashlib, io, json, os, re, shutil, subprocess, tarfile, tempfile, warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,11 +12,12 @@ from pathlib import Path
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 # %% auto #0
-__all__ = ['SPLITS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'MAX_PIXELS', 'EMOJI_PKG', 'EMOJI_SHA256', 'SKIN_TONES', 'DatasetError',
-           'ImageRecord', 'find_karpathy_json', 'read_karpathy', 'check', 'summarize', 'load_rgb', 'train_transform',
-           'eval_transform', 'CaptionDataset', 'ImageDataset', 'Collate', 'DiskFullError', 'atomic_write', 'write_json',
-           'make_fixture', 'cache_dir', 'file_sha256', 'FetchError', 'fetch_emoji_tarball', 'emoji_entries',
-           'assign_splits', 'build_emoji']
+__all__ = ['SPLITS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'MAX_PIXELS', 'EMOJI_PKG', 'EMOJI_SHA256', 'SKIN_TONES', 'ARCHIVES',
+           'PAPER_DATA', 'PLACEHOLDER', 'DatasetError', 'ImageRecord', 'find_karpathy_json', 'read_karpathy', 'check',
+           'summarize', 'load_rgb', 'train_transform', 'eval_transform', 'CaptionDataset', 'ImageDataset', 'Collate',
+           'DiskFullError', 'atomic_write', 'write_json', 'make_fixture', 'cache_dir', 'file_sha256', 'FetchError',
+           'fetch_emoji_tarball', 'emoji_entries', 'assign_splits', 'build_emoji', 'GetDataError', 'download',
+           'get_data']
 
 # %% ../nbs/01_data.ipynb #cell-05
 SPLITS = ('train', 'val', 'test', 'restval')
@@ -385,3 +386,156 @@ def build_emoji(out='data/emoji', n_val=120, n_test=250, tarball=None, progress=
         (tmp/'new').rename(out)
     finally: shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+# %% ../nbs/01_data.ipynb #getdata-table
+ARCHIVES = {   # file name -> its URL (None: not openly downloadable), its published sha256 (None: none published), what it is
+    'caption_datasets.zip': dict(url='https://cs.stanford.edu/people/karpathy/deepimagesent/caption_datasets.zip',
+                                 sha256=None, what="Karpathy's splits (dataset_flickr30k.json, dataset_coco.json)"),
+    'train2014.zip': dict(url='http://images.cocodataset.org/zips/train2014.zip', sha256=None, what='COCO 2014 train images'),
+    'val2014.zip': dict(url='http://images.cocodataset.org/zips/val2014.zip', sha256=None, what='COCO 2014 val images'),
+    'flickr30k-images.tar.gz': dict(url=None, sha256=None, what='the Flickr30K images: request them at '
+                                    'https://shannon.cs.illinois.edu/DenotationGraph/ (or use a mirror), then --from FILE'),
+}
+PAPER_DATA = {   # per dataset: its split file, the archives it is built from, the test split's (images, captions)
+    'flickr30k': dict(split_file='dataset_flickr30k.json', archives=('caption_datasets.zip', 'flickr30k-images.tar.gz'),
+                      test=(1000, 5000)),
+    'coco': dict(split_file='dataset_coco.json', archives=('caption_datasets.zip', 'train2014.zip', 'val2014.zip'),
+                 test=(5000, 25000)),
+}
+
+PLACEHOLDER = 'GET_THE_DATA.md'   # the note a data folder holds until its data is there (written by hat_nb.pipeline)
+
+class GetDataError(RuntimeError): "An archive is missing, cut off, not the one expected, or there is no room to unpack it."
+
+# %% ../nbs/01_data.ipynb #getdata-download
+def _fmt(n): return f"{n:,}" if n is not None else '?'
+
+def download(url, dest, sha256=None, progress=True, chunk=1 << 20) -> Path:
+    "Fetch `url` to `dest` (kept if already there), resuming `dest.part`; checks the announced size and `sha256`."
+    import http.client, urllib.error, urllib.request
+    from tqdm.auto import tqdm
+    dest = Path(dest); part = dest.with_name(dest.name + '.part')
+    if dest.is_file(): return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    have = part.stat().st_size if part.is_file() else 0
+    req = urllib.request.Request(url, headers={'Range': f'bytes={have}-'} if have else {})
+    try: resp = urllib.request.urlopen(req, timeout=60)
+    except urllib.error.HTTPError as e:
+        if not (e.code == 416 and have): raise GetDataError(f"{url}: HTTP {e.code} {e.reason}") from None
+        resp = None                                                  # 416: the part is already whole
+    except urllib.error.URLError as e: raise GetDataError(f"{url}: cannot connect ({e.reason})") from None
+    except (OSError, http.client.HTTPException) as e: raise GetDataError(f"{url}: no answer ({e})") from None
+    if resp is not None:
+        with resp:
+            if have and resp.status != 206: have = 0                 # the server ignored the range: start over
+            n = resp.headers.get('Content-Length')
+            total = have + int(n) if n is not None else None
+            with open(part, 'ab' if have else 'wb') as f, tqdm(total=total, initial=have, unit='B', unit_scale=True,
+                                                              desc=dest.name, disable=not progress) as bar:
+                try:
+                    while buf := resp.read(chunk): f.write(buf); bar.update(len(buf))
+                except (OSError, http.client.HTTPException): pass    # cut off: the size check below says so
+        if total is not None and part.stat().st_size != total:
+            raise GetDataError(f"{url}: cut off at {_fmt(part.stat().st_size)} of {_fmt(total)} bytes; run again to resume")
+    if sha256 and (got := file_sha256(part)) != sha256:
+        bad = dest.with_name(dest.name + '.bad'); part.replace(bad)
+        raise GetDataError(f"{url}: sha256 {got} is not the published {sha256}; the file is kept aside as {bad}")
+    part.replace(dest)
+    return dest
+
+# %% ../nbs/01_data.ipynb #getdata-unpack
+def _members(archive: Path):
+    "(name, size, open) of each file of a zip or tar archive, in archive order (one sequential pass for a .tar.gz)."
+    import zipfile
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as z:
+            for i in z.infolist():
+                if not i.is_dir(): yield i.filename, i.file_size, functools.partial(z.open, i)
+    elif tarfile.is_tarfile(archive):
+        with tarfile.open(archive, 'r|*') as t:
+            for m in t:
+                if m.isfile(): yield m.name, m.size, functools.partial(t.extractfile, m)
+    else: raise GetDataError(f"{archive}: neither a zip nor a tar archive")
+
+def _split_file(sources, split_file: str):
+    "(bytes, where) of `split_file`: a given file of that name, or a member of a given archive."
+    for s in sources:
+        if s.name == split_file: return s.read_bytes(), s
+    for s in sources:
+        if s.suffix == '.json': continue
+        for name, _, open_ in _members(s):
+            if Path(name).name == split_file:
+                with open_() as f: return f.read(), s
+    return None, None
+
+def _room(archive: Path, wanted: dict, out: Path):
+    "Refuse to start unpacking `archive` into `out` without room for what it holds of `wanted` (tar: its own size)."
+    import zipfile
+    need = (sum(i.file_size for i in zipfile.ZipFile(archive).infolist() if Path(i.filename).name in wanted)
+            if zipfile.is_zipfile(archive) else archive.stat().st_size)
+    free = shutil.disk_usage(out).free
+    if need > free: raise GetDataError(f"{out}: {need / 1e9:.1f} GB needed to unpack {archive.name}, {free / 1e9:.1f} GB free")
+
+def _unpack(archive: Path, wanted: dict, images: Path, progress) -> int:
+    "Write each member of `archive` named in `wanted` ({file name: path under images/}) unless present; the number it holds."
+    from tqdm.auto import tqdm
+    found = 0
+    for name, size, open_ in tqdm(_members(archive), desc=f'unpacking {archive.name}', unit=' files', disable=not progress):
+        rel = wanted.get(Path(name).name)
+        if rel is None: continue
+        found += 1
+        dest = images/rel
+        if dest.is_file() and dest.stat().st_size == size: continue          # already there: kept
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        part = dest.with_name(f'.{dest.name}.part')                       # renamed into place whole, never half-written
+        with open_() as src, open(part, 'wb') as f: shutil.copyfileobj(src, f)
+        os.replace(part, dest)
+    return found
+
+# %% ../nbs/01_data.ipynb #getdata-main
+def _sources(name, files, download_missing, mirror, progress) -> list[Path]:
+    "The archives `name` is built from: `files` as given, and the table's downloadable ones not among them when asked."
+    spec, files = PAPER_DATA[name], [Path(f) for f in files or ()]
+    for f in files:
+        if not f.is_file(): raise GetDataError(f"{f}: no such file")
+    given = {f.name for f in files}
+    lacking = [a for a in spec['archives'] if a not in given]
+    if files and not download_missing: return files            # named otherwise (a mirror's zip): found by content
+    for a in lacking:
+        url = f"{mirror.rstrip('/')}/{a}" if mirror else ARCHIVES[a]['url']
+        if url is None: raise GetDataError(f"{a} ({ARCHIVES[a]['what']}) is not openly downloadable")
+        files.append(download(url, cache_dir()/'downloads'/a, ARCHIVES[a]['sha256'], progress))
+    return files
+
+def get_data(name, files=(), out=None, download_missing=False, mirror=None, progress=True) -> dict:
+    "Lay out `name` ('flickr30k' or 'coco') in `out` (default data/<name>) from `files` and/or downloads; then `check` it."
+    if name not in PAPER_DATA: raise GetDataError(f"unknown dataset {name!r}; choose from {', '.join(PAPER_DATA)}")
+    spec = PAPER_DATA[name]; out = Path(out or f'data/{name}')
+    if not files and not download_missing:
+        raise GetDataError(f"{name} is built from " + '; '.join(f"{a} ({ARCHIVES[a]['what']})" for a in spec['archives'])
+                           + ": give them with --from FILE..., or --download for those openly downloadable")
+    sources = _sources(name, files, download_missing, mirror, progress)
+    text, where = _split_file(sources, spec['split_file'])
+    if text is None: raise GetDataError(f"none of {', '.join(s.name for s in sources)} holds {spec['split_file']}")
+    out.mkdir(parents=True, exist_ok=True); (out/PLACEHOLDER).unlink(missing_ok=True)
+    split = out/spec['split_file']
+    if split.is_file() and split.read_bytes() != text:
+        raise GetDataError(f"{split} exists and differs from the one in {where}; move it away to replace it")
+    if not split.is_file(): atomic_write(split, lambda tmp: tmp.write_bytes(text))
+    recs, probs = _parse(split, out/'images')
+    if probs: raise DatasetError(probs, split)
+    wanted = {r.filename: r.path.relative_to(out/'images') for r in recs}
+    for a in (s for s in sources if s != where and s.suffix != '.json'):
+        _room(a, wanted, out)
+        if _unpack(a, wanted, out/'images', progress) == 0:
+            raise GetDataError(f"{a}: holds none of the {len(wanted):,} images {spec['split_file']} lists; not the {name} image archive?")
+    missing = [r.path for r in recs if not r.path.is_file()]
+    if missing: raise GetDataError(f"{len(missing):,} of {len(recs):,} images missing after unpacking (first: {missing[0]}); "
+                                   f"{name} needs " + ', '.join(a for a in spec['archives'] if a != 'caption_datasets.zip'))
+    probs = check(out, progress=progress)
+    test = [r for r in recs if r.split == 'test']
+    got = (len(test), sum(len(r.captions) for r in test))
+    if got != spec['test']: probs.append(f"{split}: test split has {got[0]:,} images / {got[1]:,} captions, the protocols need "
+                                         f"{spec['test'][0]:,} / {spec['test'][1]:,}")
+    if probs: raise DatasetError(probs, out)
+    return summarize(recs)

@@ -10,9 +10,9 @@ from pathlib import Path
 import yaml
 
 # %% auto #0
-__all__ = ['CPU_NUMERICS', 'CPU_NUMERICS_SETTINGS', 'REPORT', 'GET_DATA', 'CATALOG_KEYS', 'PLACEHOLDER', 'ParamsError',
-           'check_params', 'cpu_numerics_env', 'notebook_params', 'load_params', 'check_recipe_overrides',
-           'dataset_paths', 'DataMissingError', 'stage_parameters', 'run_stage', 'stage_nproc', 'check_stage_values',
+__all__ = ['CPU_NUMERICS', 'CPU_NUMERICS_SETTINGS', 'REPORT', 'GET_DATA', 'CATALOG_KEYS', 'ParamsError', 'check_params',
+           'cpu_numerics_env', 'notebook_params', 'load_params', 'check_recipe_overrides', 'dataset_paths',
+           'DataMissingError', 'stage_parameters', 'run_stage', 'stage_nproc', 'check_stage_values',
            'write_data_placeholders', 'use_released_checkpoint', 'ablation_table', 'describe_figure']
 
 # %% ../nbs/10_pipeline.ipynb #cell-04
@@ -103,10 +103,9 @@ REPORT = dict(published='pipelines/published.csv', seeds='pipelines/demo_seeds.c
 
 GET_DATA = {
     'emoji': 'build it with `hat-nb build-emoji data/emoji` (tools/setup.sh does)',
-    'flickr30k': 'put the Karpathy split file dataset_flickr30k.json and the 31,783 Flickr30K images (images/) in data/flickr30k '
-                 '(README: "Reproducing the paper")',
-    'coco': 'put the Karpathy split file dataset_coco.json and the train2014/ and val2014/ image folders (images/) in data/coco '
-            '(README: "Reproducing the paper")',
+    'flickr30k': '`hat-nb get-data flickr30k --download --from FLICKR30K_IMAGES_ARCHIVE` (the images come from the Flickr30K '
+                 'request form; README: "Reproducing the paper")',
+    'coco': '`hat-nb get-data coco --download` (Karpathy\'s splits and COCO 2014, about 20 GB), or --from the files you have',
 }
 
 class DataMissingError(ParamsError): "A dataset named in `params.yaml` has no data yet."
@@ -228,7 +227,7 @@ def check_stage_values(stage: str, given: dict, root='.', where='params.yaml'):
     if probs: raise ParamsError('\n'.join(probs))
 
 # %% ../nbs/10_pipeline.ipynb #f5abe17f
-PLACEHOLDER = 'GET_THE_DATA.md'          # listed in .dvcignore: not part of any dataset's hash
+from .data import PLACEHOLDER      # listed in .dvcignore: not part of any dataset's hash
 
 def write_data_placeholders(params_file='params.yaml', root='.') -> list[Path]:
     "For each `catalog` dataset of `params_file` without a data folder: the folder, with a `PLACEHOLDER` saying what to put there."

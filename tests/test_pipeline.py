@@ -213,9 +213,22 @@ def test_paper_datasets_one_trained_one_from_released_checkpoint(tmp_path):
     from hat_nb.data import make_fixture, read_karpathy
     from hat_nb.evaluate import evaluate
     from hat_nb.model import from_pretrained, load_tokenizer
+    from loopback import paper_archives, serve
     repo, env = _clone(tmp_path)
-    make_fixture(repo/'data/flickr30k', 'flickr', n=15, size=32); (repo/'data/flickr30k/dataset_flickr.json').rename(repo/'data/flickr30k/dataset_flickr30k.json')
-    make_fixture(repo/'data/coco', 'coco', n=40, size=32)                       # 10 test images: COCO 1K becomes 5 folds of 2
+    # the data as `hat-nb get-data` lays it out: Flickr30K from the files a researcher has (--from), COCO downloaded from a
+    # loopback mirror, the transfer of train2014.zip cut off halfway and resumed by the second run
+    f30k = paper_archives(make_fixture(tmp_path/'fx/f30k', 'flickr', n=15, size=32), 'flickr', tmp_path/'have')
+    mirror = tmp_path/'mirror'
+    paper_archives(make_fixture(tmp_path/'fx/coco', 'coco', n=40, size=32), 'coco', mirror)   # 10 test images: COCO 1K = 5 folds of 2
+    get = lambda *a: run(BIN/'hat-nb', 'get-data', *a, cwd=repo, env={**env, 'HAT_NB_CACHE': str(tmp_path/'cache')}, check=False)
+    r = get('flickr30k', '--from', *f30k)
+    assert r.returncode == 2 and r.stderr.strip().endswith('the protocols need 1,000 / 5,000'), r.stderr   # laid out; fixture-sized
+    with serve(mirror, cut={'train2014.zip'}) as url:
+        r = get('coco', '--download', '--mirror', url)
+        assert r.returncode == 2 and 'train2014.zip: cut off at' in r.stderr and 'run again to resume' in r.stderr, r.stderr
+        r = get('coco', '--download', '--mirror', url)
+    assert r.returncode == 2 and 'the protocols need 5,000 / 25,000' in r.stderr and len(r.stderr.strip().splitlines()) == 2, r.stderr
+    assert len(list((repo/'data/coco/images').rglob('*.png'))) == 40 and not (repo/'data/coco/GET_THE_DATA.md').exists()
     tiny = tiny_config(txt_levels=(1, 2, 3))
     as_yaml = lambda v: [as_yaml(x) for x in v] if isinstance(v, (list, tuple)) else {k: as_yaml(x) for k, x in v.items()} if isinstance(v, dict) else v
     save_lightning_checkpoint(official_state_dict(tiny, 0), repo/'weights/hat_flickr30k.ckpt')
