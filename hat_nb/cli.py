@@ -48,6 +48,14 @@ def _get_data(a):
     from hat_nb.data import get_data
     print(json.dumps(get_data(a.name, a.files, a.out, a.download, a.mirror, progress=sys.stderr.isatty()), indent=1))
 
+def _get_weights(a):
+    from hat_nb.pipeline import load_params
+    from hat_nb.model import PRETRAINED, get_weights
+    cat = load_params(a.params).get('catalog') or {}
+    paths = {k: v for e in cat.values() for k, v in ((e or {}).get('overrides') or {}).items() if k in PRETRAINED}
+    if not paths: raise ValueError(f"{a.params}: no catalog entry names {' or '.join(PRETRAINED)} in its overrides")
+    print(json.dumps(get_weights(paths, a.files), indent=1))
+
 def _train(a):
     from hat_nb.config import recipe
     from hat_nb.data import find_karpathy_json
@@ -164,6 +172,9 @@ def parser():
     gd.add_argument('--download', action='store_true', help='fetch the openly downloadable archives you did not give')
     gd.add_argument('--mirror', default=None, metavar='URL', help='fetch each archive as URL/<file name> instead')
     gd.set_defaults(fn=_get_data)
+    gw = sub.add_parser('get-weights', help="put the paper's pretrained towers where params.yaml names them (the hub, or --from)")
+    gw.add_argument('--from', dest='files', nargs='+', metavar='PATH', default=[], help='local copies: a weights file, a model folder')
+    gw.add_argument('--params', default='params.yaml'); gw.set_defaults(fn=_get_weights)
     c = sub.add_parser('check', help='report every problem of a Karpathy-format dataset directory')
     c.add_argument('data_dir'); c.add_argument('--images', default=None, help='images root (default DATA_DIR/images)')
     c.set_defaults(fn=_check)

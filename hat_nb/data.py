@@ -13,11 +13,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 # %% auto #0
 __all__ = ['SPLITS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'MAX_PIXELS', 'EMOJI_PKG', 'EMOJI_SHA256', 'SKIN_TONES', 'ARCHIVES',
-           'PAPER_DATA', 'PLACEHOLDER', 'DatasetError', 'ImageRecord', 'find_karpathy_json', 'read_karpathy', 'check',
-           'summarize', 'load_rgb', 'train_transform', 'eval_transform', 'CaptionDataset', 'ImageDataset', 'Collate',
-           'DiskFullError', 'atomic_write', 'write_json', 'make_fixture', 'cache_dir', 'file_sha256', 'FetchError',
-           'fetch_emoji_tarball', 'emoji_entries', 'assign_splits', 'build_emoji', 'GetDataError', 'download',
-           'get_data']
+           'PAPER_DATA', 'PLACEHOLDER', 'SUMS', 'DatasetError', 'ImageRecord', 'find_karpathy_json', 'read_karpathy',
+           'check', 'summarize', 'load_rgb', 'train_transform', 'eval_transform', 'CaptionDataset', 'ImageDataset',
+           'Collate', 'DiskFullError', 'atomic_write', 'write_json', 'make_fixture', 'cache_dir', 'file_sha256',
+           'FetchError', 'fetch_emoji_tarball', 'emoji_entries', 'assign_splits', 'build_emoji', 'GetDataError',
+           'download', 'get_data', 'read_sha256', 'record_sha256', 'verify_sha256']
 
 # %% ../nbs/01_data.ipynb #cell-05
 SPLITS = ('train', 'val', 'test', 'restval')
@@ -503,6 +503,7 @@ def _sources(name, files, download_missing, mirror, progress) -> list[Path]:
     if files and not download_missing: return files            # named otherwise (a mirror's zip): found by content
     for a in lacking:
         url = f"{mirror.rstrip('/')}/{a}" if mirror else ARCHIVES[a]['url']
+        if url is None and files: continue                     # not downloadable: one of `files`, under another name
         if url is None: raise GetDataError(f"{a} ({ARCHIVES[a]['what']}) is not openly downloadable")
         files.append(download(url, cache_dir()/'downloads'/a, ARCHIVES[a]['sha256'], progress))
     return files
@@ -511,6 +512,7 @@ def get_data(name, files=(), out=None, download_missing=False, mirror=None, prog
     "Lay out `name` ('flickr30k' or 'coco') in `out` (default data/<name>) from `files` and/or downloads; then `check` it."
     if name not in PAPER_DATA: raise GetDataError(f"unknown dataset {name!r}; choose from {', '.join(PAPER_DATA)}")
     spec = PAPER_DATA[name]; out = Path(out or f'data/{name}')
+    if not files and not download_missing and (out/spec['split_file']).is_file(): return _checked(name, out)   # laid out
     if not files and not download_missing:
         raise GetDataError(f"{name} is built from " + '; '.join(f"{a} ({ARCHIVES[a]['what']})" for a in spec['archives'])
                            + ": give them with --from FILE..., or --download for those openly downloadable")
@@ -532,10 +534,44 @@ def get_data(name, files=(), out=None, download_missing=False, mirror=None, prog
     missing = [r.path for r in recs if not r.path.is_file()]
     if missing: raise GetDataError(f"{len(missing):,} of {len(recs):,} images missing after unpacking (first: {missing[0]}); "
                                    f"{name} needs " + ', '.join(a for a in spec['archives'] if a != 'caption_datasets.zip'))
+    return _checked(name, out, progress)
+
+def _checked(name, out: Path, progress=False) -> dict:
+    "`check` of the laid-out `out` and the protocols' test-split size; its summary, or `DatasetError` with every problem."
+    spec = PAPER_DATA[name]; split = out/spec['split_file']
     probs = check(out, progress=progress)
+    if probs: raise DatasetError(probs, out)
+    recs = read_karpathy(split)
     test = [r for r in recs if r.split == 'test']
     got = (len(test), sum(len(r.captions) for r in test))
     if got != spec['test']: probs.append(f"{split}: test split has {got[0]:,} images / {got[1]:,} captions, the protocols need "
                                          f"{spec['test'][0]:,} / {spec['test'][1]:,}")
     if probs: raise DatasetError(probs, out)
     return summarize(recs)
+
+# %% ../nbs/01_data.ipynb #sums
+SUMS = 'SHA256SUMS'
+
+def _files_of(path: Path) -> list[Path]: return sorted(p for p in path.rglob('*') if p.is_file()) if path.is_dir() else [path]
+
+def read_sha256(sums) -> dict:
+    "{relative path: sha256} of a `SHA256SUMS` file (empty if there is none)."
+    sums = Path(sums)
+    if not sums.is_file(): return {}
+    return {n.lstrip('*'): h for h, n in (line.split(None, 1) for line in sums.read_text().splitlines() if line.strip())}
+
+def record_sha256(path) -> Path:
+    "Record the sha256 of `path` (a file, or each file of a folder) in the `SHA256SUMS` beside it; returns that file."
+    path = Path(path); sums = path.parent/SUMS
+    rec = {n: h for n, h in read_sha256(sums).items() if n != path.name and not n.startswith(path.name + '/')}
+    rec |= {p.relative_to(path.parent).as_posix(): file_sha256(p) for p in _files_of(path)}
+    atomic_write(sums, lambda tmp: tmp.write_text(''.join(f"{h}  {n}\n" for n, h in sorted(rec.items()))))
+    return sums
+
+def verify_sha256(path) -> list[str]:
+    "How `path` differs from its record in the `SHA256SUMS` beside it (nothing recorded: no problems)."
+    path = Path(path); sums = path.parent/SUMS
+    rec = {n: h for n, h in read_sha256(sums).items() if n == path.name or n.startswith(path.name + '/')}
+    probs = [f"{path.parent/n}: missing (recorded in {sums})" for n in rec if not (path.parent/n).is_file()]
+    return probs + [f"{path.parent/n}: sha256 differs from {sums}" for n, h in rec.items()
+                    if (path.parent/n).is_file() and file_sha256(path.parent/n) != h]

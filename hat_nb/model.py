@@ -21,9 +21,9 @@ from .config import HATConfig, minilm_path, read_model_config
 from .data import file_sha256, atomic_write, write_json
 
 # %% auto #0
-__all__ = ['check_architecture', 'ImageTower', 'TextTower', 'load_tokenizer', 'HATModel', 'attention_maps', 'save_pretrained',
-           'from_pretrained', 'Inert', 'load_checkpoint_safely', 'official_key_map', 'convert_official_state_dict',
-           'import_official', 'export_official']
+__all__ = ['PRETRAINED', 'check_architecture', 'ImageTower', 'TextTower', 'load_tokenizer', 'HATModel', 'attention_maps',
+           'save_pretrained', 'from_pretrained', 'Inert', 'load_checkpoint_safely', 'official_key_map',
+           'convert_official_state_dict', 'import_official', 'export_official', 'get_weights']
 
 # %% ../nbs/03_model.ipynb #arch-code
 def check_architecture(cfg: HATConfig) -> HATConfig:
@@ -290,3 +290,47 @@ def export_official(model: HATModel, path) -> Path:
         sd[back[pat] + rest] = v.detach().cpu().clone()
     atomic_write(Path(path), lambda p: torch.save(dict(state_dict=sd), p))
     return Path(path)
+
+# %% ../nbs/03_model.ipynb #weights
+PRETRAINED = {   # setting -> (hub repository, files): the towers the paper starts from
+    'model.img_weights': ('timm/swin_base_patch4_window7_224.ms_in22k', ('model.safetensors',)),
+    'model.txt_model': ('google-bert/bert-base-uncased',
+                        ('config.json', 'vocab.txt', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors')),
+}
+
+def _local_tower(key, dest: Path, files):
+    "The given file or folder that can stand at `dest` for setting `key`, or None."
+    if key == 'model.txt_model': ok = [f for f in files if f.is_dir() and (f/'config.json').is_file()]
+    else: ok = [f for f in files if f.is_file() and f.suffix == dest.suffix]
+    return ok[0] if ok else None
+
+def _from_hub(key, dest: Path) -> Path:
+    "Fetch the tower of `key` through huggingface_hub (its cache, endpoint and offline settings)."
+    from huggingface_hub import hf_hub_download, snapshot_download
+    repo, names = PRETRAINED[key]
+    if key == 'model.img_weights' and dest.suffix != '.safetensors':
+        raise FileNotFoundError(f"{dest}: the hub has {repo} as model.safetensors; name a .safetensors path in params.yaml, "
+                                f"or give your {dest.suffix} file with --from")
+    try: return Path(hf_hub_download(repo, names[0]) if key == 'model.img_weights' else snapshot_download(repo, allow_patterns=list(names)))
+    except Exception as e:                              # offline and not cached, unreachable endpoint, unknown repository
+        raise FileNotFoundError(f"{repo}: not fetched ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+
+def get_weights(paths: dict, files=()) -> dict:
+    "Put each tower of `paths` ({setting: path}) there, from `files` or the hub; {setting: where it came from}."
+    from hat_nb.data import atomic_write, record_sha256, verify_sha256
+    import shutil
+    files, done = [Path(f) for f in files], {}
+    for f in files:
+        if not f.exists(): raise FileNotFoundError(f"{f}: no such file or folder")
+    for key, dest in paths.items():
+        if key not in PRETRAINED: raise ValueError(f"{key}: not a pretrained tower (known: {', '.join(PRETRAINED)})")
+        dest = Path(dest)
+        if dest.exists():
+            if probs := verify_sha256(dest): raise FileExistsError('; '.join(probs) + ': move it away to fetch it again')
+            done[key] = 'already in place'; continue
+        src = _local_tower(key, dest, files) or _from_hub(key, dest)
+        copy = shutil.copytree if src.is_dir() else shutil.copyfile
+        atomic_write(dest, lambda tmp: copy(src, tmp))
+        record_sha256(dest)
+        done[key] = str(src)
+    return done

@@ -123,7 +123,9 @@ def _check_weights(overrides: dict, root: Path, where: str):
     for k in ('model.img_weights', 'model.txt_model'):
         v = overrides.get(k)
         if isinstance(v, str) and not (root/v).exists():
-            raise DataMissingError(f"{where}.{k}: {v} not found; put the pretrained weights there (README: \"Reproducing the paper\")")
+            raise DataMissingError(f"{where}.{k}: {v} not found; `hat-nb get-weights` puts the pretrained weights there")
+        if isinstance(v, str) and (probs := verify_sha256(root/v)):
+            raise DataMissingError(f"{where}.{k}: " + '; '.join(probs) + ' (recorded by `hat-nb get-weights`); run it again')
 
 def _check_checkpoint(path, root: Path, where: str):
     "The authors' checkpoint named in the catalog must exist before the stage starts."
@@ -227,7 +229,7 @@ def check_stage_values(stage: str, given: dict, root='.', where='params.yaml'):
     if probs: raise ParamsError('\n'.join(probs))
 
 # %% ../nbs/10_pipeline.ipynb #f5abe17f
-from .data import PLACEHOLDER      # listed in .dvcignore: not part of any dataset's hash
+from .data import PLACEHOLDER, verify_sha256   # PLACEHOLDER: listed in .dvcignore: not part of any dataset's hash
 
 def write_data_placeholders(params_file='params.yaml', root='.') -> list[Path]:
     "For each `catalog` dataset of `params_file` without a data folder: the folder, with a `PLACEHOLDER` saying what to put there."

@@ -57,3 +57,30 @@ def test_an_error_hat_nb_does_not_know_keeps_its_traceback(monkeypatch):
     def boom(a): raise KeyError('a bug')
     monkeypatch.setattr(C, '_check', boom)
     with pytest.raises(KeyError, match='a bug'): C.main(['check', 'x'])
+
+def test_get_weights_from_the_hub_cache_offline(tmp_path):
+    """`hat-nb get-weights` through huggingface_hub with its own settings (a fabricated cache, offline): the towers land where
+    params.yaml names them, recorded in SHA256SUMS; a second run keeps them; a tower missing from the cache is named."""
+    import shutil, yaml
+    rev, hub = 'a' * 40, tmp_path/'hub'
+    for repo, files in {'timm/swin_base_patch4_window7_224.ms_in22k': ['model.safetensors'],
+                        'google-bert/bert-base-uncased': ['config.json', 'vocab.txt', 'model.safetensors']}.items():
+        r = hub/('models--' + repo.replace('/', '--')); (r/'refs').mkdir(parents=True); (r/'refs/main').write_text(rev)
+        (r/'snapshots'/rev).mkdir(parents=True)
+        for f in files: (r/'snapshots'/rev/f).write_text(f'{repo} {f}')
+    shutil.copy(ROOT/'params.yaml', tmp_path/'params.yaml')
+    env = dict(__import__('os').environ, HF_HUB_CACHE=str(hub), HF_HUB_OFFLINE='1')
+    get = lambda: subprocess.run([sys.executable, '-m', 'hat_nb.cli', 'get-weights'], cwd=tmp_path, env=env, capture_output=True, text=True)
+    r = get()
+    assert r.returncode == 0, r.stderr
+    over = yaml.safe_load((tmp_path/'params.yaml').read_text())['catalog']['flickr30k']['overrides']
+    swin, bert = tmp_path/over['model.img_weights'], tmp_path/over['model.txt_model']
+    assert swin.read_text() == 'timm/swin_base_patch4_window7_224.ms_in22k model.safetensors' and (bert/'vocab.txt').is_file()
+    sums = (swin.parent/'SHA256SUMS').read_text()
+    assert sums.count('\n') == 4 and f'  {swin.name}\n' in sums and '  bert-base-uncased/config.json\n' in sums, sums
+    r = get()
+    assert r.returncode == 0 and json.loads(r.stdout) == dict.fromkeys(['model.img_weights', 'model.txt_model'], 'already in place'), r.stdout
+    shutil.rmtree(bert); shutil.rmtree(hub/'models--google-bert--bert-base-uncased')
+    r = get()
+    assert r.returncode == 2 and r.stderr.startswith('hat-nb get-weights: error: google-bert/bert-base-uncased: not fetched (') \
+        and len(r.stderr.strip().splitlines()) == 1, r.stderr
