@@ -56,6 +56,12 @@ def _get_weights(a):
     if not paths: raise ValueError(f"{a.params}: no catalog entry names {' or '.join(PRETRAINED)} in its overrides")
     print(json.dumps(get_weights(paths, a.files), indent=1))
 
+def _recipe(a):
+    from dataclasses import asdict
+    from hat_nb.config import recipe
+    mc, tc = recipe(a.name, **_settings(a.set))
+    print(json.dumps(dict(model=asdict(mc), train=asdict(tc)), indent=1))
+
 def _train(a):
     from hat_nb.config import recipe
     from hat_nb.data import find_karpathy_json
@@ -178,6 +184,9 @@ def parser():
     c = sub.add_parser('check', help='report every problem of a Karpathy-format dataset directory')
     c.add_argument('data_dir'); c.add_argument('--images', default=None, help='images root (default DATA_DIR/images)')
     c.set_defaults(fn=_check)
+    rc = sub.add_parser('recipe', help='print the resolved settings of a recipe (the model and the training), as JSON')
+    rc.add_argument('name'); rc.add_argument('--set', action='append', metavar='KEY=VALUE', help='override a setting, as for train')
+    rc.set_defaults(fn=_recipe)
     t = sub.add_parser('train', help='train a recipe (several processes: torchrun --nproc_per_node N $(which hat-nb) train ...)')
     t.add_argument('--recipe', default='demo'); t.add_argument('--data', default=None); t.add_argument('--out', required=True)
     t.add_argument('--set', action='append', metavar='KEY=VALUE', help="override a setting, e.g. epochs=3 or model.embed_dim=256")

@@ -147,7 +147,8 @@ def run_lock(out: Path):
     f.seek(0); f.truncate(); f.write(str(os.getpid())); f.flush()
     try: yield
     finally:
-        (out/'.lock').unlink(missing_ok=True); fcntl.flock(f, fcntl.LOCK_UN); f.close()
+        f.seek(0); f.truncate(); f.flush()        # emptied, not deleted: a run that opened this file keeps waiting on the same lock
+        fcntl.flock(f, fcntl.LOCK_UN); f.close()
 
 def _check_images(recs, json_path, data_dir):
     "Every image file exists (a stat each, no decoding): all missing files reported at once, before the first step."

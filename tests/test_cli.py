@@ -7,6 +7,7 @@ HEAVY = ('torch', 'timm', 'transformers', 'papermill', 'torchvision')
 # (arguments, exit code, what stderr says); DATA is a Karpathy-format fixture, BADPARAMS a params.yaml with a typo
 REFUSED = [
     (['train', '--recipe', 'nope', '--out', 'OUT'], 2, "unknown recipe 'nope'; choose from"),
+    (['recipe', 'paper_f30k', '--set', 'epochs=0'], 2, 'TrainConfig.epochs must be >= 1, got 0'),
     (['train', '--set', 'epoch=3', '--out', 'OUT'], 2, "unknown training setting 'epoch'"),
     (['train', '--set', 'epochs=-1', '--out', 'OUT'], 2, 'TrainConfig.epochs must be >= 1, got -1'),
     (['train', '--set', 'model.embed_dim=0', '--out', 'OUT'], 2, 'HATConfig.embed_dim must be >= 1, got 0'),
