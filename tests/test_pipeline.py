@@ -34,7 +34,7 @@ def test_architecture_override_checked_with_timm():
 def test_missing_dataset_says_how_to_get_it(tmp_path):
     f = _bad_params(tmp_path)
     r = run(BIN/'hat-nb', 'stage', 'prepare', 'flickr30k', '--params', f, check=False)
-    assert r.returncode == 2 and "dataset 'flickr30k': no data in data/flickr30k" in r.stderr and 'dataset_flickr30k.json' in r.stderr, r.stderr
+    assert r.returncode == 2 and "dataset 'flickr30k': no data in data/flickr30k" in r.stderr and 'hat-nb get-data flickr30k' in r.stderr, r.stderr
     assert 'Traceback' not in r.stderr
 
 @pytest.mark.parametrize('stage,section,msg', [
@@ -102,7 +102,7 @@ def test_dvc_repro_of_a_dataset_without_data_says_where_to_get_it(tmp_path, emoj
     write_data_placeholders(root=repo)                                  # as tools/setup.sh does
     r = run(BIN/'dvc', 'exp', 'run', '-S', 'datasets=[flickr30k]', cwd=repo, env=env, check=False, timeout=600)
     out = r.stdout + r.stderr
-    assert r.returncode != 0 and "dataset 'flickr30k': no data in data/flickr30k" in out and 'dataset_flickr30k.json' in out, out[-3000:]
+    assert r.returncode != 0 and "dataset 'flickr30k': no data in data/flickr30k" in out and 'hat-nb get-data flickr30k' in out, out[-3000:]
     assert 'Errno 2' not in out, out[-3000:]
     diff = run('git', 'diff', '-U0', 'params.yaml', cwd=repo).stdout
     assert [l for l in diff.splitlines() if l[:1] in '+-' and l[:3] not in ('+++', '---')] == ['-- emoji', '+- flickr30k'], diff
