@@ -42,3 +42,13 @@ def test_readme_starts_with_two_commands():
     lines = (ROOT/'README.md').read_text().split('```bash\n', 1)[1].split('```')[0].strip().split('\n')
     assert len(lines) == 2 and 'dvc repro' in lines[0] and 'pytest' in lines[1], lines
     assert lines[1] in (ROOT/'.ci/run').read_text()
+
+def test_xdist_groups_run_on_one_worker(tmp_path):
+    "Tests marked `xdist_group` (the shared demo run, the docs site) go to one worker, so their shared fixture is built once."
+    (tmp_path/'pytest.ini').write_text('[pytest]\n')
+    (tmp_path/'test_g.py').write_text("import os, pytest\n"
+        "@pytest.mark.xdist_group('g')\ndef test_a(): print('worker', os.environ['PYTEST_XDIST_WORKER'])\n"
+        "@pytest.mark.xdist_group('g')\ndef test_b(): print('worker', os.environ['PYTEST_XDIST_WORKER'])\n")
+    out = run(sys.executable, '-m', 'pytest', '-n', '2', '--dist', 'loadgroup', '-rA', '-p', 'no:cacheprovider', cwd=tmp_path).stdout
+    workers = {l.split()[-1] for l in out.splitlines() if l.startswith('worker ')}
+    assert len(workers) == 1 and out.count('PASSED') >= 2, out[-2000:]
