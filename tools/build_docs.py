@@ -116,6 +116,8 @@ def stage(src: Path):
         (src/nb.name).write_text(json.dumps(doc))
     (src/'api.md').write_text(api_index(modules))
     readme = (ROOT/'README.md').read_text()
+    (src/'docs').mkdir()
+    for img in (ROOT/'docs').glob('*.png'): shutil.copy(img, src/'docs')     # the README's figures, at the same paths
     toc = '\n'.join(p.stem for p in nbs)
     (src/'index.md').write_text(f"{readme}\n\n```{{toctree}}\n:maxdepth: 1\n:caption: Notebooks\n\n{toc}\n```\n\n"
                                 f"```{{toctree}}\n:maxdepth: 1\n:caption: Reference\n\napi\n```\n")
