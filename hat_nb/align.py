@@ -9,10 +9,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
 try:
     import triton
     import triton.language as tl
-except ImportError: triton = None
+except ImportError:
+    triton = None
 
 # %% auto #0
 __all__ = ['NOGRAD_MAX_LAMBDA', 'TRITON_DTYPES', 'TRITON_MAX_L', 'ONE_PASS_WIDTHS', 'GPU_TARGETS', 'KERNEL_SHAPES', 'BACKENDS',
@@ -21,128 +23,202 @@ __all__ = ['NOGRAD_MAX_LAMBDA', 'TRITON_DTYPES', 'TRITON_MAX_L', 'ONE_PASS_WIDTH
 
 # %% ../nbs/02_align.ipynb #cell-05
 def _check_inputs(img, txt, txt_mask):
-    "Every argument a tensor of the right kind, shape and device, named when it is not (not a torch error deep inside a kernel)."
-    for name, x in (('img', img), ('txt', txt), ('txt_mask', txt_mask)):
-        if not isinstance(x, Tensor): raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    for name, x in (('img', img), ('txt', txt)):
-        if not x.is_floating_point(): raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
-    if img.dtype != txt.dtype: raise TypeError(f"img is {img.dtype} but txt is {txt.dtype}: cast one to the other (e.g. txt.to(img.dtype))")
+    """Every argument a tensor of the right kind, shape and device, named when it is not (not a torch error deep inside
+    a kernel)."""
+    for name, x in (("img", img), ("txt", txt), ("txt_mask", txt_mask)):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    for name, x in (("img", img), ("txt", txt)):
+        if not x.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
+    if img.dtype != txt.dtype:
+        raise TypeError(f"img is {img.dtype} but txt is {txt.dtype}: cast one to the other (e.g. txt.to(img.dtype))")
     if not img.device == txt.device == txt_mask.device:
-        raise ValueError(f"img, txt and txt_mask must be on one device, got {img.device}, {txt.device} and {txt_mask.device}")
+        raise ValueError(
+            f"img, txt and txt_mask must be on one device, got {img.device}, {txt.device} and {txt_mask.device}"
+        )
     if img.ndim != 3 or txt.ndim != 3:
-        raise ValueError(f"img must be (n_img, R, d) and txt (n_txt, L, d); got shapes {tuple(img.shape)} and {tuple(txt.shape)}")
+        raise ValueError(
+            f"img must be (n_img, R, d) and txt (n_txt, L, d); got shapes {tuple(img.shape)} and {tuple(txt.shape)}"
+        )
     if img.shape[-1] != txt.shape[-1]:
         raise ValueError(f"width mismatch: img tokens have d={img.shape[-1]}, txt tokens d={txt.shape[-1]}")
-    if txt_mask.dtype != torch.bool: raise TypeError(f"txt_mask must be a bool tensor (True = real token), got {txt_mask.dtype}")
-    if txt_mask.shape != txt.shape[:2]: raise ValueError(f"txt_mask shape {tuple(txt_mask.shape)} != txt shape[:2] {tuple(txt.shape[:2])}")
+    if txt_mask.dtype != torch.bool:
+        raise TypeError(f"txt_mask must be a bool tensor (True = real token), got {txt_mask.dtype}")
+    if txt_mask.shape != txt.shape[:2]:
+        raise ValueError(f"txt_mask shape {tuple(txt_mask.shape)} != txt shape[:2] {tuple(txt.shape[:2])}")
     empty = (~txt_mask.any(1)).nonzero().flatten()
-    if len(empty): raise ValueError(f"caption(s) {empty[:10].tolist()} have no tokens (all-False mask)")
-    if img.shape[1] == 0 or img.shape[2] == 0: raise ValueError(f"img has no tokens or no width: shape {tuple(img.shape)}")
+    if len(empty):
+        raise ValueError(f"caption(s) {empty[:10].tolist()} have no tokens (all-False mask)")
+    if img.shape[1] == 0 or img.shape[2] == 0:
+        raise ValueError(f"img has no tokens or no width: shape {tuple(img.shape)}")
+
 
 def _acc(x: Tensor) -> torch.dtype:
     "Accumulation dtype: fp32, or fp64 for fp64 inputs (a float64 reference, as the reference implementation scores)."
     return torch.promote_types(x.dtype, torch.float32)
 
+
 def _root(x: Tensor) -> Tensor:
-    "sqrt(max(x, 0)) as 1 / (1 / sqrt x): IEEE-exact steps on every CPU (`Tensor.sqrt` on the CPU is MKL's, estimated in its cross-vendor mode)."
+    """sqrt(max(x, 0)) as 1 / (1 / sqrt x): IEEE-exact steps on every CPU (`Tensor.sqrt` on the CPU is MKL's, estimated
+    in its cross-vendor mode)."""
     return x.clamp_min(0).rsqrt().reciprocal()
+
 
 def _scores_tile(v, t, f):
     "s = t_j . v_r for every pair of a chunk as one GEMM, laid out (I, R, C, L) contiguously."
     (I, R, d), (C, L, _) = v.shape, t.shape
     return (v.reshape(I * R, d) @ t.reshape(C * L, d).T).view(I, R, C, L).to(f)
 
+
 def _cos_mean_i2t(v, t, m, lam, eps):
     "Scores (I, C) for image chunk v (I,R,d), caption chunk t (C,L,d), mask m (C,L)."
     f = _acc(v)
-    s = _scores_tile(v, t, f)                                             # (I, R, C, L)
+    s = _scores_tile(v, t, f)  # (I, R, C, L)
     h = F.leaky_relu(s, 0.1)
-    h = h / (torch.linalg.vector_norm(h, dim=1, keepdim=True) + eps)       # each word normalised over patches
-    a = (lam * h).masked_fill(~m[None, None], float('-inf')).softmax(-1)  # attention over words
-    num = (a * s).sum(-1)                                                 # v_r . a_r, (I, R, C)
-    G = torch.einsum('cld,ckd->clk', t, t).to(f)
-    an = _root((torch.einsum('ircl,clk->irck', a, G) * a).sum(-1))   # |a_r| from the caption Gram matrix
-    vn = v.to(f).norm(dim=-1)[:, :, None]                                 # |v_r|
+    h = h / (torch.linalg.vector_norm(h, dim=1, keepdim=True) + eps)  # each word normalised over patches
+    a = (lam * h).masked_fill(~m[None, None], float("-inf")).softmax(-1)  # attention over words
+    num = (a * s).sum(-1)  # v_r . a_r, (I, R, C)
+    G = torch.einsum("cld,ckd->clk", t, t).to(f)
+    an = _root((torch.einsum("ircl,clk->irck", a, G) * a).sum(-1))  # |a_r| from the caption Gram matrix
+    vn = v.to(f).norm(dim=-1)[:, :, None]  # |v_r|
     return (num / (vn * an).clamp_min(eps)).mean(1)
+
 
 def _cos_mean_t2i(v, t, m, lam, eps):
     f = _acc(v)
-    s = _scores_tile(v, t, f)                                             # (I, R, C, L)
+    s = _scores_tile(v, t, f)  # (I, R, C, L)
     h = F.leaky_relu(s, 0.1) * m[None, None]
-    h = h / (torch.linalg.vector_norm(h, dim=-1, keepdim=True) + eps)      # each patch normalised over words
-    a = (lam * h).softmax(1)                                              # attention over patches
-    num = (a * s).sum(1)                                                  # t_j . a_j, (I, C, L)
-    if v.shape[1] <= v.shape[2]:                                          # R <= d: |a_j|^2 = a_j^T K a_j, K the image Gram matrix
-        K = torch.einsum('ird,ikd->irk', v, v).to(f)
-        an = _root((torch.einsum('irk,ircl->ikcl', K, a) * a).sum(1))
-    else: an = torch.einsum('ircl,ird->icld', a.to(v.dtype), v).to(f).norm(dim=-1)   # R > d: form a_j
+    h = h / (torch.linalg.vector_norm(h, dim=-1, keepdim=True) + eps)  # each patch normalised over words
+    a = (lam * h).softmax(1)  # attention over patches
+    num = (a * s).sum(1)  # t_j . a_j, (I, C, L)
+    if v.shape[1] <= v.shape[2]:  # R <= d: |a_j|^2 = a_j^T K a_j, K the image Gram matrix
+        K = torch.einsum("ird,ikd->irk", v, v).to(f)
+        an = _root((torch.einsum("irk,ircl->ikcl", K, a) * a).sum(1))
+    else:
+        an = torch.einsum("ircl,ird->icld", a.to(v.dtype), v).to(f).norm(dim=-1)  # R > d: form a_j
     tn = t.to(f).norm(dim=-1)[None]
     cos = num / (an * tn).clamp_min(eps)
     return (cos * m[None]).sum(-1) / m.sum(-1)[None]
 
-NOGRAD_MAX_LAMBDA = 20.0   # exp(lambda * s) with |s| <= 1 stays finite (and its Gram products too) up to here
+
+NOGRAD_MAX_LAMBDA = 20.0  # exp(lambda * s) with |s| <= 1 stays finite (and its Gram products too) up to here
+
 
 def _softmax_numerators(h, dim, lam, eps):
-    "exp(lam * h / |h|) in place, the norm taken along `dim`: the softmax weights up to their normaliser, which cancels in the cosine."
+    """exp(lam * h / |h|) in place, the norm taken along `dim`: the softmax weights up to their normaliser, which
+    cancels in the cosine."""
     return h.mul_(lam / (torch.linalg.vector_norm(h, dim=dim, keepdim=True) + eps)).exp_()
+
 
 def _i2t_nograd(v, t, m, G, lam, eps):
     "i2t scores (I, C) of a chunk without autograd; G the chunk's caption Gram matrices (C, L, L)."
     (I, R, d), (C, L, _) = v.shape, t.shape
     f = _acc(v)
-    s = (t.reshape(C * L, d) @ v.reshape(I * R, d).T).to(f)               # (C·L, I·R): one row per word
-    e = _softmax_numerators(F.leaky_relu(s, 0.1).view(C, L, I, R), -1, lam, eps)   # each word normalised over patches
-    e = e.mul_(m[:, :, None, None]).view(C, L, I * R)                     # padded words get no weight
-    num = torch.linalg.vecdot(e, s.view(C, L, I * R), dim=1)             # v_r . a_r (times Z)
-    an = _root(torch.linalg.vecdot(torch.bmm(G, e), e, dim=1))   # |a_r| (times Z)
+    s = (t.reshape(C * L, d) @ v.reshape(I * R, d).T).to(f)  # (C·L, I·R): one row per word
+    e = _softmax_numerators(F.leaky_relu(s, 0.1).view(C, L, I, R), -1, lam, eps)  # each word normalised over patches
+    e = e.mul_(m[:, :, None, None]).view(C, L, I * R)  # padded words get no weight
+    num = torch.linalg.vecdot(e, s.view(C, L, I * R), dim=1)  # v_r . a_r (times Z)
+    an = _root(torch.linalg.vecdot(torch.bmm(G, e), e, dim=1))  # |a_r| (times Z)
     vn = v.to(f).norm(dim=-1).view(1, I * R)
     return (num / (an * vn).clamp_min(eps)).view(C, I, R).mean(-1).T
 
+
 def _t2i_nograd(v, t, m, K, lam, eps):
-    "t2i scores (I, C) of a chunk without autograd; K the images' Gram matrices (I, R, R), or None to form the attended vectors."
+    """t2i scores (I, C) of a chunk without autograd; K the images' Gram matrices (I, R, R), or None to form the
+    attended vectors."""
     (I, R, d), (C, L, _) = v.shape, t.shape
     f = _acc(v)
-    s = (v.reshape(I * R, d) @ (t * m[..., None]).reshape(C * L, d).T).to(f)   # (I·R, C·L); padded words score 0
-    e = _softmax_numerators(F.leaky_relu(s, 0.1).view(I, R, C, L), -1, lam, eps).view(I, R, C * L)   # patch over words
-    if K is None: an = torch.bmm(e.transpose(1, 2), v.to(f)).norm(dim=-1)
-    else: an = torch.bmm(K, e).mul_(e).sum(1).clamp_min_(0).rsqrt_().reciprocal_()   # _root in place: a chunk-sized buffer fewer
-    num = s.view(I, R, C * L).mul_(e).sum(1)                              # t_j . a_j (times Z)
+    s = (v.reshape(I * R, d) @ (t * m[..., None]).reshape(C * L, d).T).to(f)  # (I·R, C·L); padded words score 0
+    e = _softmax_numerators(F.leaky_relu(s, 0.1).view(I, R, C, L), -1, lam, eps).view(I, R, C * L)  # patch over words
+    if K is None:
+        an = torch.bmm(e.transpose(1, 2), v.to(f)).norm(dim=-1)
+    else:
+        an = (
+            torch.bmm(K, e).mul_(e).sum(1).clamp_min_(0).rsqrt_().reciprocal_()
+        )  # _root in place: a chunk-sized buffer fewer
+    num = s.view(I, R, C * L).mul_(e).sum(1)  # t_j . a_j (times Z)
     cos = num.view(I, C, L) / (an.view(I, C, L) * t.to(f).norm(dim=-1)[None]).clamp_min(eps)
     return (cos * m[None]).sum(-1) / m.sum(-1)[None]
 
 # %% ../nbs/02_align.ipynb #cell-07
 if triton is not None:
+
     @triton.jit
     def _pair(pid, n_img, n_txt, GROUP: tl.constexpr):
-        # (image, caption) of program `pid`, in groups of GROUP images: programs running together share images and captions in L2
+        # (image, caption) of program `pid`, in groups of GROUP images: programs running together share images and
+        # captions in L2
         per_group = GROUP * n_txt
         first = (pid // per_group) * GROUP
         size = tl.minimum(n_img - first, GROUP)
         return first + (pid % per_group) % size, (pid % per_group) // size
 
     @triton.jit
-    def _patch_word_tile(vbase, tbase, r0, R, L, D, svr, stl, BR: tl.constexpr, BL: tl.constexpr, BD: tl.constexpr,
-                         IEEE: tl.constexpr, UP: tl.constexpr):
-        "s[r, l] = v_(r0+r) . t_l for one (BR, BL) tile of patches x words, accumulated in fp32 over BD-wide slices of d."
+    def _patch_word_tile(
+        vbase,
+        tbase,
+        r0,
+        R,
+        L,
+        D,
+        svr,
+        stl,
+        BR: tl.constexpr,
+        BL: tl.constexpr,
+        BD: tl.constexpr,
+        IEEE: tl.constexpr,
+        UP: tl.constexpr,
+    ):
+        """s[r, l] = v_(r0+r) . t_l for one (BR, BL) tile of patches x words, accumulated in fp32 over BD-wide slices of
+        d."""
         rs, ls, ds = tl.arange(0, BR), tl.arange(0, BL), tl.arange(0, BD)
         rin, lin = (r0 + rs) < R, ls < L
         s = tl.zeros((BR, BL), dtype=tl.float32)
         for k0 in range(0, D, BD):
             din = (k0 + ds) < D
-            v = tl.load(vbase + (r0 + rs)[:, None] * svr + (k0 + ds)[None, :], mask=rin[:, None] & din[None, :], other=0.0)
+            v = tl.load(
+                vbase + (r0 + rs)[:, None] * svr + (k0 + ds)[None, :], mask=rin[:, None] & din[None, :], other=0.0
+            )
             t = tl.load(tbase + ls[:, None] * stl + (k0 + ds)[None, :], mask=lin[:, None] & din[None, :], other=0.0)
-            if UP: v, t = v.to(tl.float32), t.to(tl.float32)
+            if UP:
+                v, t = v.to(tl.float32), t.to(tl.float32)
             s = tl.dot(v, tl.trans(t), s, input_precision="ieee" if IEEE else "tf32")
         return s
 
     @triton.jit
-    def _i2t_kernel(V, T, M, VN, G, OUT, R, L, D, n_img, n_txt, lam, eps,
-                    svi, svr, stc, stl, smc, sgc, sgl, soi,
-                    BR: tl.constexpr, BL: tl.constexpr, BD: tl.constexpr, GROUP: tl.constexpr, IEEE: tl.constexpr, UP: tl.constexpr):
+    def _i2t_kernel(
+        V,
+        T,
+        M,
+        VN,
+        G,
+        OUT,
+        R,
+        L,
+        D,
+        n_img,
+        n_txt,
+        lam,
+        eps,
+        svi,
+        svr,
+        stc,
+        stl,
+        smc,
+        sgc,
+        sgl,
+        soi,
+        BR: tl.constexpr,
+        BL: tl.constexpr,
+        BD: tl.constexpr,
+        GROUP: tl.constexpr,
+        IEEE: tl.constexpr,
+        UP: tl.constexpr,
+    ):
         i, c = _pair(tl.program_id(0), n_img, n_txt, GROUP)
         rs, ls = tl.arange(0, BR), tl.arange(0, BL)
         lin = ls < L
-        word = tl.load(M + c * smc + ls, mask=lin, other=0) != 0                      # real (non-pad) words
+        word = tl.load(M + c * smc + ls, mask=lin, other=0) != 0  # real (non-pad) words
         vbase, tbase = V + i.to(tl.int64) * svi, T + c.to(tl.int64) * stc
         # pass 1: each word's norm over the patches of LeakyReLU(s)
         colsq = tl.zeros((BL,), dtype=tl.float32)
@@ -153,14 +229,14 @@ if triton is not None:
             h = tl.where(rin[:, None], h, 0.0)
             colsq += tl.sum(h * h, axis=0)
         inv = 1.0 / (tl.sqrt(colsq) + eps)
-        g = tl.load(G + c.to(tl.int64) * sgc + ls[:, None] * sgl + ls[None, :])       # caption Gram, zero-padded to BL x BL
+        g = tl.load(G + c.to(tl.int64) * sgc + ls[:, None] * sgl + ls[None, :])  # caption Gram, zero-padded to BL x BL
         # pass 2: attention over words, v_r . a_r and |a_r| from the Gram matrix, mean over patches of the cosine
         total = tl.zeros((BR,), dtype=tl.float32)
         for r0 in range(0, R, BR):
             rin = (r0 + rs) < R
             s = _patch_word_tile(vbase, tbase, r0, R, L, D, svr, stl, BR, BL, BD, IEEE, UP)
             h = tl.where(s > 0, s, 0.1 * s) * inv[None, :]
-            logit = tl.where(word[None, :], lam * h, float('-inf'))
+            logit = tl.where(word[None, :], lam * h, float("-inf"))
             p = tl.exp(logit - tl.max(logit, axis=1)[:, None])
             p = p / tl.sum(p, axis=1)[:, None]
             num = tl.sum(p * s, axis=1)
@@ -174,7 +250,7 @@ if triton is not None:
         "LeakyReLU, each patch (row) normalised over the real words, times lambda; padded words 0, rows past R -inf."
         h = tl.where(word[None, :], tl.where(s > 0, s, 0.1 * s), 0.0)
         h = h / (tl.sqrt(tl.sum(h * h, axis=1))[:, None] + eps)
-        return tl.where(rin[:, None], lam * h, float('-inf'))
+        return tl.where(rin[:, None], lam * h, float("-inf"))
 
     @triton.jit
     def _t2i_score(num, l, nrm, TN, c, L, word, ls, lin, eps):
@@ -184,11 +260,36 @@ if triton is not None:
         return tl.sum(tl.where(word, cos, 0.0), axis=0) / tl.sum(word.to(tl.float32), axis=0)
 
     @triton.jit
-    def _t2i_kernel(V, T, M, TN, OUT, R, L, D, n_img, n_txt, lam, eps,
-                    svi, svr, stc, stl, smc, soi,
-                    BR: tl.constexpr, BL: tl.constexpr, DA: tl.constexpr, DB: tl.constexpr, SPLIT: tl.constexpr,
-                    GROUP: tl.constexpr, IEEE: tl.constexpr, UP: tl.constexpr):
-        # one pass: online softmax over patches; the attended vectors a_j (BL x d, fp32) in two power-of-two parts DA + DB
+    def _t2i_kernel(
+        V,
+        T,
+        M,
+        TN,
+        OUT,
+        R,
+        L,
+        D,
+        n_img,
+        n_txt,
+        lam,
+        eps,
+        svi,
+        svr,
+        stc,
+        stl,
+        smc,
+        soi,
+        BR: tl.constexpr,
+        BL: tl.constexpr,
+        DA: tl.constexpr,
+        DB: tl.constexpr,
+        SPLIT: tl.constexpr,
+        GROUP: tl.constexpr,
+        IEEE: tl.constexpr,
+        UP: tl.constexpr,
+    ):
+        # one pass: online softmax over patches; the attended vectors a_j (BL x d, fp32) in two power-of-two parts
+        # DA + DB
         i, c = _pair(tl.program_id(0), n_img, n_txt, GROUP)
         rs, ls, da, db = tl.arange(0, BR), tl.arange(0, BL), tl.arange(0, DA), DA + tl.arange(0, DB)
         lin, ain, bin = ls < L, da < D, db < D
@@ -196,8 +297,9 @@ if triton is not None:
         vbase, tbase = V + i.to(tl.int64) * svi, T + c.to(tl.int64) * stc
         ta = tl.load(tbase + ls[:, None] * stl + da[None, :], mask=lin[:, None] & ain[None, :], other=0.0)
         tb = tl.load(tbase + ls[:, None] * stl + db[None, :], mask=lin[:, None] & bin[None, :], other=0.0)
-        if UP: ta, tb = ta.to(tl.float32), tb.to(tl.float32)
-        m = tl.full((BL,), float('-inf'), tl.float32)
+        if UP:
+            ta, tb = ta.to(tl.float32), tb.to(tl.float32)
+        m = tl.full((BL,), float("-inf"), tl.float32)
         l = tl.zeros((BL,), dtype=tl.float32)
         num = tl.zeros((BL,), dtype=tl.float32)
         acca = tl.zeros((BL, DA), dtype=tl.float32)
@@ -205,11 +307,15 @@ if triton is not None:
         for r0 in range(0, R, BR):
             rin = (r0 + rs) < R
             va = tl.load(vbase + (r0 + rs)[:, None] * svr + da[None, :], mask=rin[:, None] & ain[None, :], other=0.0)
-            if UP: va = va.to(tl.float32)
+            if UP:
+                va = va.to(tl.float32)
             s = tl.dot(va, tl.trans(ta), input_precision="ieee" if IEEE else "tf32")
             if SPLIT:
-                vb = tl.load(vbase + (r0 + rs)[:, None] * svr + db[None, :], mask=rin[:, None] & bin[None, :], other=0.0)
-                if UP: vb = vb.to(tl.float32)
+                vb = tl.load(
+                    vbase + (r0 + rs)[:, None] * svr + db[None, :], mask=rin[:, None] & bin[None, :], other=0.0
+                )
+                if UP:
+                    vb = vb.to(tl.float32)
                 s = tl.dot(vb, tl.trans(tb), s, input_precision="ieee" if IEEE else "tf32")
             logit = _t2i_logits(s, word, rin, lam, eps)
             m_new = tl.maximum(m, tl.max(logit, axis=0))
@@ -219,26 +325,50 @@ if triton is not None:
             num = num * alpha + tl.sum(e * s, axis=0)
             et = tl.trans(e.to(va.dtype))
             acca = acca * alpha[:, None] + tl.dot(et, va, input_precision="ieee" if IEEE else "tf32")
-            if SPLIT: accb = accb * alpha[:, None] + tl.dot(et, vb, input_precision="ieee" if IEEE else "tf32")
+            if SPLIT:
+                accb = accb * alpha[:, None] + tl.dot(et, vb, input_precision="ieee" if IEEE else "tf32")
             m = m_new
         nrm = tl.sum(acca * acca, axis=1) + tl.sum(accb * accb, axis=1)
         tl.store(OUT + i.to(tl.int64) * soi + c, _t2i_score(num, l, nrm, TN, c, L, word, ls, lin, eps))
 
     @triton.jit
-    def _t2i_chunked_kernel(V, T, M, TN, OUT, R, L, D, n_img, n_txt, lam, eps,
-                            svi, svr, stc, stl, smc, soi,
-                            BR: tl.constexpr, BL: tl.constexpr, BD: tl.constexpr, BC: tl.constexpr, GROUP: tl.constexpr,
-                            IEEE: tl.constexpr, UP: tl.constexpr):
+    def _t2i_chunked_kernel(
+        V,
+        T,
+        M,
+        TN,
+        OUT,
+        R,
+        L,
+        D,
+        n_img,
+        n_txt,
+        lam,
+        eps,
+        svi,
+        svr,
+        stc,
+        stl,
+        smc,
+        soi,
+        BR: tl.constexpr,
+        BL: tl.constexpr,
+        BD: tl.constexpr,
+        BC: tl.constexpr,
+        GROUP: tl.constexpr,
+        IEEE: tl.constexpr,
+        UP: tl.constexpr,
+    ):
         # two passes: softmax statistics first, then |a_j|^2 summed over BC-wide chunks of d (s recomputed per chunk)
         i, c = _pair(tl.program_id(0), n_img, n_txt, GROUP)
         rs, ls, cs = tl.arange(0, BR), tl.arange(0, BL), tl.arange(0, BC)
         lin = ls < L
         word = tl.load(M + c * smc + ls, mask=lin, other=0) != 0
         vbase, tbase = V + i.to(tl.int64) * svi, T + c.to(tl.int64) * stc
-        m = tl.full((BL,), float('-inf'), tl.float32)
+        m = tl.full((BL,), float("-inf"), tl.float32)
         l = tl.zeros((BL,), dtype=tl.float32)
         num = tl.zeros((BL,), dtype=tl.float32)
-        for r0 in range(0, R, BR):                                                     # pass 1: max, normaliser, t_j . a_j
+        for r0 in range(0, R, BR):  # pass 1: max, normaliser, t_j . a_j
             s = _patch_word_tile(vbase, tbase, r0, R, L, D, svr, stl, BR, BL, BD, IEEE, UP)
             logit = _t2i_logits(s, word, (r0 + rs) < R, lam, eps)
             m_new = tl.maximum(m, tl.max(logit, axis=0))
@@ -248,15 +378,18 @@ if triton is not None:
             num = num * alpha + tl.sum(e * s, axis=0)
             m = m_new
         nrm = tl.zeros((BL,), dtype=tl.float32)
-        for c0 in range(0, D, BC):                                                     # pass 2: |a_j|^2, one chunk of d at a time
+        for c0 in range(0, D, BC):  # pass 2: |a_j|^2, one chunk of d at a time
             cin = (c0 + cs) < D
             acc = tl.zeros((BL, BC), dtype=tl.float32)
             for r0 in range(0, R, BR):
                 rin = (r0 + rs) < R
                 s = _patch_word_tile(vbase, tbase, r0, R, L, D, svr, stl, BR, BL, BD, IEEE, UP)
                 e = tl.exp(_t2i_logits(s, word, rin, lam, eps) - m[None, :])
-                v = tl.load(vbase + (r0 + rs)[:, None] * svr + (c0 + cs)[None, :], mask=rin[:, None] & cin[None, :], other=0.0)
-                if UP: v = v.to(tl.float32)
+                v = tl.load(
+                    vbase + (r0 + rs)[:, None] * svr + (c0 + cs)[None, :], mask=rin[:, None] & cin[None, :], other=0.0
+                )
+                if UP:
+                    v = v.to(tl.float32)
                 acc = tl.dot(tl.trans(e.to(v.dtype)), v, acc, input_precision="ieee" if IEEE else "tf32")
             nrm += tl.sum(acc * acc, axis=1)
         tl.store(OUT + i.to(tl.int64) * soi + c, _t2i_score(num, l, nrm, TN, c, L, word, ls, lin, eps))
@@ -264,326 +397,491 @@ if triton is not None:
 # %% ../nbs/02_align.ipynb #cell-08
 TRITON_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
 TRITON_MAX_L = 64
-ONE_PASS_WIDTHS = (128, 256, 384, 512, 768)   # widths d the one-pass t2i kernel is compiled for in the resource table
+ONE_PASS_WIDTHS = (128, 256, 384, 512, 768)  # widths d the one-pass t2i kernel is compiled for in the resource table
+
 
 def triton_plan(direction: str, dtype: torch.dtype, L: int, d: int) -> dict:
-    "The kernel and launch configuration `backend='triton'` uses for one level (`L` caption tokens, width `d`); `ValueError` naming why when there is none."
-    if direction not in ('i2t', 't2i'): raise ValueError(f"direction must be 'i2t' or 't2i', got {direction!r}")
+    """The kernel and launch configuration `backend='triton'` uses for one level (`L` caption tokens, width `d`);
+    `ValueError` naming why when there is none."""
+    if direction not in ("i2t", "t2i"):
+        raise ValueError(f"direction must be 'i2t' or 't2i', got {direction!r}")
     if dtype not in TRITON_DTYPES:
-        raise ValueError(f"backend='triton' scores bf16, fp16 or fp32 features, got {dtype} (fp64 is scored by backend='torch')")
-    if not 1 <= L <= TRITON_MAX_L: raise ValueError(f"backend='triton' takes captions of 1 to {TRITON_MAX_L} tokens, got {L}")
-    if d < 16 or d % 16: raise ValueError(f"backend='triton' needs a width d that is a multiple of 16, got {d}")
+        raise ValueError(
+            f"backend='triton' scores bf16, fp16 or fp32 features, got {dtype} (fp64 is scored by backend='torch')"
+        )
+    if not 1 <= L <= TRITON_MAX_L:
+        raise ValueError(f"backend='triton' takes captions of 1 to {TRITON_MAX_L} tokens, got {L}")
+    if d < 16 or d % 16:
+        raise ValueError(f"backend='triton' needs a width d that is a multiple of 16, got {d}")
     BL, ieee = max(16, triton.next_power_of_2(L)), dtype == torch.float32
-    if direction == 'i2t':                        # 64-token captions: 16-patch tiles keep the (BR, BL) tiles in registers
-        return dict(kernel='i2t', BR=32 if BL <= 32 else 16, BL=BL, BD=64, IEEE=ieee, num_warps=4)
-    if not ieee and BL <= 32 and d in ONE_PASS_WIDTHS:   # one pass, the attended vectors in registers (16-bit; words padded to 32)
+    if direction == "i2t":  # 64-token captions: 16-patch tiles keep the (BR, BL) tiles in registers
+        return dict(kernel="i2t", BR=32 if BL <= 32 else 16, BL=BL, BD=64, IEEE=ieee, num_warps=4)
+    if (
+        not ieee and BL <= 32 and d in ONE_PASS_WIDTHS
+    ):  # one pass, the attended vectors in registers (16-bit; words padded to 32)
         DA = d if d & (d - 1) == 0 else triton.next_power_of_2(d) // 2
-        return dict(kernel='t2i', BR=16, BL=32, DA=DA, DB=max(16, triton.next_power_of_2(d - DA)) if d > DA else 16, SPLIT=d > DA,
-                    IEEE=False, num_warps=8, num_stages=2)
-    return dict(kernel='t2i_chunked', BR=16, BL=BL, BD=32, BC=128, IEEE=ieee, num_warps=4 if BL == 16 else 8)   # 8 warps at BL 16: ptxas caps at 64 registers and spills
+        return dict(
+            kernel="t2i",
+            BR=16,
+            BL=32,
+            DA=DA,
+            DB=max(16, triton.next_power_of_2(d - DA)) if d > DA else 16,
+            SPLIT=d > DA,
+            IEEE=False,
+            num_warps=8,
+            num_stages=2,
+        )
+    return dict(
+        kernel="t2i_chunked", BR=16, BL=BL, BD=32, BC=128, IEEE=ieee, num_warps=4 if BL == 16 else 8
+    )  # 8 warps at BL 16: ptxas caps at 64 registers and spills
+
 
 def _triton_launch(img, txt, mask, direction, lam, eps, GROUP=16):
-    "(kernel, args, options, grid) of one `backend='triton'` call: the one place its arguments are built (launch and compile check)."
+    """(kernel, args, options, grid) of one `backend='triton'` call: the one place its arguments are built (launch and
+    compile check)."""
     (ni, R, d), (nt, L, _) = img.shape, txt.shape
     plan = triton_plan(direction, img.dtype, L, d)
-    kernel = {'i2t': _i2t_kernel, 't2i': _t2i_kernel, 't2i_chunked': _t2i_chunked_kernel}[plan.pop('kernel')]
+    kernel = {"i2t": _i2t_kernel, "t2i": _t2i_kernel, "t2i_chunked": _t2i_chunked_kernel}[plan.pop("kernel")]
     img, txt, m8 = img.contiguous(), txt.contiguous(), mask.to(torch.int8).contiguous()
     out = torch.empty(ni, nt, device=img.device, dtype=torch.float32)
-    up = img.dtype == torch.bfloat16 and os.environ.get('TRITON_INTERPRET') == '1'   # the CPU interpreter's bf16 tl.dot is wrong (triton 3.8)
+    up = (
+        img.dtype == torch.bfloat16 and os.environ.get("TRITON_INTERPRET") == "1"
+    )  # the CPU interpreter's bf16 tl.dot is wrong (triton 3.8)
     common = (R, L, d, ni, nt, lam, eps, img.stride(0), img.stride(1), txt.stride(0), txt.stride(1), m8.stride(0))
-    if direction == 'i2t':
+    if direction == "i2t":
         vn = img.float().norm(dim=-1).contiguous()
-        tp = F.pad(txt.float() * mask[..., None], (0, 0, 0, plan['BL'] - L))
-        G = (tp @ tp.transpose(1, 2)).contiguous()                      # caption Gram matrices, (n_txt, BL, BL)
+        tp = F.pad(txt.float() * mask[..., None], (0, 0, 0, plan["BL"] - L))
+        G = (tp @ tp.transpose(1, 2)).contiguous()  # caption Gram matrices, (n_txt, BL, BL)
         args = (img, txt, m8, vn, G, out) + common + (G.stride(0), G.stride(1), out.stride(0))
     else:
         tn = txt.float().norm(dim=-1).contiguous()
         args = (img, txt, m8, tn, out) + common + (out.stride(0),)
     return kernel, args, dict(plan, GROUP=GROUP, UP=up), (ni * nt,)
 
+
 def _triton_scores(img, txt, mask, direction, lam, eps):
-    "Scores `(n_img, n_txt)` in fp32 by the fused kernels: one program per (image, caption) pair, only the score written."
+    """Scores `(n_img, n_txt)` in fp32 by the fused kernels: one program per (image, caption) pair, only the score
+    written."""
     kernel, args, opts, grid = _triton_launch(img, txt, mask, direction, lam, eps)
     kernel[grid](*args, **opts)
-    return args[5] if direction == 'i2t' else args[4]
+    return args[5] if direction == "i2t" else args[4]
 
 # %% ../nbs/02_align.ipynb #0978a435
-GPU_TARGETS = {'sm_80': (80, 166_912), 'sm_90': (90, 232_448)}   # A100; H100/H200: compute capability, shared bytes a block may use
+GPU_TARGETS = {
+    "sm_80": (80, 166_912),
+    "sm_90": (90, 232_448),
+}  # A100; H100/H200: compute capability, shared bytes a block may use
 
-KERNEL_SHAPES = {   # name: (R patches, L tokens, d width, images, captions) of the launches scan_scores makes
-    'paper L1':          (784, 32, 768, 256, 25000),   # COCO 5K: a 256-image block against 25,000 captions
-    'paper L2':          (196, 32, 768, 256, 25000),
-    'paper L3':          (49, 32, 768, 256, 25000),
-    'paper L1, L=64':    (784, 64, 768, 256, 25000),
-    'paper L3, L=64':    (49, 64, 768, 256, 25000),
-    'demo L1':           (64, 32, 128, 250, 1250),
-    'demo L3':           (4, 32, 128, 250, 1250),
-    'search: 1 caption': (784, 8, 768, 100, 1),       # a short query: captions are trimmed to their longest
-    'search: 1 image':   (784, 32, 768, 1, 100),
-    'smallest R':        (1, 32, 768, 256, 25000),
-    'width 256':         (196, 32, 256, 256, 5000),    # the other widths of the one-pass t2i kernel (ONE_PASS_WIDTHS)
-    'width 384':         (196, 32, 384, 256, 5000),
-    'width 512':         (196, 32, 512, 256, 5000),
-    'other width':       (196, 32, 96, 256, 5000),     # not a one-pass width: the chunked t2i kernel for every dtype
-    'other width, L=8':  (49, 8, 96, 256, 5000),
+KERNEL_SHAPES = {  # name: (R patches, L tokens, d width, images, captions) of the launches scan_scores makes
+    "paper L1": (784, 32, 768, 256, 25000),  # COCO 5K: a 256-image block against 25,000 captions
+    "paper L2": (196, 32, 768, 256, 25000),
+    "paper L3": (49, 32, 768, 256, 25000),
+    "paper L1, L=64": (784, 64, 768, 256, 25000),
+    "paper L3, L=64": (49, 64, 768, 256, 25000),
+    "demo L1": (64, 32, 128, 250, 1250),
+    "demo L3": (4, 32, 128, 250, 1250),
+    "search: 1 caption": (784, 8, 768, 100, 1),  # a short query: captions are trimmed to their longest
+    "search: 1 image": (784, 32, 768, 1, 100),
+    "smallest R": (1, 32, 768, 256, 25000),
+    "width 256": (196, 32, 256, 256, 5000),  # the other widths of the one-pass t2i kernel (ONE_PASS_WIDTHS)
+    "width 384": (196, 32, 384, 256, 5000),
+    "width 512": (196, 32, 512, 256, 5000),
+    "other width": (196, 32, 96, 256, 5000),  # not a one-pass width: the chunked t2i kernel for every dtype
+    "other width, L=8": (49, 8, 96, 256, 5000),
 }
+
 
 def _ptxas_resources(ptx: str, arch: str) -> dict:
     "Registers and spill bytes of one kernel's PTX, from the `ptxas` shipped in the triton wheel."
     import re, subprocess, tempfile
-    ptxas = Path(triton.__file__).parent/'backends/nvidia/bin/ptxas'
+
+    ptxas = Path(triton.__file__).parent / "backends/nvidia/bin/ptxas"
     with tempfile.TemporaryDirectory() as d:
-        (Path(d)/'k.ptx').write_text(ptx)
-        r = subprocess.run([str(ptxas), f'--gpu-name={arch}', '-v', f'{d}/k.ptx', '-o', f'{d}/k.cubin'], capture_output=True, text=True)
+        (Path(d) / "k.ptx").write_text(ptx)
+        r = subprocess.run(
+            [str(ptxas), f"--gpu-name={arch}", "-v", f"{d}/k.ptx", "-o", f"{d}/k.cubin"], capture_output=True, text=True
+        )
     log = r.stdout + r.stderr
-    if r.returncode: raise RuntimeError(f"ptxas failed for {arch}: {log[-500:]}")
-    spill = re.search(r'(\d+) bytes spill stores, (\d+) bytes spill loads', log)
-    return dict(registers=int(re.search(r'Used (\d+) registers', log).group(1)), spill_bytes=int(spill[1]) + int(spill[2]))
+    if r.returncode:
+        raise RuntimeError(f"ptxas failed for {arch}: {log[-500:]}")
+    spill = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", log)
+    return dict(
+        registers=int(re.search(r"Used (\d+) registers", log).group(1)), spill_bytes=int(spill[1]) + int(spill[2])
+    )
+
 
 def _gpu_compile_args(kernel, args, opts, target: str):
-    "(cache key, source, options, target) of one launch, specialised exactly as the launcher specialises it, for a GPU target."
+    """(cache key, source, options, target) of one launch, specialised exactly as the launcher specialises it, for a GPU
+    target."""
     import hashlib
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource, make_backend
     from triton.runtime.jit import create_function_from_signature
-    gpu = GPUTarget('cuda', GPU_TARGETS[target][0], 32)
+
+    gpu = GPUTarget("cuda", GPU_TARGETS[target][0], 32)
     backend = make_backend(gpu)
     bound, spec, options = create_function_from_signature(kernel.signature, kernel.params, backend)(*args, **opts)
     options, signature, constexprs, attrs = kernel._pack_args(backend, opts, bound, spec, options)
     src = ASTSource(kernel, signature, constexprs, attrs)
-    key = hashlib.sha256(f"{triton.__version__}|{target}|{src.hash()}|{sorted(options.__dict__.items())}".encode()).hexdigest()
+    key = hashlib.sha256(
+        f"{triton.__version__}|{target}|{src.hash()}|{sorted(options.__dict__.items())}".encode()
+    ).hexdigest()
     return key, src, options, gpu
 
+
 def _gpu_launch(R, L, d, n_img, n_txt, direction, dtype, target):
-    "The launch `scan_scores(backend='triton')` makes for inputs of these shapes (the GPU code, also when this process interprets)."
-    kernel, args, opts, _ = _triton_launch(*_meta_inputs(R, L, d, n_img, n_txt, getattr(torch, dtype)), direction, 9.0, 1e-8)
+    """The launch `scan_scores(backend='triton')` makes for inputs of these shapes (the GPU code, also when this process
+    interprets)."""
+    kernel, args, opts, _ = _triton_launch(
+        *_meta_inputs(R, L, d, n_img, n_txt, getattr(torch, dtype)), direction, 9.0, 1e-8
+    )
     return kernel, args, dict(opts, UP=False)
 
+
 def _compile_task(task) -> tuple[str, dict]:
-    "Compile one launch for its target (no GPU needed): shared bytes, registers and spilled bytes (ptxas), or the error."
+    """Compile one launch for its target (no GPU needed): shared bytes, registers and spilled bytes (ptxas), or the
+    error."""
     kernel, args, opts = _gpu_launch(*task)
     key, src, options, gpu = _gpu_compile_args(kernel, args, opts, task[-1])
     try:
         k = triton.compile(src, target=gpu, options=options.__dict__)
-        arch = 'sm_90a' if gpu.arch == 90 else f'sm_{gpu.arch}'
-        return key, dict(shared_bytes=k.metadata.shared, **_ptxas_resources(k.asm['ptx'], arch), num_warps=k.metadata.num_warps,
-                         num_stages=k.metadata.num_stages, error=None)
-    except Exception as e: return key, dict(shared_bytes=None, registers=None, spill_bytes=None, error=f"{type(e).__name__}: {e}"[:300])
+        arch = "sm_90a" if gpu.arch == 90 else f"sm_{gpu.arch}"
+        return key, dict(
+            shared_bytes=k.metadata.shared,
+            **_ptxas_resources(k.asm["ptx"], arch),
+            num_warps=k.metadata.num_warps,
+            num_stages=k.metadata.num_stages,
+            error=None,
+        )
+    except Exception as e:
+        return key, dict(shared_bytes=None, registers=None, spill_bytes=None, error=f"{type(e).__name__}: {e}"[:300])
+
 
 def _meta_inputs(R, L, d, n_img, n_txt, dtype):
-    "Shape-only stand-ins for a level's features (no memory): the launcher builds its arguments from them as from real ones."
-    meta = lambda *s, dt=dtype: torch.empty(*s, dtype=dt, device='meta')
+    """Shape-only stand-ins for a level's features (no memory): the launcher builds its arguments from them as from real
+    ones."""
+    meta = lambda *s, dt=dtype: torch.empty(*s, dtype=dt, device="meta")
     return meta(n_img, R, d), meta(n_txt, L, d), meta(n_txt, L, dt=torch.bool)
 
-def kernel_resources(shapes=None, targets=tuple(GPU_TARGETS), dtypes=TRITON_DTYPES, directions=('i2t', 't2i')) -> list[dict]:
-    "Compile every launch `scan_scores(backend='triton')` makes for `shapes` (default `KERNEL_SHAPES`) for each GPU target; per row: shared bytes, registers, spills, fits."
+
+def kernel_resources(
+    shapes=None, targets=tuple(GPU_TARGETS), dtypes=TRITON_DTYPES, directions=("i2t", "t2i")
+) -> list[dict]:
+    """Compile every launch `scan_scores(backend='triton')` makes for `shapes` (default `KERNEL_SHAPES`) for each GPU
+    target; per row: shared bytes, registers, spills, fits."""
     import json
     from hat_nb.data import cache_dir
+
     shapes = KERNEL_SHAPES if shapes is None else shapes
-    if __name__ != 'hat_nb.align' or not isinstance(_i2t_kernel, triton.runtime.JITFunction):
-        return _in_compiling_process(shapes, targets, dtypes, directions)    # TRITON_INTERPRET=1 or a notebook: the library, compiling
-    cache_file = cache_dir()/'triton_resources.json'
-    try: cache = json.loads(cache_file.read_text())
-    except (OSError, ValueError): cache = {}
-    tasks = [(name, (*shape, direction, str(dt).replace('torch.', ''), target)) for name, shape in shapes.items()
-             for direction in directions for dt in dtypes for target in targets]
+    if __name__ != "hat_nb.align" or not isinstance(_i2t_kernel, triton.runtime.JITFunction):
+        return _in_compiling_process(
+            shapes, targets, dtypes, directions
+        )  # TRITON_INTERPRET=1 or a notebook: the library, compiling
+    cache_file = cache_dir() / "triton_resources.json"
+    try:
+        cache = json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    tasks = [
+        (name, (*shape, direction, str(dt).replace("torch.", ""), target))
+        for name, shape in shapes.items()
+        for direction in directions
+        for dt in dtypes
+        for target in targets
+    ]
     launches = [_gpu_launch(*t) for _, t in tasks]
     keys = [_gpu_compile_args(*l, t[-1])[0] for l, (_, t) in zip(launches, tasks)]
     todo = {k: t for k, (_, t) in zip(keys, tasks) if k not in cache}
-    if todo:                                      # each compile is single-threaded: one process per core
+    if todo:  # each compile is single-threaded: one process per core
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
-        with ProcessPoolExecutor(min(len(todo), os.cpu_count() or 1), mp_context=mp.get_context('spawn')) as pool:
+
+        with ProcessPoolExecutor(min(len(todo), os.cpu_count() or 1), mp_context=mp.get_context("spawn")) as pool:
             cache.update(pool.map(_compile_task, todo.values()))
     rows = []
     for k, (kernel, _, _), (name, (*_, dt, target)) in zip(keys, launches, tasks):
         r = cache[k]
-        rows.append(dict(shape=name, kernel=kernel.fn.__name__.strip('_').replace('_kernel', ''), dtype=dt, target=target, **r,
-                         fits=r['error'] is None and r['shared_bytes'] <= GPU_TARGETS[target][1]))
+        rows.append(
+            dict(
+                shape=name,
+                kernel=kernel.fn.__name__.strip("_").replace("_kernel", ""),
+                dtype=dt,
+                target=target,
+                **r,
+                fits=r["error"] is None and r["shared_bytes"] <= GPU_TARGETS[target][1],
+            )
+        )
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     cache_file.write_text(json.dumps(cache))
     return rows
 
+
 def _in_compiling_process(*args):
-    "`kernel_resources(*args)` in a fresh Python without TRITON_INTERPRET (whose kernels compile) importing `hat_nb.align`."
+    """`kernel_resources(*args)` in a fresh Python without TRITON_INTERPRET (whose kernels compile) importing
+    `hat_nb.align`."""
     import json, subprocess
-    code = ("import json, sys, torch; from hat_nb.align import kernel_resources; a = json.load(sys.stdin); "
-            "a[2] = [getattr(torch, x) for x in a[2]]; print(json.dumps(kernel_resources(*a)))")
+
+    code = (
+        "import json, sys, torch; from hat_nb.align import kernel_resources; a = json.load(sys.stdin); "
+        "a[2] = [getattr(torch, x) for x in a[2]]; print(json.dumps(kernel_resources(*a)))"
+    )
     shapes, targets, dtypes, directions = args
-    arg = json.dumps([shapes, list(targets), [str(x).replace('torch.', '') for x in dtypes], list(directions)])
-    env = {k: v for k, v in os.environ.items() if k != 'TRITON_INTERPRET'}
-    r = subprocess.run([sys.executable, '-c', code], input=arg, capture_output=True, text=True, env=env)
-    if r.returncode: raise RuntimeError(f"compiling the kernels failed:\n{r.stderr[-2000:]}")
+    arg = json.dumps([shapes, list(targets), [str(x).replace("torch.", "") for x in dtypes], list(directions)])
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    r = subprocess.run([sys.executable, "-c", code], input=arg, capture_output=True, text=True, env=env)
+    if r.returncode:
+        raise RuntimeError(f"compiling the kernels failed:\n{r.stderr[-2000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
 
-def resources_table(rows, by=('kernel', 'dtype', 'target')) -> list[dict]:
-    "`kernel_resources` rows summarised per `by`: shapes compiled, largest shared memory and register count, spilled bytes, whether all fit."
+
+def resources_table(rows, by=("kernel", "dtype", "target")) -> list[dict]:
+    """`kernel_resources` rows summarised per `by`: shapes compiled, largest shared memory and register count, spilled
+    bytes, whether all fit."""
     out = {}
     for r in rows:
-        g = out.setdefault(tuple(r[k] for k in by), dict(zip(by, (r[k] for k in by)), shapes=0, max_shared_KB=0, max_registers=0, spill_bytes=0, fits=True))
-        g['shapes'] += 1; g['fits'] &= r['fits']
-        if r['error'] is None:
-            g['max_shared_KB'] = max(g['max_shared_KB'], round(r['shared_bytes'] / 1024, 1)); g['max_registers'] = max(g['max_registers'], r['registers'])
-            g['spill_bytes'] += r['spill_bytes']
+        g = out.setdefault(
+            tuple(r[k] for k in by),
+            dict(zip(by, (r[k] for k in by)), shapes=0, max_shared_KB=0, max_registers=0, spill_bytes=0, fits=True),
+        )
+        g["shapes"] += 1
+        g["fits"] &= r["fits"]
+        if r["error"] is None:
+            g["max_shared_KB"] = max(g["max_shared_KB"], round(r["shared_bytes"] / 1024, 1))
+            g["max_registers"] = max(g["max_registers"], r["registers"])
+            g["spill_bytes"] += r["spill_bytes"]
     return list(out.values())
+
 
 def print_table(rows: list[dict]):
     "Rows of dicts as an aligned text table, a column per key."
     cols = list(rows[0])
     w = {c: max(len(str(c)), *(len(str(r[c])) for r in rows)) for c in cols}
-    print('  '.join(f"{c:>{w[c]}}" for c in cols))
-    for r in rows: print('  '.join(f"{str(r[c]):>{w[c]}}" for c in cols))
+    print("  ".join(f"{c:>{w[c]}}" for c in cols))
+    for r in rows:
+        print("  ".join(f"{str(r[c]):>{w[c]}}" for c in cols))
 
 # %% ../nbs/02_align.ipynb #cell-09
-BACKENDS = ('auto', 'triton', 'compile', 'torch')
+BACKENDS = ("auto", "triton", "compile", "torch")
+
 
 def default_chunk(device, autograd=False) -> int:
-    "Elements of one chunk's score tensor: 2**26 on a GPU (few, large kernels); on a CPU 2**19, or 2**18 with autograd (cache-sized; measured)."
-    return 2**26 if torch.device(device).type == 'cuda' else 2**18 if autograd else 2**19
+    """Elements of one chunk's score tensor: 2**26 on a GPU (few, large kernels); on a CPU 2**19, or 2**18 with autograd
+    (cache-sized; measured)."""
+    return 2**26 if torch.device(device).type == "cuda" else 2**18 if autograd else 2**19
 
-def _grad(img, txt) -> bool: return torch.is_grad_enabled() and (img.requires_grad or txt.requires_grad)
+
+def _grad(img, txt) -> bool:
+    return torch.is_grad_enabled() and (img.requires_grad or txt.requires_grad)
+
 
 def pick_backend(backend, img, txt, direction=None) -> str:
-    "'auto': the Triton kernels on CUDA without autograd when `triton_plan` has a configuration for the inputs, else the torch path; explicit choices are checked."
-    if backend not in BACKENDS: raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    """'auto': the Triton kernels on CUDA without autograd when `triton_plan` has a configuration for the inputs, else
+    the torch path; explicit choices are checked."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     grad = _grad(img, txt)
-    if backend == 'auto':
-        if triton is None or not img.is_cuda or grad: return 'torch'
-        try: triton_plan(direction or 'i2t', img.dtype, txt.shape[1], img.shape[-1])
-        except ValueError: return 'torch'
-        return 'torch' if (direction, img.dtype, txt.shape[1], img.shape[-1]) in _TRITON_FAILED else 'triton'
-    if backend == 'triton':
-        if triton is None: raise ValueError("backend='triton' needs the triton package")
-        if grad: raise ValueError("backend='triton' has no backward pass; use 'torch' (or 'auto') for training")
-        if not img.is_cuda and os.environ.get('TRITON_INTERPRET') != '1':
-            raise ValueError("backend='triton' needs CUDA tensors (or TRITON_INTERPRET=1 set before import, to run the kernels on the CPU)")
-        triton_plan(direction or 'i2t', img.dtype, txt.shape[1], img.shape[-1])
+    if backend == "auto":
+        if triton is None or not img.is_cuda or grad:
+            return "torch"
+        try:
+            triton_plan(direction or "i2t", img.dtype, txt.shape[1], img.shape[-1])
+        except ValueError:
+            return "torch"
+        return "torch" if (direction, img.dtype, txt.shape[1], img.shape[-1]) in _TRITON_FAILED else "triton"
+    if backend == "triton":
+        if triton is None:
+            raise ValueError("backend='triton' needs the triton package")
+        if grad:
+            raise ValueError("backend='triton' has no backward pass; use 'torch' (or 'auto') for training")
+        if not img.is_cuda and os.environ.get("TRITON_INTERPRET") != "1":
+            raise ValueError(
+                "backend='triton' needs CUDA tensors (or TRITON_INTERPRET=1 set before import, to run the kernels on "
+                "the CPU)"
+            )
+        triton_plan(direction or "i2t", img.dtype, txt.shape[1], img.shape[-1])
     return backend
 
-_TRITON_FAILED = set()   # (direction, dtype, L, d) whose launch failed in this process: 'auto' scores them with torch
+
+_TRITON_FAILED = set()  # (direction, dtype, L, d) whose launch failed in this process: 'auto' scores them with torch
+
 
 def _triton_or_torch(img, txt, mask, direction, lam, eps):
-    "The fused kernels; if a launch fails (a GPU or triton version they were not checked on), one line on stderr and None."
-    try: return _triton_scores(img, txt, mask, direction, lam, eps)
-    except Exception as e:                        # OutOfResources, a compiler error, a driver error: finish on the torch path
+    """The fused kernels; if a launch fails (a GPU or triton version they were not checked on), one line on stderr and
+    None."""
+    try:
+        return _triton_scores(img, txt, mask, direction, lam, eps)
+    except Exception as e:  # OutOfResources, a compiler error, a driver error: finish on the torch path
         _TRITON_FAILED.add((direction, img.dtype, txt.shape[1], img.shape[-1]))
-        print(f"hat_nb: the Triton {direction} kernel failed on this GPU ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
-              "scoring with backend='torch' instead", file=sys.stderr)
+        print(
+            f"hat_nb: the Triton {direction} kernel failed on this GPU ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}); "
+            "scoring with backend='torch' instead",
+            file=sys.stderr,
+        )
         return None
+
 
 def _scan_nograd(img, txt, txt_mask, direction, lam, eps, max_elems):
     "The torch path without autograd: caption chunks sorted by length and trimmed, each Gram matrix computed once."
     (ni, R, d), (nt, L) = img.shape, txt_mask.shape
-    ct = min(nt, 16) if img.device.type == 'cpu' else max(1, min(nt, max_elems // (R * L)))
+    ct = min(nt, 16) if img.device.type == "cpu" else max(1, min(nt, max_elems // (R * L)))
     ci = max(1, min(ni, max_elems // (R * L * ct)))
     order = txt_mask.sum(1).argsort()
     caps = []
     for j in range(0, nt, ct):
-        cols = order[j:j+ct]; m = txt_mask[cols]; Lc = int(m.sum(1).max()); caps.append((cols, txt[cols, :Lc], m[:, :Lc]))
+        cols = order[j : j + ct]
+        m = txt_mask[cols]
+        Lc = int(m.sum(1).max())
+        caps.append((cols, txt[cols, :Lc], m[:, :Lc]))
     out = torch.empty(ni, nt, device=img.device, dtype=_acc(img))
-    if direction == 'i2t':
+    if direction == "i2t":
         for cols, t, m in caps:
             G = torch.bmm(t, t.transpose(1, 2)).to(_acc(t))
-            for i in range(0, ni, ci): out[i:i+ci, cols] = _i2t_nograd(img[i:i+ci], t, m, G, lam, eps)
+            for i in range(0, ni, ci):
+                out[i : i + ci, cols] = _i2t_nograd(img[i : i + ci], t, m, G, lam, eps)
     else:
-        gram = R <= d                                # |a_j|^2 from K (R² per word) when cheaper than forming a_j (R·d)
+        gram = R <= d  # |a_j|^2 from K (R² per word) when cheaper than forming a_j (R·d)
         for i in range(0, ni, ci):
-            v = img[i:i+ci]; K = torch.bmm(v, v.transpose(1, 2)).to(_acc(v)) if gram else None
-            for cols, t, m in caps: out[i:i+ci, cols] = _t2i_nograd(v, t, m, K, lam, eps)
+            v = img[i : i + ci]
+            K = torch.bmm(v, v.transpose(1, 2)).to(_acc(v)) if gram else None
+            for cols, t, m in caps:
+                out[i : i + ci, cols] = _t2i_nograd(v, t, m, K, lam, eps)
     return out
 
+
 @functools.cache
-def _compiled(fn): return torch.compile(fn, dynamic=False)
+def _compiled(fn):
+    return torch.compile(fn, dynamic=False)
+
 
 def _padded(x, n, fill=0):
     "`x` padded along dim 0 to `n` rows (fixed chunk shapes: no recompilation for the last chunk)."
     return x if len(x) == n else torch.cat([x, x.new_full((n - len(x), *x.shape[1:]), fill)])
 
-def scan_scores(img: Tensor, txt: Tensor, txt_mask: Tensor, direction="i2t", lambda_softmax=9.0,
-                eps=1e-8, max_elems=None, backend='auto') -> Tensor:
-    "Alignment scores `[n_img, n_txt]` of one level; `direction` is 'i2t', 't2i' or 'both' (mean of the two); `backend` one of `BACKENDS`; chunks of `max_elems` (default `default_chunk(device)`)."
+
+def scan_scores(
+    img: Tensor,
+    txt: Tensor,
+    txt_mask: Tensor,
+    direction="i2t",
+    lambda_softmax=9.0,
+    eps=1e-8,
+    max_elems=None,
+    backend="auto",
+) -> Tensor:
+    """Alignment scores `[n_img, n_txt]` of one level; `direction` is 'i2t', 't2i' or 'both' (mean of the two);
+    `backend` one of `BACKENDS`; chunks of `max_elems` (default `default_chunk(device)`)."""
     _check_inputs(img, txt, txt_mask)
-    if not len(img) or not len(txt): return img.new_zeros(len(img), len(txt), dtype=_acc(img))     # no images or no captions
+    if not len(img) or not len(txt):
+        return img.new_zeros(len(img), len(txt), dtype=_acc(img))  # no images or no captions
     max_elems = max_elems or default_chunk(img.device, _grad(img, txt))
-    if direction == 'both':
-        return (scan_scores(img, txt, txt_mask, 'i2t', lambda_softmax, eps, max_elems, backend)
-                + scan_scores(img, txt, txt_mask, 't2i', lambda_softmax, eps, max_elems, backend)) / 2
-    fn = {'i2t': _cos_mean_i2t, 't2i': _cos_mean_t2i}.get(direction)
-    if fn is None: raise ValueError(f"direction must be 'i2t', 't2i' or 'both', got {direction!r}")
-    if backend != 'compile':                      # trim padding common to all captions (compile: keep shapes fixed)
-        L = int(txt_mask.sum(1).max()); txt, txt_mask = txt[:, :L], txt_mask[:, :L]
+    if direction == "both":
+        return (
+            scan_scores(img, txt, txt_mask, "i2t", lambda_softmax, eps, max_elems, backend)
+            + scan_scores(img, txt, txt_mask, "t2i", lambda_softmax, eps, max_elems, backend)
+        ) / 2
+    fn = {"i2t": _cos_mean_i2t, "t2i": _cos_mean_t2i}.get(direction)
+    if fn is None:
+        raise ValueError(f"direction must be 'i2t', 't2i' or 'both', got {direction!r}")
+    if backend != "compile":  # trim padding common to all captions (compile: keep shapes fixed)
+        L = int(txt_mask.sum(1).max())
+        txt, txt_mask = txt[:, :L], txt_mask[:, :L]
     chosen = pick_backend(backend, img, txt, direction)
-    if chosen == 'triton':
-        if backend == 'triton': return _triton_scores(img, txt, txt_mask, direction, lambda_softmax, eps)
+    if chosen == "triton":
+        if backend == "triton":
+            return _triton_scores(img, txt, txt_mask, direction, lambda_softmax, eps)
         out = _triton_or_torch(img, txt, txt_mask, direction, lambda_softmax, eps)
-        if out is not None: return out
-        chosen = 'torch'
+        if out is not None:
+            return out
+        chosen = "torch"
     backend = chosen
-    if backend == 'torch' and not _grad(img, txt) and lambda_softmax <= NOGRAD_MAX_LAMBDA:
+    if backend == "torch" and not _grad(img, txt) and lambda_softmax <= NOGRAD_MAX_LAMBDA:
         return _scan_nograd(img, txt, txt_mask, direction, lambda_softmax, eps, max_elems)
     (ni, R, d), (nt, L) = img.shape, txt_mask.shape
-    per_pair = R * L + (L * d if direction == 't2i' and R > d else 0)
+    per_pair = R * L + (L * d if direction == "t2i" and R > d else 0)
     ct = max(1, min(nt, max_elems // per_pair))
     ci = max(1, min(ni, max_elems // (per_pair * ct)))
     out = torch.empty(ni, nt, device=img.device, dtype=_acc(img))
-    if backend == 'compile': fn = _compiled(fn)
-    else: order = txt_mask.sum(1).argsort()       # captions by length: each chunk is trimmed to its own longest caption
+    if backend == "compile":
+        fn = _compiled(fn)
+    else:
+        order = txt_mask.sum(1).argsort()  # captions by length: each chunk is trimmed to its own longest caption
     for j in range(0, nt, ct):
-        if backend == 'compile':                  # fixed shapes: padded captions have one real token and are discarded
-            cols = slice(j, j + ct); t, m = _padded(txt[cols], ct), _padded(txt_mask[cols], ct, True)
+        if backend == "compile":  # fixed shapes: padded captions have one real token and are discarded
+            cols = slice(j, j + ct)
+            t, m = _padded(txt[cols], ct), _padded(txt_mask[cols], ct, True)
         else:
-            cols = order[j:j+ct]; m = txt_mask[cols]; Lc = int(m.sum(1).max()); t, m = txt[cols, :Lc], m[:, :Lc]
-        n = len(txt_mask[j:j+ct])
+            cols = order[j : j + ct]
+            m = txt_mask[cols]
+            Lc = int(m.sum(1).max())
+            t, m = txt[cols, :Lc], m[:, :Lc]
+        n = len(txt_mask[j : j + ct])
         for i in range(0, ni, ci):
-            v = img[i:i+ci]
-            out[i:i+ci, cols] = fn(_padded(v, ci) if backend == 'compile' else v, t, m, lambda_softmax, eps)[:len(v), :n]
+            v = img[i : i + ci]
+            out[i : i + ci, cols] = fn(_padded(v, ci) if backend == "compile" else v, t, m, lambda_softmax, eps)[
+                : len(v), :n
+            ]
     return out
 
 # %% ../nbs/02_align.ipynb #cell-11
-def scan_scores_loop(img, txt, txt_mask, direction='i2t', lambda_softmax=9.0, eps=1e-8) -> Tensor:
+def scan_scores_loop(img, txt, txt_mask, direction="i2t", lambda_softmax=9.0, eps=1e-8) -> Tensor:
     "Reference: loop over captions, materialising the attended vectors (slow; for tests and benchmarks)."
     _check_inputs(img, txt, txt_mask)
     cols = []
     for c in range(txt.shape[0]):
-        t = txt[c, txt_mask[c]].float()[None].expand(img.shape[0], -1, -1)   # (I, n, d)
+        t = txt[c, txt_mask[c]].float()[None].expand(img.shape[0], -1, -1)  # (I, n, d)
         v = img.float()
-        if direction == 'i2t': q, k = v, t          # queries: patches attend over words
-        else: q, k = t, v                           # queries: words attend over patches
-        s = F.leaky_relu(k @ q.transpose(1, 2), 0.1)                       # (I, keys, queries)
+        if direction == "i2t":
+            q, k = v, t  # queries: patches attend over words
+        else:
+            q, k = t, v  # queries: words attend over patches
+        s = F.leaky_relu(k @ q.transpose(1, 2), 0.1)  # (I, keys, queries)
         s = s / (torch.linalg.vector_norm(s, dim=2, keepdim=True) + eps)  # each key normalised over queries
-        a = (lambda_softmax * s).softmax(1)                               # softmax over keys
-        att = a.transpose(1, 2) @ k                                       # (I, queries, d)
+        a = (lambda_softmax * s).softmax(1)  # softmax over keys
+        att = a.transpose(1, 2) @ k  # (I, queries, d)
         cos = (q * att).sum(-1) / (q.norm(dim=-1) * att.norm(dim=-1)).clamp_min(eps)
         cols.append(cos.mean(1))
     return torch.stack(cols, 1)
 
 # %% ../nbs/02_align.ipynb #cell-21
-def attention_weights(img: Tensor, txt: Tensor, direction='t2i', lambda_softmax=9.0, eps=1e-8) -> Tensor:
-    "Attention of one pair at one level, `img` (R, d) and `txt` (n, d) real words only: 't2i' (n, R), each word over patches; 'i2t' (R, n), each patch over words."
+def attention_weights(img: Tensor, txt: Tensor, direction="t2i", lambda_softmax=9.0, eps=1e-8) -> Tensor:
+    """Attention of one pair at one level, `img` (R, d) and `txt` (n, d) real words only: 't2i' (n, R), each word over
+    patches; 'i2t' (R, n), each patch over words."""
     v, t = img.to(_acc(img)), txt.to(_acc(img))
-    if direction == 't2i':
-        h = F.leaky_relu(t @ v.T, 0.1)                                     # (n, R)
+    if direction == "t2i":
+        h = F.leaky_relu(t @ v.T, 0.1)  # (n, R)
         return (lambda_softmax * h / (torch.linalg.vector_norm(h, dim=0, keepdim=True) + eps)).softmax(1)
-    if direction == 'i2t':
-        h = F.leaky_relu(v @ t.T, 0.1)                                     # (R, n)
+    if direction == "i2t":
+        h = F.leaky_relu(v @ t.T, 0.1)  # (R, n)
         return (lambda_softmax * h / (torch.linalg.vector_norm(h, dim=0, keepdim=True) + eps)).softmax(1)
     raise ValueError(f"direction must be 't2i' or 'i2t', got {direction!r}")
 
 # %% ../nbs/02_align.ipynb #cell-24
-def show_attention(image, att: dict, skip=('[CLS]', '[SEP]'), size=1.6, title=None):
-    "One row per level, one column per word: the image under each word's attention map `att['maps'][level][word]` (upsampled to the image). Returns the figure."
+def show_attention(image, att: dict, skip=("[CLS]", "[SEP]"), size=1.6, title=None):
+    """One row per level, one column per word: the image under each word's attention map `att['maps'][level][word]`
+    (upsampled to the image). Returns the figure."""
     from hat_nb.config import optional_import
-    plt = optional_import('matplotlib.pyplot')
+
+    plt = optional_import("matplotlib.pyplot")
     from PIL import Image
-    img = image if isinstance(image, Image.Image) else Image.open(image).convert('RGB')
-    cols = [j for j, w in enumerate(att['words']) if w not in skip]
-    fig, axes = plt.subplots(len(att['maps']), len(cols), figsize=(size * len(cols), size * len(att['maps'])), squeeze=False)
-    for l, (row, m) in enumerate(zip(axes, att['maps'])):
+
+    img = image if isinstance(image, Image.Image) else Image.open(image).convert("RGB")
+    cols = [j for j, w in enumerate(att["words"]) if w not in skip]
+    fig, axes = plt.subplots(
+        len(att["maps"]), len(cols), figsize=(size * len(cols), size * len(att["maps"])), squeeze=False
+    )
+    for l, (row, m) in enumerate(zip(axes, att["maps"])):
         for ax, j in zip(row, cols):
-            ax.imshow(img); ax.imshow(m[j].numpy(), cmap='magma', alpha=0.6, extent=(0, img.width, img.height, 0), interpolation='bilinear')
-            ax.set_xticks([]); ax.set_yticks([])
-            if l == 0: ax.set_title(att['words'][j], fontsize=9)
-        row[0].set_ylabel(f'L{l + 1}  ({m.shape[1]}×{m.shape[2]})', fontsize=9)
-    if title: fig.suptitle(title, fontsize=10)
+            ax.imshow(img)
+            ax.imshow(
+                m[j].numpy(), cmap="magma", alpha=0.6, extent=(0, img.width, img.height, 0), interpolation="bilinear"
+            )
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if l == 0:
+                ax.set_title(att["words"][j], fontsize=9)
+        row[0].set_ylabel(f"L{l + 1}  ({m.shape[1]}×{m.shape[2]})", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

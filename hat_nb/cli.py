@@ -13,247 +13,434 @@ __all__ = ['parser', 'main']
 # %% ../nbs/11_cli.ipynb #cell-03
 def _build_emoji(a):
     from hat_nb.data import build_emoji, read_karpathy, summarize
+
     out = build_emoji(a.out, n_val=a.n_val, n_test=a.n_test, progress=not a.quiet)
-    if not a.quiet: print(json.dumps(summarize(read_karpathy(out/'dataset_emoji.json')), indent=1))
+    if not a.quiet:
+        print(json.dumps(summarize(read_karpathy(out / "dataset_emoji.json")), indent=1))
+
 
 def _check(a):
     from hat_nb.data import check
+
     probs = check(a.data_dir, a.images, progress=True)
-    for p in probs: print(p)
+    for p in probs:
+        print(p)
     print(f"{a.data_dir}: {'OK' if not probs else f'{len(probs)} problem(s)'}")
     return 1 if probs else 0
+
+
 def _number(v):
     "YAML 1.1 reads `1e-4` (no dot) as text: a string that Python reads as a number is that number."
     if isinstance(v, str):
-        try: return int(v) if v.strip().lstrip('+-').isdigit() else float(v)
-        except ValueError: pass
+        try:
+            return int(v) if v.strip().lstrip("+-").isdigit() else float(v)
+        except ValueError:
+            pass
     return v
+
 
 def _settings(pairs) -> dict:
     "The `--set KEY=VALUE` pairs as a dict, each value read as YAML."
     import yaml
+
     over = {}
     for kv in pairs or []:
-        k, sep, v = kv.partition('=')
-        if not sep: raise ValueError(f"--set expects key=value, got {kv!r}")
-        try: over[k] = _number(yaml.safe_load(v))
-        except yaml.YAMLError as e: raise ValueError(f"--set {kv}: the value is not valid YAML ({str(e).splitlines()[0]})") from None
+        k, sep, v = kv.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects key=value, got {kv!r}")
+        try:
+            over[k] = _number(yaml.safe_load(v))
+        except yaml.YAMLError as e:
+            raise ValueError(f"--set {kv}: the value is not valid YAML ({str(e).splitlines()[0]})") from None
     return over
 
+
 def _need_file(p, what: str) -> Path:
-    if not Path(p).is_file(): raise FileNotFoundError(f"{p}: {what}")
+    if not Path(p).is_file():
+        raise FileNotFoundError(f"{p}: {what}")
     return Path(p)
+
 
 def _get_data(a):
     from hat_nb.data import get_data
+
     print(json.dumps(get_data(a.name, a.files, a.out, a.download, a.mirror, progress=sys.stderr.isatty()), indent=1))
+
 
 def _get_weights(a):
     from hat_nb.pipeline import load_params
     from hat_nb.model import PRETRAINED, get_weights
-    cat = load_params(a.params).get('catalog') or {}
-    paths = {k: v for e in cat.values() for k, v in ((e or {}).get('overrides') or {}).items() if k in PRETRAINED}
-    if not paths: raise ValueError(f"{a.params}: no catalog entry names {' or '.join(PRETRAINED)} in its overrides")
+
+    cat = load_params(a.params).get("catalog") or {}
+    paths = {k: v for e in cat.values() for k, v in ((e or {}).get("overrides") or {}).items() if k in PRETRAINED}
+    if not paths:
+        raise ValueError(f"{a.params}: no catalog entry names {' or '.join(PRETRAINED)} in its overrides")
     print(json.dumps(get_weights(paths, a.files), indent=1))
+
 
 def _recipe(a):
     from dataclasses import asdict
     from hat_nb.config import recipe
+
     mc, tc = recipe(a.name, **_settings(a.set))
     print(json.dumps(dict(model=asdict(mc), train=asdict(tc)), indent=1))
+
 
 def _train(a):
     from hat_nb.config import recipe
     from hat_nb.data import find_karpathy_json
+
     over = _settings(a.set)
-    if a.data: over['data_dir'] = a.data
-    mc, tc = recipe(a.recipe, **over)                       # every setting checked, before a model library is loaded
-    find_karpathy_json(tc.data_dir)                         # the data folder holds one dataset_*.json
-    if a.resume_from: _need_file(a.resume_from, 'no such checkpoint')
+    if a.data:
+        over["data_dir"] = a.data
+    mc, tc = recipe(a.recipe, **over)  # every setting checked, before a model library is loaded
+    find_karpathy_json(tc.data_dir)  # the data folder holds one dataset_*.json
+    if a.resume_from:
+        _need_file(a.resume_from, "no such checkpoint")
     from hat_nb.model import check_architecture
     from hat_nb.train import train
+
     check_architecture(mc)
     best = train(mc, tc, a.out, resume=not a.restart, resume_from=a.resume_from)
-    if best: print(json.dumps(best))
+    if best:
+        print(json.dumps(best))
+
 
 def _index(a):
     from hat_nb.config import read_model_config
-    if not Path(a.images_dir).is_dir(): raise FileNotFoundError(f"{a.images_dir}: not a directory")
+
+    if not Path(a.images_dir).is_dir():
+        raise FileNotFoundError(f"{a.images_dir}: not a directory")
     read_model_config(a.model)
     from hat_nb.search import build_index
+
     r = build_index(a.images_dir, a.model, a.out, batch_size=a.batch_size, shard_size=a.shard_size, device=a.device)
-    print(f"indexed {r['indexed']} image(s) into {r['out']} ({r['encoded']} encoded, {r['reused']} unchanged, {r['removed']} removed); "
-          f"skipped {r['skipped_non_images']} non-image file(s)")
-    for p in r['unreadable']: print(f"unreadable image skipped: {p}")
+    print(
+        f"indexed {r['indexed']} image(s) into {r['out']} ({r['encoded']} encoded, {r['reused']} unchanged, "
+        f"{r['removed']} removed); "
+        f"skipped {r['skipped_non_images']} non-image file(s)"
+    )
+    for p in r["unreadable"]:
+        print(f"unreadable image skipped: {p}")
+
 
 def _search(a):
     from hat_nb.config import read_model_config
+
     if not Path(a.index_dir).is_dir():
-        raise FileNotFoundError(f"{a.index_dir}: not a complete index (no such folder); build one with `hat-nb index IMAGES --model MODEL --out {a.index_dir}`")
-    if a.model: read_model_config(a.model)
+        raise FileNotFoundError(
+            f"{a.index_dir}: not a complete index (no such folder); build one with `hat-nb index IMAGES --model MODEL "
+            f"--out {a.index_dir}`"
+        )
+    if a.model:
+        read_model_config(a.model)
     from hat_nb.search import Searcher
+
     s = Searcher(a.index_dir, a.model, a.device)
     hits = s.query(a.query, k=a.k, prefilter=a.prefilter)
     gone = [p for p, _ in hits if not Path(p).is_file()]
-    if a.json: print(json.dumps([dict(path=p, score=v, missing=p in gone) for p, v in hits]))
+    if a.json:
+        print(json.dumps([dict(path=p, score=v, missing=p in gone) for p, v in hits]))
     else:
-        for p, v in hits: print(f"{v:8.4f}  {p}" + ('   (missing: file deleted or moved)' if p in gone else ''))
-    if gone: print(f"hat-nb search: warning: {len(gone)} result(s) no longer exist on disk; update the index with "
-                   f"`hat-nb index {s.root} --out {a.index_dir}`", file=sys.stderr)
+        for p, v in hits:
+            print(f"{v:8.4f}  {p}" + ("   (missing: file deleted or moved)" if p in gone else ""))
+    if gone:
+        print(
+            f"hat-nb search: warning: {len(gone)} result(s) no longer exist on disk; update the index with "
+            f"`hat-nb index {s.root} --out {a.index_dir}`",
+            file=sys.stderr,
+        )
+
 
 def _search_text(a):
     from hat_nb.config import read_model_config
-    _need_file(a.image, 'image file missing'); _need_file(a.captions, 'caption file not found'); read_model_config(a.model)
+
+    _need_file(a.image, "image file missing")
+    _need_file(a.captions, "caption file not found")
+    read_model_config(a.model)
     from hat_nb.search import search_captions
+
     hits = search_captions(a.image, a.captions, a.model, k=a.k, device=a.device)
-    if a.json: print(json.dumps([dict(caption=c, score=s) for c, s in hits]))
+    if a.json:
+        print(json.dumps([dict(caption=c, score=s) for c, s in hits]))
     else:
-        for c, s in hits: print(f"{s:8.4f}  {c}")
+        for c, s in hits:
+            print(f"{s:8.4f}  {c}")
+
 
 def _gpu_check(a):
     from hat_nb.gpu_check import gpu_check, print_report
-    rows = gpu_check(cpu=a.cpu, json_out=a.json, scoring=not a.no_scoring, train=not a.no_train, progress=lambda r: None)
+
+    rows = gpu_check(
+        cpu=a.cpu, json_out=a.json, scoring=not a.no_scoring, train=not a.no_train, progress=lambda r: None
+    )
     print_report(rows)
-    bad = [r for r in rows if r.get('ok') is False or r.get('loss_finite') is False]
-    if bad: print(f"hat-nb gpu-check: {len(bad)} check(s) failed", file=sys.stderr)
+    bad = [r for r in rows if r.get("ok") is False or r.get("loss_finite") is False]
+    if bad:
+        print(f"hat-nb gpu-check: {len(bad)} check(s) failed", file=sys.stderr)
     return 1 if bad else 0
+
 
 def _import_official(a):
     from hat_nb.config import HATConfig, recipe
-    _need_file(a.ckpt, 'no such checkpoint file')
+
+    _need_file(a.ckpt, "no such checkpoint file")
     if a.config:
-        try: cfg = HATConfig.from_dict(json.loads(Path(a.config).read_text()))
-        except (OSError, ValueError, TypeError) as e: raise ValueError(f"{a.config}: {e}") from None
-    else: cfg = recipe(a.recipe)[0]
+        try:
+            cfg = HATConfig.from_dict(json.loads(Path(a.config).read_text()))
+        except (OSError, ValueError, TypeError) as e:
+            raise ValueError(f"{a.config}: {e}") from None
+    else:
+        cfg = recipe(a.recipe)[0]
     from hat_nb.model import import_official
+
     out = import_official(a.ckpt, a.out, cfg)
-    src = json.loads((out/'imported_from.json').read_text())
-    print(f"{a.ckpt} -> {out}: {src['tensors_used']} tensors imported, {len(src['tensors_unused'])} left out as unused (listed in {out/'imported_from.json'})")
+    src = json.loads((out / "imported_from.json").read_text())
+    print(
+        f"{a.ckpt} -> {out}: {src['tensors_used']} tensors imported, {len(src['tensors_unused'])} left out as unused "
+        f"(listed in {out / 'imported_from.json'})"
+    )
+
 
 def _ablation_table(a):
     import subprocess
     from hat_nb.pipeline import ablation_table
-    r = subprocess.run(['dvc', 'exp', 'show', '--json'], capture_output=True, text=True)
-    if r.returncode: raise ValueError(f"dvc exp show --json failed: {(r.stderr or r.stdout).strip()[-500:]}")
+
+    r = subprocess.run(["dvc", "exp", "show", "--json"], capture_output=True, text=True)
+    if r.returncode:
+        raise ValueError(f"dvc exp show --json failed: {(r.stderr or r.stdout).strip()[-500:]}")
     t = ablation_table(json.loads(r.stdout), a.dataset, a.protocol)
-    if t.empty: raise ValueError(f"no experiment of this project has test metrics for {a.dataset!r} ({a.protocol}); run the variants first (params.yaml: train.levels)")
+    if t.empty:
+        raise ValueError(
+            f"no experiment of this project has test metrics for {a.dataset!r} ({a.protocol}); run the variants first "
+            "(params.yaml: train.levels)"
+        )
     md = f"# Ablations of the hierarchy: {a.dataset}, {a.protocol} test\n\n{t.to_markdown(index=False)}\n"
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True); Path(a.out).write_text(md)
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(md)
     print(f"{md}\n(stored in {a.out})")
+
 
 def _stage(a):
     from hat_nb.pipeline import run_stage, ParamsError
+
     name = f"{a.name} {a.dataset}" if a.dataset else a.name
-    try: run_stage(a.name, a.dataset, a.params)
-    except ParamsError as e: print(f"hat-nb stage {name}: {e}", file=sys.stderr); return 2
+    try:
+        run_stage(a.name, a.dataset, a.params)
+    except ParamsError as e:
+        print(f"hat-nb stage {name}: {e}", file=sys.stderr)
+        return 2
 
 # %% ../nbs/11_cli.ipynb #cell-04
 def _positive_int(v):
-    try: n = int(v)
-    except ValueError: raise argparse.ArgumentTypeError(f"expected a positive integer, got {v!r}") from None
-    if n < 1: raise argparse.ArgumentTypeError(f"expected a positive integer, got {n}")
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {n}")
     return n
+
 
 def _nonneg_int(v):
-    try: n = int(v)
-    except ValueError: raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v!r}") from None
-    if n < 0: raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {n}")
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {n}")
     return n
 
+
 def _query(v):
-    if not v.strip(): raise argparse.ArgumentTypeError("empty query: give the text to search for")
+    if not v.strip():
+        raise argparse.ArgumentTypeError("empty query: give the text to search for")
     return v
+
 
 def parser():
     "The `hat-nb` argument parser: one subcommand per task (`hat-nb -h` lists them)."
-    p = argparse.ArgumentParser('hat-nb', description='HAT image-text retrieval: data, indexing and search.')
-    sub = p.add_subparsers(dest='cmd', required=True)
-    b = sub.add_parser('build-emoji', help='build the emoji demo dataset (npm pack, checksum verified)')
-    b.add_argument('out', nargs='?', default='data/emoji'); b.add_argument('--n-val', type=int, default=120)
-    b.add_argument('--n-test', type=int, default=250); b.add_argument('--quiet', action='store_true')
+    p = argparse.ArgumentParser("hat-nb", description="HAT image-text retrieval: data, indexing and search.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build-emoji", help="build the emoji demo dataset (npm pack, checksum verified)")
+    b.add_argument("out", nargs="?", default="data/emoji")
+    b.add_argument("--n-val", type=int, default=120)
+    b.add_argument("--n-test", type=int, default=250)
+    b.add_argument("--quiet", action="store_true")
     b.set_defaults(fn=_build_emoji)
-    gd = sub.add_parser('get-data', help="lay out Flickr30K or COCO in data/NAME from Karpathy's splits and the image archives")
-    gd.add_argument('name', choices=('flickr30k', 'coco')); gd.add_argument('--out', default=None, help='default data/NAME')
-    gd.add_argument('--from', dest='files', nargs='+', metavar='FILE', default=[], help='archives (or the split file) you have')
-    gd.add_argument('--download', action='store_true', help='fetch the openly downloadable archives you did not give')
-    gd.add_argument('--mirror', default=None, metavar='URL', help='fetch each archive as URL/<file name> instead')
+    gd = sub.add_parser(
+        "get-data", help="lay out Flickr30K or COCO in data/NAME from Karpathy's splits and the image archives"
+    )
+    gd.add_argument("name", choices=("flickr30k", "coco"))
+    gd.add_argument("--out", default=None, help="default data/NAME")
+    gd.add_argument(
+        "--from", dest="files", nargs="+", metavar="FILE", default=[], help="archives (or the split file) you have"
+    )
+    gd.add_argument("--download", action="store_true", help="fetch the openly downloadable archives you did not give")
+    gd.add_argument("--mirror", default=None, metavar="URL", help="fetch each archive as URL/<file name> instead")
     gd.set_defaults(fn=_get_data)
-    gw = sub.add_parser('get-weights', help="put the paper's pretrained towers where params.yaml names them (the hub, or --from)")
-    gw.add_argument('--from', dest='files', nargs='+', metavar='PATH', default=[], help='local copies: a weights file, a model folder')
-    gw.add_argument('--params', default='params.yaml'); gw.set_defaults(fn=_get_weights)
-    c = sub.add_parser('check', help='report every problem of a Karpathy-format dataset directory')
-    c.add_argument('data_dir'); c.add_argument('--images', default=None, help='images root (default DATA_DIR/images)')
+    gw = sub.add_parser(
+        "get-weights", help="put the paper's pretrained towers where params.yaml names them (the hub, or --from)"
+    )
+    gw.add_argument(
+        "--from",
+        dest="files",
+        nargs="+",
+        metavar="PATH",
+        default=[],
+        help="local copies: a weights file, a model folder",
+    )
+    gw.add_argument("--params", default="params.yaml")
+    gw.set_defaults(fn=_get_weights)
+    c = sub.add_parser("check", help="report every problem of a Karpathy-format dataset directory")
+    c.add_argument("data_dir")
+    c.add_argument("--images", default=None, help="images root (default DATA_DIR/images)")
     c.set_defaults(fn=_check)
-    rc = sub.add_parser('recipe', help='print the resolved settings of a recipe (the model and the training), as JSON')
-    rc.add_argument('name'); rc.add_argument('--set', action='append', metavar='KEY=VALUE', help='override a setting, as for train')
+    rc = sub.add_parser("recipe", help="print the resolved settings of a recipe (the model and the training), as JSON")
+    rc.add_argument("name")
+    rc.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting, as for train")
     rc.set_defaults(fn=_recipe)
-    t = sub.add_parser('train', help='train a recipe (several processes: torchrun --nproc_per_node N $(which hat-nb) train ...)')
-    t.add_argument('--recipe', default='demo'); t.add_argument('--data', default=None); t.add_argument('--out', required=True)
-    t.add_argument('--set', action='append', metavar='KEY=VALUE', help="override a setting, e.g. epochs=3 or model.embed_dim=256")
-    t.add_argument('--restart', action='store_true', help='ignore an existing last.pt in --out')
-    t.add_argument('--resume-from', default=None, metavar='FILE', help='resume from this checkpoint (e.g. OUT/prev.pt) instead of OUT/last.pt')
+    t = sub.add_parser(
+        "train", help="train a recipe (several processes: torchrun --nproc_per_node N $(which hat-nb) train ...)"
+    )
+    t.add_argument("--recipe", default="demo")
+    t.add_argument("--data", default=None)
+    t.add_argument("--out", required=True)
+    t.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override a setting, e.g. epochs=3 or model.embed_dim=256"
+    )
+    t.add_argument("--restart", action="store_true", help="ignore an existing last.pt in --out")
+    t.add_argument(
+        "--resume-from",
+        default=None,
+        metavar="FILE",
+        help="resume from this checkpoint (e.g. OUT/prev.pt) instead of OUT/last.pt",
+    )
     t.set_defaults(fn=_train)
-    i = sub.add_parser('index', help='encode a folder of images into a search index')
-    i.add_argument('images_dir'); i.add_argument('--model', required=True, help='model directory (save_pretrained format)')
-    i.add_argument('--out', required=True, help='index directory to create or update'); i.add_argument('--batch-size', type=_positive_int, default=64)
-    i.add_argument('--shard-size', type=_positive_int, default=1024, help='images encoded per shard: the unit of resuming and of memory')
-    i.add_argument('--device', default='cpu'); i.set_defaults(fn=_index)
-    q = sub.add_parser('search', help='text -> image search in an index')
-    q.add_argument('index_dir'); q.add_argument('query', type=_query); q.add_argument('-k', type=_positive_int, default=10)
-    q.add_argument('--prefilter', type=_nonneg_int, default=100, help='FAISS candidates re-ranked by the full score (0: score all)')
-    q.add_argument('--model', default=None, help='model directory (default: the one the index was built with)')
-    q.add_argument('--device', default='cpu'); q.add_argument('--json', action='store_true'); q.set_defaults(fn=_search)
-    st = sub.add_parser('search-text', help='image -> text: rank the captions of a file for one image')
-    st.add_argument('image'); st.add_argument('--captions', required=True, help='text file, one caption per line')
-    st.add_argument('--model', required=True); st.add_argument('-k', type=_positive_int, default=5); st.add_argument('--device', default='cpu')
-    st.add_argument('--json', action='store_true'); st.set_defaults(fn=_search_text)
-    g = sub.add_parser('gpu-check', help='verify the GPU path on every visible GPU: kernels, scoring speed, training step, NCCL')
-    g.add_argument('--cpu', action='store_true', help="tiny shapes on the CPU, kernels in Triton's interpreter (what the tests run)")
-    g.add_argument('--json', default=None, metavar='FILE', help='also write the rows to FILE')
-    g.add_argument('--no-scoring', action='store_true', help='skip the COCO-5K-shaped scoring benchmark')
-    g.add_argument('--no-train', action='store_true', help='skip the training-step benchmark')
+    i = sub.add_parser("index", help="encode a folder of images into a search index")
+    i.add_argument("images_dir")
+    i.add_argument("--model", required=True, help="model directory (save_pretrained format)")
+    i.add_argument("--out", required=True, help="index directory to create or update")
+    i.add_argument("--batch-size", type=_positive_int, default=64)
+    i.add_argument(
+        "--shard-size",
+        type=_positive_int,
+        default=1024,
+        help="images encoded per shard: the unit of resuming and of memory",
+    )
+    i.add_argument("--device", default="cpu")
+    i.set_defaults(fn=_index)
+    q = sub.add_parser("search", help="text -> image search in an index")
+    q.add_argument("index_dir")
+    q.add_argument("query", type=_query)
+    q.add_argument("-k", type=_positive_int, default=10)
+    q.add_argument(
+        "--prefilter", type=_nonneg_int, default=100, help="FAISS candidates re-ranked by the full score (0: score all)"
+    )
+    q.add_argument("--model", default=None, help="model directory (default: the one the index was built with)")
+    q.add_argument("--device", default="cpu")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(fn=_search)
+    st = sub.add_parser("search-text", help="image -> text: rank the captions of a file for one image")
+    st.add_argument("image")
+    st.add_argument("--captions", required=True, help="text file, one caption per line")
+    st.add_argument("--model", required=True)
+    st.add_argument("-k", type=_positive_int, default=5)
+    st.add_argument("--device", default="cpu")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(fn=_search_text)
+    g = sub.add_parser(
+        "gpu-check", help="verify the GPU path on every visible GPU: kernels, scoring speed, training step, NCCL"
+    )
+    g.add_argument(
+        "--cpu",
+        action="store_true",
+        help="tiny shapes on the CPU, kernels in Triton's interpreter (what the tests run)",
+    )
+    g.add_argument("--json", default=None, metavar="FILE", help="also write the rows to FILE")
+    g.add_argument("--no-scoring", action="store_true", help="skip the COCO-5K-shaped scoring benchmark")
+    g.add_argument("--no-train", action="store_true", help="skip the training-step benchmark")
     g.set_defaults(fn=_gpu_check)
-    o = sub.add_parser('import-official', help="convert the authors' released Lightning checkpoint (.ckpt) into a model directory; runs none of the file's code")
-    o.add_argument('ckpt'); o.add_argument('--out', required=True, help='model directory to write (save_pretrained format)')
-    o.add_argument('--recipe', default='paper_f30k', help="whose model configuration (default: the paper's)")
-    o.add_argument('--config', default=None, metavar='JSON', help='a HATConfig as JSON instead (e.g. the config.json of a model directory)')
+    o = sub.add_parser(
+        "import-official",
+        help="convert the authors' released Lightning checkpoint (.ckpt) into a model directory; "
+        "runs none of the file's code",
+    )
+    o.add_argument("ckpt")
+    o.add_argument("--out", required=True, help="model directory to write (save_pretrained format)")
+    o.add_argument("--recipe", default="paper_f30k", help="whose model configuration (default: the paper's)")
+    o.add_argument(
+        "--config",
+        default=None,
+        metavar="JSON",
+        help="a HATConfig as JSON instead (e.g. the config.json of a model directory)",
+    )
     o.set_defaults(fn=_import_official)
-    ab = sub.add_parser('ablation-table', help='the R@K of every DVC experiment of the ablation axes (train.levels, train.direction), one row each')
-    ab.add_argument('--dataset', default='emoji'); ab.add_argument('--protocol', default='standard')
-    ab.add_argument('--out', default='reports/ablation.md'); ab.set_defaults(fn=_ablation_table)
-    s = sub.add_parser('stage', help='run a pipeline notebook with its params.yaml section, for one dataset (used by dvc.yaml)')
-    s.add_argument('name'); s.add_argument('dataset', nargs='?', help="a dataset of params.yaml's catalog (prepare, train, evaluate)")
-    s.add_argument('--params', default='params.yaml')
+    ab = sub.add_parser(
+        "ablation-table",
+        help="the R@K of every DVC experiment of the ablation axes (train.levels, train.direction), one row each",
+    )
+    ab.add_argument("--dataset", default="emoji")
+    ab.add_argument("--protocol", default="standard")
+    ab.add_argument("--out", default="reports/ablation.md")
+    ab.set_defaults(fn=_ablation_table)
+    s = sub.add_parser(
+        "stage", help="run a pipeline notebook with its params.yaml section, for one dataset (used by dvc.yaml)"
+    )
+    s.add_argument("name")
+    s.add_argument("dataset", nargs="?", help="a dataset of params.yaml's catalog (prepare, train, evaluate)")
+    s.add_argument("--params", default="params.yaml")
     s.set_defaults(fn=_stage)
     return p
 
+
 def _loaded(module: str, *names) -> tuple:
-    "The classes `names` of `module` if this process has imported it, else none (an error of a module never loaded cannot occur)."
+    """The classes `names` of `module` if this process has imported it, else none (an error of a module never loaded
+    cannot occur)."""
     m = sys.modules.get(module)
     return tuple(getattr(m, n) for n in names) if m else ()
 
+
 def _known_errors() -> tuple:
-    "Errors `hat-nb` reports in one line (exit 2): bad values and paths, and the hat_nb errors of the modules this run loaded."
-    return (FileNotFoundError, FileExistsError, ValueError, *_loaded('hat_nb.data', 'DatasetError', 'DiskFullError', 'FetchError', 'GetDataError'),
-            *_loaded('hat_nb.search', 'SearchIndexError'), *_loaded('hat_nb.config', 'MissingExtraError'), *_loaded('hat_nb.train', 'CheckpointError', 'RunDirError'))
+    """Errors `hat-nb` reports in one line (exit 2): bad values and paths, and the hat_nb errors of the modules this run
+    loaded."""
+    return (
+        FileNotFoundError,
+        FileExistsError,
+        ValueError,
+        *_loaded("hat_nb.data", "DatasetError", "DiskFullError", "FetchError", "GetDataError"),
+        *_loaded("hat_nb.search", "SearchIndexError"),
+        *_loaded("hat_nb.config", "MissingExtraError"),
+        *_loaded("hat_nb.train", "CheckpointError", "RunDirError"),
+    )
+
 
 def main(argv=None):
-    "Run `hat-nb` with `argv` (default: the command line); a known error ends it with its message on stderr and exit code 2, no traceback."
+    """Run `hat-nb` with `argv` (default: the command line); a known error ends it with its message on stderr and exit
+    code 2, no traceback."""
     a = parser().parse_args(argv)
-    if a.cmd == 'gpu-check' and a.cpu:            # before triton is imported: its kernels then run in the interpreter
-        os.environ['TRITON_INTERPRET'] = '1'
-    try: code = a.fn(a) or 0
-    except BrokenPipeError:                       # the reader went away (`| head`): stop quietly, as Unix tools do
-        try: os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # so the exit's flush cannot fail again
-        except (OSError, ValueError): pass        # stdout is not a file descriptor (a caller's buffer)
-        code = 141                                # 128 + SIGPIPE, the status a shell shows for a tool ended by a closed pipe
+    if a.cmd == "gpu-check" and a.cpu:  # before triton is imported: its kernels then run in the interpreter
+        os.environ["TRITON_INTERPRET"] = "1"
+    try:
+        code = a.fn(a) or 0
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush cannot fail again
+        except (OSError, ValueError):
+            pass  # stdout is not a file descriptor (a caller's buffer)
+        code = 141  # 128 + SIGPIPE, the status a shell shows for a tool ended by a closed pipe
     except Exception as e:
-        stopped = _loaded('hat_nb.train', 'TrainingStopped')
-        if isinstance(e, stopped): print(f"hat-nb {a.cmd}: {e}", file=sys.stderr); code = e.exit_code
-        elif isinstance(e, _known_errors()) or (a.cmd == 'gpu-check' and isinstance(e, RuntimeError)):
-            print(f"hat-nb {a.cmd}: error: {e}", file=sys.stderr); code = 2
-        else: raise
+        stopped = _loaded("hat_nb.train", "TrainingStopped")
+        if isinstance(e, stopped):
+            print(f"hat-nb {a.cmd}: {e}", file=sys.stderr)
+            code = e.exit_code
+        elif isinstance(e, _known_errors()) or (a.cmd == "gpu-check" and isinstance(e, RuntimeError)):
+            print(f"hat-nb {a.cmd}: error: {e}", file=sys.stderr)
+            code = 2
+        else:
+            raise
     sys.exit(code)
 
-if __name__ == '__main__' and '__file__' in globals(): main()   # `python -m hat_nb.cli ...` from a plain checkout (not when a notebook runs this cell)
 
+if __name__ == "__main__" and "__file__" in globals():
+    main()  # `python -m hat_nb.cli ...` from a plain checkout (not when a notebook runs this cell)

@@ -20,18 +20,24 @@ __all__ = ['SPLITS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'MAX_PIXELS', 'EMOJI_PKG',
            'download', 'get_data', 'read_sha256', 'record_sha256', 'verify_sha256']
 
 # %% ../nbs/01_data.ipynb #cell-05
-SPLITS = ('train', 'val', 'test', 'restval')
+SPLITS = ("train", "val", "test", "restval")
+
 
 class DatasetError(ValueError):
     "A dataset file or directory is malformed; `problems` lists every problem found."
-    def __init__(self, problems, where=''):
-        self.problems = [problems] if isinstance(problems, str) else list(problems)   # a str: one problem (DataLoader workers re-raise so)
+
+    def __init__(self, problems, where=""):
+        self.problems = (
+            [problems] if isinstance(problems, str) else list(problems)
+        )  # a str: one problem (DataLoader workers re-raise so)
         head = f"{len(self.problems)} problem(s) in {where}" if where else f"{len(self.problems)} problem(s)"
-        super().__init__(head + ':\n  ' + '\n  '.join(self.problems))
+        super().__init__(head + ":\n  " + "\n  ".join(self.problems))
+
 
 @dataclass
 class ImageRecord:
     "One image of a Karpathy-format dataset and its captions."
+
     filename: str
     path: Path
     split: str
@@ -42,164 +48,259 @@ class ImageRecord:
 def find_karpathy_json(data_dir) -> Path:
     "The single `dataset_*.json` inside `data_dir`."
     data_dir = Path(data_dir)
-    if not data_dir.is_dir(): raise DatasetError([f"{data_dir}: directory does not exist"])
-    found = sorted(data_dir.glob('dataset_*.json'))
+    if not data_dir.is_dir():
+        raise DatasetError([f"{data_dir}: directory does not exist"])
+    found = sorted(data_dir.glob("dataset_*.json"))
     if len(found) != 1:
-        raise DatasetError([f"{data_dir}: expected exactly one dataset_*.json, found {[f.name for f in found] or 'none'}"])
+        raise DatasetError(
+            [f"{data_dir}: expected exactly one dataset_*.json, found {[f.name for f in found] or 'none'}"]
+        )
     return found[0]
+
 
 def _caption(s):
     if isinstance(s, dict):
-        raw = s.get('raw')
-        if isinstance(raw, str) and raw.strip(): return raw.strip()
-        toks = s.get('tokens')
-        if isinstance(toks, list) and toks: return ' '.join(map(str, toks))
+        raw = s.get("raw")
+        if isinstance(raw, str) and raw.strip():
+            return raw.strip()
+        toks = s.get("tokens")
+        if isinstance(toks, list) and toks:
+            return " ".join(map(str, toks))
     return None
+
 
 def _parse(json_path: Path, images_root: Path):
     "Parse `json_path` into records and a list of problems (structure only; image files are not opened)."
-    try: meta = json.loads(Path(json_path).read_text())
-    except FileNotFoundError: return [], [f"{json_path}: file not found"]
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: return [], [f"{json_path}: not valid JSON ({e})"]
-    if not isinstance(meta, dict) or not isinstance(meta.get('images'), list):
+    try:
+        meta = json.loads(Path(json_path).read_text())
+    except FileNotFoundError:
+        return [], [f"{json_path}: file not found"]
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        return [], [f"{json_path}: not valid JSON ({e})"]
+    if not isinstance(meta, dict) or not isinstance(meta.get("images"), list):
         return [], [f"{json_path}: top-level key 'images' (a list) is missing"]
     recs, probs, seen = [], [], Counter()
-    for i, im in enumerate(meta['images']):
+    for i, im in enumerate(meta["images"]):
         where = f"{json_path.name}: images[{i}]"
-        if not isinstance(im, dict) or not isinstance(im.get('filename'), str) or not im['filename']:
-            probs.append(f"{where}: missing 'filename'"); continue
-        rel = Path(im.get('filepath') or '') / im['filename']
+        if not isinstance(im, dict) or not isinstance(im.get("filename"), str) or not im["filename"]:
+            probs.append(f"{where}: missing 'filename'")
+            continue
+        rel = Path(im.get("filepath") or "") / im["filename"]
         where += f" ({rel})"
         seen[str(rel)] += 1
-        if seen[str(rel)] == 2: probs.append(f"{where}: duplicate filename")
-        split = im.get('split')
-        if split not in SPLITS: probs.append(f"{where}: unknown split {split!r} (expected one of {SPLITS})")
-        caps = [_caption(s) for s in im.get('sentences') or []]
-        if not caps: probs.append(f"{where}: empty caption list")
-        elif None in caps: probs.append(f"{where}: sentence {caps.index(None)} has neither 'raw' text nor 'tokens'")
-        recs.append(ImageRecord(im['filename'], images_root/rel, split, [c for c in caps if c], im.get('imgid', i)))
+        if seen[str(rel)] == 2:
+            probs.append(f"{where}: duplicate filename")
+        split = im.get("split")
+        if split not in SPLITS:
+            probs.append(f"{where}: unknown split {split!r} (expected one of {SPLITS})")
+        caps = [_caption(s) for s in im.get("sentences") or []]
+        if not caps:
+            probs.append(f"{where}: empty caption list")
+        elif None in caps:
+            probs.append(f"{where}: sentence {caps.index(None)} has neither 'raw' text nor 'tokens'")
+        recs.append(ImageRecord(im["filename"], images_root / rel, split, [c for c in caps if c], im.get("imgid", i)))
     return recs, probs
 
 # %% ../nbs/01_data.ipynb #cell-07
 def read_karpathy(json_path, images_root=None, splits=None, captions_per_image=None) -> list[ImageRecord]:
-    "Images of `json_path` (optionally only `splits`, e.g. `('train','restval')`; with `captions_per_image`, the first N captions of each image in file order); raises `DatasetError` listing every problem."
+    """Images of `json_path` (optionally only `splits`, e.g. `('train','restval')`; with `captions_per_image`, the first
+    N captions of each image in file order); raises `DatasetError` listing every problem."""
     json_path = Path(json_path)
-    images_root = Path(images_root) if images_root is not None else json_path.parent/'images'
-    if isinstance(splits, str): splits = (splits,)
+    images_root = Path(images_root) if images_root is not None else json_path.parent / "images"
+    if isinstance(splits, str):
+        splits = (splits,)
     bad = [s for s in splits or () if s not in SPLITS]
-    if bad: raise DatasetError([f"unknown split(s) {bad} requested (expected some of {SPLITS})"])
+    if bad:
+        raise DatasetError([f"unknown split(s) {bad} requested (expected some of {SPLITS})"])
     if captions_per_image is not None and (not isinstance(captions_per_image, int) or captions_per_image < 1):
         raise DatasetError([f"captions_per_image must be a positive integer or None, got {captions_per_image!r}"])
     recs, probs = _parse(json_path, images_root)
-    if probs: raise DatasetError(probs, json_path)
+    if probs:
+        raise DatasetError(probs, json_path)
     recs = [r for r in recs if splits is None or r.split in splits]
     if captions_per_image:
-        for r in recs: r.captions = r.captions[:captions_per_image]
+        for r in recs:
+            r.captions = r.captions[:captions_per_image]
     return recs
 
 # %% ../nbs/01_data.ipynb #cell-11
 def check(data_dir, images_root=None, open_images=True, progress=False) -> list[str]:
     "All problems of the dataset in `data_dir` (empty list: the dataset is usable)."
-    try: json_path = find_karpathy_json(data_dir)
-    except DatasetError as e: return e.problems
-    images_root = Path(images_root) if images_root is not None else Path(data_dir)/'images'
+    try:
+        json_path = find_karpathy_json(data_dir)
+    except DatasetError as e:
+        return e.problems
+    images_root = Path(images_root) if images_root is not None else Path(data_dir) / "images"
     recs, probs = _parse(json_path, images_root)
-    if images_root.is_file(): return probs + [f"{images_root}: is a file; expected the images directory"]
-    if not images_root.is_dir() and recs: return probs + [f"{images_root}: images directory does not exist"]
+    if images_root.is_file():
+        return probs + [f"{images_root}: is a file; expected the images directory"]
+    if not images_root.is_dir() and recs:
+        return probs + [f"{images_root}: images directory does not exist"]
     present = [r for r in recs if r.path.is_file()]
     probs += [f"{r.path}: image file missing" for r in recs if not r.path.is_file()]
-    if open_images:                  # decoded in full, as training will (a truncated JPEG passes a header check)
+    if open_images:  # decoded in full, as training will (a truncated JPEG passes a header check)
         from concurrent.futures import ThreadPoolExecutor
         from tqdm.auto import tqdm
+
         def decode(r):
-            try: load_rgb(r.path); return None
-            except DatasetError as e: return e.problems[0]
+            try:
+                load_rgb(r.path)
+                return None
+            except DatasetError as e:
+                return e.problems[0]
+
         with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
-            found = list(tqdm(pool.map(decode, present), total=len(present), desc='checking images', unit='img', disable=not progress))
+            found = list(
+                tqdm(
+                    pool.map(decode, present),
+                    total=len(present),
+                    desc="checking images",
+                    unit="img",
+                    disable=not progress,
+                )
+            )
         probs += [p for p in found if p]
     return probs
+
 
 def summarize(recs) -> dict:
     "Images, captions and mean caption words per split."
     out = {}
     for s in SPLITS:
         rs = [r for r in recs if r.split == s]
-        if not rs: continue
+        if not rs:
+            continue
         caps = [c for r in rs for c in r.captions]
-        out[s] = dict(images=len(rs), captions=len(caps), words_per_caption=round(sum(len(c.split()) for c in caps)/len(caps), 2))
+        out[s] = dict(
+            images=len(rs),
+            captions=len(caps),
+            words_per_caption=round(sum(len(c.split()) for c in caps) / len(caps), 2),
+        )
     return out
 
 # %% ../nbs/01_data.ipynb #cell-13
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-MAX_PIXELS = 89_478_485        # PIL's decompression-bomb threshold (`Image.MAX_IMAGE_PIXELS`): larger images are refused by name
-warnings.filterwarnings('ignore', category=Image.DecompressionBombWarning)   # PIL's warning for the same threshold: load_rgb refuses such images by name
-_GREY_16 = ('I;16', 'I;16B', 'I;16L', 'I;16N', 'I')
+MAX_PIXELS = (
+    89_478_485  # PIL's decompression-bomb threshold (`Image.MAX_IMAGE_PIXELS`): larger images are refused by name
+)
+warnings.filterwarnings(
+    "ignore", category=Image.DecompressionBombWarning
+)  # PIL's warning for the same threshold: load_rgb refuses such images by name
+_GREY_16 = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
 
 def _grey_to_8bit(im: Image.Image) -> Image.Image:
     "16-bit (or 32-bit integer) grey scaled from 0-65535, float grey from 0-1, to 8 bits: what an image viewer shows."
     import numpy as np
+
     a = np.asarray(im, dtype=np.float64)
-    lo, hi = (0.0, 1.0) if im.mode == 'F' else (0.0, 65535.0)
+    lo, hi = (0.0, 1.0) if im.mode == "F" else (0.0, 65535.0)
     if not np.isfinite(a).all() or a.min() < lo or a.max() > hi:
-        raise ValueError(f"mode {im.mode} image with values {a.min():.4g} to {a.max():.4g}, outside {lo:g}-{hi:g}: save it as 8-bit")
-    return Image.fromarray(np.round(a * (255 / hi)).astype(np.uint8), 'L')
+        raise ValueError(
+            f"mode {im.mode} image with values {a.min():.4g} to {a.max():.4g}, outside {lo:g}-{hi:g}: save it as 8-bit"
+        )
+    return Image.fromarray(np.round(a * (255 / hi)).astype(np.uint8), "L")
+
 
 def load_rgb(path) -> Image.Image:
-    "Open `path` as RGB as a person sees it: EXIF orientation applied, transparency composited onto white, 16-bit and float grey scaled to 8 bits; every failure (missing, unreadable or truncated, over `MAX_PIXELS`, values out of range) is a `DatasetError` naming the file."
+    """Open `path` as RGB as a person sees it: EXIF orientation applied, transparency composited onto white, 16-bit and
+    float grey scaled to 8 bits; every failure (missing, unreadable or truncated, over `MAX_PIXELS`, values out of
+    range) is a `DatasetError` naming the file."""
     try:
         with Image.open(path) as im:
             if im.width * im.height > MAX_PIXELS:
-                raise DatasetError([f"{path}: image is {im.width}x{im.height} ({im.width * im.height / 1e6:.0f} Mpx), over the "
-                                    f"{MAX_PIXELS / 1e6:.0f} Mpx limit (hat_nb.data.MAX_PIXELS): downscale it, or raise the limit for a file you trust"])
+                raise DatasetError(
+                    [
+                        f"{path}: image is {im.width}x{im.height} ({im.width * im.height / 1e6:.0f} Mpx), over the "
+                        f"{MAX_PIXELS / 1e6:.0f} Mpx limit (hat_nb.data.MAX_PIXELS): downscale it, or raise the limit "
+                        "for a file you trust"
+                    ]
+                )
             im.load()
             im = ImageOps.exif_transpose(im)
-            if im.mode in _GREY_16 or im.mode == 'F': im = _grey_to_8bit(im)
-            if im.mode in ('RGBA', 'LA', 'P', 'PA', 'RGBa', 'La'):
-                im = im.convert('RGBA')
-                return Image.alpha_composite(Image.new('RGBA', im.size, (255,)*4), im).convert('RGB')
-            return im.convert('RGB')
-    except DatasetError: raise
-    except FileNotFoundError: raise DatasetError([f"{path}: image file missing"]) from None
-    except Image.DecompressionBombError as e: raise DatasetError([f"{path}: image too large ({e}); downscale it"]) from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e: raise DatasetError([f"{path}: unreadable image ({e})"]) from None
+            if im.mode in _GREY_16 or im.mode == "F":
+                im = _grey_to_8bit(im)
+            if im.mode in ("RGBA", "LA", "P", "PA", "RGBa", "La"):
+                im = im.convert("RGBA")
+                return Image.alpha_composite(Image.new("RGBA", im.size, (255,) * 4), im).convert("RGB")
+            return im.convert("RGB")
+    except DatasetError:
+        raise
+    except FileNotFoundError:
+        raise DatasetError([f"{path}: image file missing"]) from None
+    except Image.DecompressionBombError as e:
+        raise DatasetError([f"{path}: image too large ({e}); downscale it"]) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise DatasetError([f"{path}: unreadable image ({e})"]) from None
+
 
 def train_transform(size=224, scale=(0.08, 1.0), hflip=True):
     "Paper training augmentation: RandomResizedCrop(size) + horizontal flip, ImageNet normalisation."
     from torchvision import transforms as T
-    return T.Compose([T.RandomResizedCrop(size, scale=scale), *( [T.RandomHorizontalFlip()] if hflip else []),
-                      T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+    return T.Compose(
+        [
+            T.RandomResizedCrop(size, scale=scale),
+            *([T.RandomHorizontalFlip()] if hflip else []),
+            T.ToTensor(),
+            T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
+
 
 def eval_transform(size=224, resize=None):
     "Paper evaluation transform: Resize(size*256/224) + CenterCrop(size), ImageNet normalisation."
     from torchvision import transforms as T
-    return T.Compose([T.Resize(resize or round(size*256/224)), T.CenterCrop(size), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+    return T.Compose(
+        [
+            T.Resize(resize or round(size * 256 / 224)),
+            T.CenterCrop(size),
+            T.ToTensor(),
+            T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
 
 # %% ../nbs/01_data.ipynb #cell-14
 class CaptionDataset:
-    "Training view: one item per caption, `(image, caption, image_index)`; a key `(epoch, k)` seeds item k's augmentation from (seed, epoch, k)."
+    """Training view: one item per caption, `(image, caption, image_index)`; a key `(epoch, k)` seeds item k's
+    augmentation from (seed, epoch, k)."""
+
     def __init__(self, recs, transform=None, seed=0):
         self.recs, self.transform, self.seed = list(recs), transform, seed
         self.items = [(i, c) for i, r in enumerate(self.recs) for c in r.captions]
-    def __len__(self): return len(self.items)
+
+    def __len__(self):
+        return len(self.items)
+
     def __getitem__(self, key):
         epoch, k = key if isinstance(key, tuple) else (None, key)
         i, c = self.items[k]
         im = load_rgb(self.recs[i].path)
-        if self.transform is None: return im, c, i
-        if epoch is None: return self.transform(im), c, i
+        if self.transform is None:
+            return im, c, i
+        if epoch is None:
+            return self.transform(im), c, i
         import torch
-        with torch.random.fork_rng(devices=[]):           # the same crop for (seed, epoch, k) in any worker, after any resume
+
+        with torch.random.fork_rng(devices=[]):  # the same crop for (seed, epoch, k) in any worker, after any resume
             torch.manual_seed((self.seed * 1_000_003 + epoch) * 10_000_019 + k)
             return self.transform(im), c, i
 
+
 class ImageDataset:
     "Evaluation view: each unique image once, `(image, image_index)`; `captions` and `txt2img` list captions in order."
+
     def __init__(self, recs, transform=None):
         self.recs, self.transform = list(recs), transform
         self.captions = [c for r in self.recs for c in r.captions]
         import torch
+
         self.txt2img = torch.tensor([i for i, r in enumerate(self.recs) for _ in r.captions])
-    def __len__(self): return len(self.recs)
+
+    def __len__(self):
+        return len(self.recs)
+
     def __getitem__(self, i):
         im = load_rgb(self.recs[i].path)
         return (self.transform(im) if self.transform else im), i
@@ -207,238 +308,379 @@ class ImageDataset:
 # %% ../nbs/01_data.ipynb #cell-15
 class Collate:
     "Stack images and tokenize captions with a Hugging Face tokenizer (padded to the batch, truncated to `max_len`)."
-    def __init__(self, tokenizer, max_len=32): self.tok, self.max_len = tokenizer, max_len
+
+    def __init__(self, tokenizer, max_len=32):
+        self.tok, self.max_len = tokenizer, max_len
+
     def tokenize(self, captions):
-        t = self.tok(list(captions), padding=True, truncation=True, max_length=self.max_len, return_tensors='pt')
-        return t['input_ids'], t['attention_mask'].bool()
+        t = self.tok(list(captions), padding=True, truncation=True, max_length=self.max_len, return_tensors="pt")
+        return t["input_ids"], t["attention_mask"].bool()
+
     def __call__(self, batch):
         ims, caps, idx = zip(*batch)
         ids, mask = self.tokenize(caps)
         import torch
+
         return dict(images=torch.stack(ims), input_ids=ids, attention_mask=mask, img_idx=torch.tensor(idx))
 
 # %% ../nbs/01_data.ipynb #cell-17
 class DiskFullError(OSError):
-    "A file could not be written completely (no space left on its device, a quota or a file-size limit); nothing was replaced."
+    """A file could not be written completely (no space left on its device, a quota or a file-size limit); nothing was
+    replaced."""
+
 
 _NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
-_NO_ROOM_TEXT = ('No space left on device', 'Disk quota exceeded', 'File too large',
-                 'file write failed', 'unexpected pos')               # the last two: torch.save's writer when the disk fills
+_NO_ROOM_TEXT = (
+    "No space left on device",
+    "Disk quota exceeded",
+    "File too large",
+    "file write failed",
+    "unexpected pos",
+)  # the last two: torch.save's writer when the disk fills
+
 
 def _no_room(e: BaseException | None) -> bool:
     "Whether `e` (or what caused it) says the device, a quota or a size limit had no room left."
     while e is not None:
-        if (isinstance(e, OSError) and e.errno in _NO_ROOM) or any(t in str(e) for t in _NO_ROOM_TEXT): return True
+        if (isinstance(e, OSError) and e.errno in _NO_ROOM) or any(t in str(e) for t in _NO_ROOM_TEXT):
+            return True
         e = e.__cause__ or e.__context__
     return False
 
+
 def atomic_write(path, write, fsync=True) -> Path:
-    "Create `path` through `write(tmp)` (a file or a folder at the temporary path `tmp` beside it), then rename it into place; when the disk fills, a `DiskFullError` naming `path` (the old version kept)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{path.name}.', dir=path.parent))/'new'
+    """Create `path` through `write(tmp)` (a file or a folder at the temporary path `tmp` beside it), then rename it
+    into place; when the disk fills, a `DiskFullError` naming `path` (the old version kept)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / "new"
     try:
         write(tmp)
         if fsync and tmp.is_file():
-            with open(tmp, 'rb') as f: os.fsync(f.fileno())
-        if tmp.is_dir() and path.is_dir(): path.rename(tmp.parent/'old')      # a folder cannot be renamed over a non-empty one
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+        if tmp.is_dir() and path.is_dir():
+            path.rename(tmp.parent / "old")  # a folder cannot be renamed over a non-empty one
         os.replace(tmp, path)
     except Exception as e:
-        if not _no_room(e): raise
+        if not _no_room(e):
+            raise
         shutil.rmtree(tmp.parent, ignore_errors=True)
-        kept = f"; the previous {path.name} is intact" if path.exists() else ''
-        why = e.reason if isinstance(e, DiskFullError) else str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-        err = DiskFullError(f"{path}: could not be written completely ({why}): nothing was replaced{kept}. Free disk space "
-                            f"({shutil.disk_usage(path.parent).free / 1e6:,.0f} MB free there) and run the same command again")
-        err.errno, err.reason = errno.ENOSPC, why                      # (a folder's inner file: its reason, once)
+        kept = f"; the previous {path.name} is intact" if path.exists() else ""
+        why = (
+            e.reason
+            if isinstance(e, DiskFullError)
+            else str(e).strip().splitlines()[-1]
+            if str(e).strip()
+            else type(e).__name__
+        )
+        err = DiskFullError(
+            f"{path}: could not be written completely ({why}): nothing was replaced{kept}. Free disk space "
+            f"({shutil.disk_usage(path.parent).free / 1e6:,.0f} MB free there) and run the same command again"
+        )
+        err.errno, err.reason = errno.ENOSPC, why  # (a folder's inner file: its reason, once)
         raise err from None
-    finally: shutil.rmtree(tmp.parent, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp.parent, ignore_errors=True)
     return path
+
 
 def write_json(path, obj, **kw) -> Path:
     "Write `obj` to `path` as indented JSON with a trailing newline, atomically."
-    return atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=1, **kw) + '\n'))
+    return atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=1, **kw) + "\n"))
 
 # %% ../nbs/01_data.ipynb #cell-21
-def make_fixture(root, kind='flickr', n=6, size=32):
+def make_fixture(root, kind="flickr", n=6, size=32):
     "Write a tiny Karpathy-format dataset (`kind` 'flickr' or 'coco') with `n` coloured PNGs; return its directory."
-    root = Path(root); (root/'images').mkdir(parents=True, exist_ok=True)
+    root = Path(root)
+    (root / "images").mkdir(parents=True, exist_ok=True)
     imgs = []
     for i in range(n):
-        sub = ('train2014' if i % 2 else 'val2014') if kind == 'coco' else ''
-        (root/'images'/sub).mkdir(exist_ok=True)
+        sub = ("train2014" if i % 2 else "val2014") if kind == "coco" else ""
+        (root / "images" / sub).mkdir(exist_ok=True)
         fn = f"img{i}.png"
-        Image.new('RGB', (size, size), ((40*i) % 256, 255-(40*i) % 256, 128)).save(root/'images'/sub/fn)
-        split = SPLITS[i % 4] if kind == 'coco' else ('train', 'val', 'test')[i % 3]
-        sents = [dict(raw=f"Image number {i} caption {j}.", tokens=['image', str(i)]) for j in range(2 + i % 2)]
-        imgs.append(dict(filename=fn, split=split, imgid=i, sentences=sents, **({'filepath': sub} if sub else {})))
-    write_json(root/f"dataset_{kind}.json", dict(images=imgs, dataset=kind))
+        Image.new("RGB", (size, size), ((40 * i) % 256, 255 - (40 * i) % 256, 128)).save(root / "images" / sub / fn)
+        split = SPLITS[i % 4] if kind == "coco" else ("train", "val", "test")[i % 3]
+        sents = [dict(raw=f"Image number {i} caption {j}.", tokens=["image", str(i)]) for j in range(2 + i % 2)]
+        imgs.append(dict(filename=fn, split=split, imgid=i, sentences=sents, **({"filepath": sub} if sub else {})))
+    write_json(root / f"dataset_{kind}.json", dict(images=imgs, dataset=kind))
     return root
 
 # %% ../nbs/01_data.ipynb #cell-29
-EMOJI_PKG, EMOJI_SHA256 = 'emoji-datasource-google@16.0.0', 'fb5fd131b362aab7a55542d2a147a79708cce0a8b1c1bbacd470172708b5c438'
-SKIN_TONES = {'1F3FB': 'light skin tone', '1F3FC': 'medium-light skin tone', '1F3FD': 'medium skin tone',
-              '1F3FE': 'medium-dark skin tone', '1F3FF': 'dark skin tone'}
+EMOJI_PKG, EMOJI_SHA256 = (
+    "emoji-datasource-google@16.0.0",
+    "fb5fd131b362aab7a55542d2a147a79708cce0a8b1c1bbacd470172708b5c438",
+)
+SKIN_TONES = {
+    "1F3FB": "light skin tone",
+    "1F3FC": "medium-light skin tone",
+    "1F3FD": "medium skin tone",
+    "1F3FE": "medium-dark skin tone",
+    "1F3FF": "dark skin tone",
+}
+
 
 def cache_dir() -> Path:
-    "Where hat_nb keeps fetched packages and compiled code: `$HAT_NB_CACHE`, else `$XDG_CACHE_HOME/hat_nb` (default `~/.cache/hat_nb`)."
-    return Path(os.environ.get('HAT_NB_CACHE') or Path(os.environ.get('XDG_CACHE_HOME', Path.home()/'.cache'))/'hat_nb')
+    """Where hat_nb keeps fetched packages and compiled code: `$HAT_NB_CACHE`, else `$XDG_CACHE_HOME/hat_nb` (default
+    `~/.cache/hat_nb`)."""
+    return Path(
+        os.environ.get("HAT_NB_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hat_nb"
+    )
+
 
 def file_sha256(p) -> str:
     "The file's SHA-256, read in 1 MB blocks (checkpoints can be GBs)."
     h = hashlib.sha256()
-    with open(p, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''): h.update(block)
+    with open(p, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
     return h.hexdigest()
 
-class FetchError(RuntimeError): "The emoji package could not be fetched with npm, or its checksum is not the pinned one."
+
+class FetchError(RuntimeError):
+    "The emoji package could not be fetched with npm, or its checksum is not the pinned one."
+
 
 def _npm_reason(out: str) -> list[str]:
     "npm's error lines without its stack trace and error-object fields."
-    lines = [re.sub(r'^npm (error|ERR!) ?', '', l) for l in out.splitlines() if l.startswith(('npm error', 'npm ERR!'))]
-    return [l.strip() for l in lines if l.strip() and not l[0].isspace() and l[0] not in '{}' and not re.match(r'(code|syscall|errno) ', l)][:3]
+    lines = [re.sub(r"^npm (error|ERR!) ?", "", l) for l in out.splitlines() if l.startswith(("npm error", "npm ERR!"))]
+    return [
+        l.strip()
+        for l in lines
+        if l.strip() and not l[0].isspace() and l[0] not in "{}" and not re.match(r"(code|syscall|errno) ", l)
+    ][:3]
+
 
 def _npm_pack(dest: Path, tgz: Path):
     "`npm pack EMOJI_PKG` into `dest`; a failure says why (npm's own error lines) and what to do."
     with tempfile.TemporaryDirectory(dir=dest) as tmp:
-        try: r = subprocess.run(['npm', 'pack', EMOJI_PKG, '--loglevel=error', '--pack-destination', tmp], capture_output=True, text=True)
+        try:
+            r = subprocess.run(
+                ["npm", "pack", EMOJI_PKG, "--loglevel=error", "--pack-destination", tmp],
+                capture_output=True,
+                text=True,
+            )
         except FileNotFoundError:
-            raise FetchError(f"npm is not installed: the emoji demo packs {EMOJI_PKG} with npm (tools/setup.sh installs it where "
-                             f"apt-get runs), or put the verified tarball at {tgz}") from None
-        got = Path(tmp)/tgz.name
+            raise FetchError(
+                f"npm is not installed: the emoji demo packs {EMOJI_PKG} with npm (tools/setup.sh installs it where "
+                f"apt-get runs), or put the verified tarball at {tgz}"
+            ) from None
+        got = Path(tmp) / tgz.name
         if r.returncode or not got.is_file():
-            why = '; '.join(_npm_reason(r.stderr + r.stdout)) or 'npm printed no reason'
-            raise FetchError(f"`npm pack {EMOJI_PKG}` failed (exit {r.returncode}): {why}. The demo needs npm's package registry "
-                             f"once (check the network or npm's `registry` setting), or the tarball placed at {tgz}")
-        if (h := file_sha256(got)) != EMOJI_SHA256: raise FetchError(f"{EMOJI_PKG}: checksum mismatch (got {h}, expected {EMOJI_SHA256})")
+            why = "; ".join(_npm_reason(r.stderr + r.stdout)) or "npm printed no reason"
+            raise FetchError(
+                f"`npm pack {EMOJI_PKG}` failed (exit {r.returncode}): {why}. The demo needs npm's package registry "
+                f"once (check the network or npm's `registry` setting), or the tarball placed at {tgz}"
+            )
+        if (h := file_sha256(got)) != EMOJI_SHA256:
+            raise FetchError(f"{EMOJI_PKG}: checksum mismatch (got {h}, expected {EMOJI_SHA256})")
         os.replace(got, tgz)
+
 
 def fetch_emoji_tarball(dest=None) -> Path:
     "The verified `npm pack` tarball of `EMOJI_PKG`, fetched once into `dest` (default: `cache_dir()`)."
-    dest = Path(dest or cache_dir()); dest.mkdir(parents=True, exist_ok=True)
-    tgz = dest/'emoji-datasource-google-16.0.0.tgz'
-    if not (tgz.is_file() and file_sha256(tgz) == EMOJI_SHA256): _npm_pack(dest, tgz)
+    dest = Path(dest or cache_dir())
+    dest.mkdir(parents=True, exist_ok=True)
+    tgz = dest / "emoji-datasource-google-16.0.0.tgz"
+    if not (tgz.is_file() and file_sha256(tgz) == EMOJI_SHA256):
+        _npm_pack(dest, tgz)
     return tgz
-
 
 # %% ../nbs/01_data.ipynb #cell-30
 def _words(short_name):
-    w = short_name.replace('_', ' ').replace('-', ' ').strip()
-    return w if len(w) >= 4 and not short_name.startswith('flag') and any(ch.isalpha() for ch in w) else None
+    w = short_name.replace("_", " ").replace("-", " ").strip()
+    return w if len(w) >= 4 and not short_name.startswith("flag") and any(ch.isalpha() for ch in w) else None
+
 
 def emoji_entries(meta) -> list[dict]:
     "One entry per image: `base`, `image`, `captions`, `category`, in `sort_order`."
     out = []
-    for e in sorted(meta, key=lambda e: e['sort_order']):
-        if not e.get('has_img_google'): continue
-        name = e['name'].lower()
-        alt = next((w for w in map(_words, e.get('short_names') or []) if w and w != name), None)
-        variants = [('', e)] + sorted((e.get('skin_variations') or {}).items())
+    for e in sorted(meta, key=lambda e: e["sort_order"]):
+        if not e.get("has_img_google"):
+            continue
+        name = e["name"].lower()
+        alt = next((w for w in map(_words, e.get("short_names") or []) if w and w != name), None)
+        variants = [("", e)] + sorted((e.get("skin_variations") or {}).items())
         for tone, v in variants:
-            if tone and not v.get('has_img_google'): continue
-            tones = ', '.join(dict.fromkeys(SKIN_TONES[t] for t in tone.split('-'))) if tone else ''
-            caps = [n + (f": {tones}" if tones else '') for n in [name] + ([alt] if alt else [])]
-            out.append(dict(base=e['unified'], image=v['image'], captions=caps, category=e['category'], subcategory=e['subcategory']))
+            if tone and not v.get("has_img_google"):
+                continue
+            tones = ", ".join(dict.fromkeys(SKIN_TONES[t] for t in tone.split("-"))) if tone else ""
+            caps = [n + (f": {tones}" if tones else "") for n in [name] + ([alt] if alt else [])]
+            out.append(
+                dict(
+                    base=e["unified"],
+                    image=v["image"],
+                    captions=caps,
+                    category=e["category"],
+                    subcategory=e["subcategory"],
+                )
+            )
     return out
+
 
 def assign_splits(bases, n_val=120, n_test=250) -> dict:
     "Map each base code to a split: first `n_test` by SHA-1 order are test, next `n_val` val, the rest train."
     order = sorted(set(bases), key=lambda b: hashlib.sha1(b.encode()).hexdigest())
-    return {b: 'test' if i < n_test else 'val' if i < n_test + n_val else 'train' for i, b in enumerate(order)}
+    return {b: "test" if i < n_test else "val" if i < n_test + n_val else "train" for i, b in enumerate(order)}
 
 # %% ../nbs/01_data.ipynb #cell-31
 def _write_emoji(tgz, out: Path, n_val, n_test, progress):
-    prefix = 'package/img/google/64/'
-    with tarfile.open(tgz) as tf:   # one sequential pass: random access into a .tgz re-decompresses from the start
-        files = {m.name: tf.extractfile(m).read() for m in tf
-                 if m.isfile() and (m.name.startswith(prefix) or m.name == 'package/emoji.json')}
-    entries = emoji_entries(json.loads(files['package/emoji.json']))
-    split = assign_splits([e['base'] for e in entries], n_val, n_test)
-    (out/'images').mkdir(parents=True)
+    prefix = "package/img/google/64/"
+    with tarfile.open(tgz) as tf:  # one sequential pass: random access into a .tgz re-decompresses from the start
+        files = {
+            m.name: tf.extractfile(m).read()
+            for m in tf
+            if m.isfile() and (m.name.startswith(prefix) or m.name == "package/emoji.json")
+        }
+    entries = emoji_entries(json.loads(files["package/emoji.json"]))
+    split = assign_splits([e["base"] for e in entries], n_val, n_test)
+    (out / "images").mkdir(parents=True)
     images, sentid = [], 0
     it = entries
     if progress:
         from tqdm.auto import tqdm
-        it = tqdm(entries, desc='emoji images', unit='img')
-    for i, e in enumerate(it):
-        im = Image.open(io.BytesIO(files[prefix + e['image']])).convert('RGBA')
-        Image.alpha_composite(Image.new('RGBA', im.size, (255,)*4), im).convert('RGB').save(out/'images'/e['image'], format='PNG')
-        sents = [dict(raw=c, tokens=c.replace(':', ' ').replace(',', ' ').split(), imgid=i, sentid=sentid+j) for j, c in enumerate(e['captions'])]
-        images.append(dict(filename=e['image'], imgid=i, split=split[e['base']], base=e['base'], category=e['category'],
-                           subcategory=e['subcategory'], sentences=sents, sentids=[s['sentid'] for s in sents]))
-        sentid += len(sents)
-    (out/'dataset_emoji.json').write_text(json.dumps(dict(dataset='emoji', source=EMOJI_PKG, images=images), sort_keys=True, indent=1) + '\n')
 
-def build_emoji(out='data/emoji', n_val=120, n_test=250, tarball=None, progress=True) -> Path:
-    "Build the emoji demo dataset into `out`; an existing valid build is left as is, and `out` is only replaced once a new build is complete."
+        it = tqdm(entries, desc="emoji images", unit="img")
+    for i, e in enumerate(it):
+        im = Image.open(io.BytesIO(files[prefix + e["image"]])).convert("RGBA")
+        Image.alpha_composite(Image.new("RGBA", im.size, (255,) * 4), im).convert("RGB").save(
+            out / "images" / e["image"], format="PNG"
+        )
+        sents = [
+            dict(raw=c, tokens=c.replace(":", " ").replace(",", " ").split(), imgid=i, sentid=sentid + j)
+            for j, c in enumerate(e["captions"])
+        ]
+        images.append(
+            dict(
+                filename=e["image"],
+                imgid=i,
+                split=split[e["base"]],
+                base=e["base"],
+                category=e["category"],
+                subcategory=e["subcategory"],
+                sentences=sents,
+                sentids=[s["sentid"] for s in sents],
+            )
+        )
+        sentid += len(sents)
+    (out / "dataset_emoji.json").write_text(
+        json.dumps(dict(dataset="emoji", source=EMOJI_PKG, images=images), sort_keys=True, indent=1) + "\n"
+    )
+
+
+def build_emoji(out="data/emoji", n_val=120, n_test=250, tarball=None, progress=True) -> Path:
+    """Build the emoji demo dataset into `out`; an existing valid build is left as is, and `out` is only replaced once a
+    new build is complete."""
     out = Path(out)
     tgz = Path(tarball) if tarball else fetch_emoji_tarball()
-    if tarball and (h := file_sha256(tgz)) != EMOJI_SHA256: raise FetchError(f"{tgz}: checksum mismatch (got {h}, expected {EMOJI_SHA256})")
+    if tarball and (h := file_sha256(tgz)) != EMOJI_SHA256:
+        raise FetchError(f"{tgz}: checksum mismatch (got {h}, expected {EMOJI_SHA256})")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix='.emoji-build-', dir=out.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=".emoji-build-", dir=out.parent))
     try:
-        _write_emoji(tgz, tmp/'new', n_val, n_test, progress)
+        _write_emoji(tgz, tmp / "new", n_val, n_test, progress)
         if out.exists():
-            same = (out/'dataset_emoji.json').is_file() and (out/'dataset_emoji.json').read_bytes() == (tmp/'new/dataset_emoji.json').read_bytes()
-            if same and not check(out, open_images=False): return out
-            if not (out/'dataset_emoji.json').is_file() and any(out.iterdir()):
+            same = (out / "dataset_emoji.json").is_file() and (out / "dataset_emoji.json").read_bytes() == (
+                tmp / "new/dataset_emoji.json"
+            ).read_bytes()
+            if same and not check(out, open_images=False):
+                return out
+            if not (out / "dataset_emoji.json").is_file() and any(out.iterdir()):
                 raise FileExistsError(f"{out} exists and is not an emoji dataset; refusing to replace it")
-            out.rename(tmp/'old')
-        (tmp/'new').rename(out)
-    finally: shutil.rmtree(tmp, ignore_errors=True)
+            out.rename(tmp / "old")
+        (tmp / "new").rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 # %% ../nbs/01_data.ipynb #getdata-table
-ARCHIVES = {   # file name -> its URL (None: not openly downloadable), its published sha256 (None: none published), what it is
-    'caption_datasets.zip': dict(url='https://cs.stanford.edu/people/karpathy/deepimagesent/caption_datasets.zip',
-                                 sha256=None, what="Karpathy's splits (dataset_flickr30k.json, dataset_coco.json)"),
-    'train2014.zip': dict(url='http://images.cocodataset.org/zips/train2014.zip', sha256=None, what='COCO 2014 train images'),
-    'val2014.zip': dict(url='http://images.cocodataset.org/zips/val2014.zip', sha256=None, what='COCO 2014 val images'),
-    'flickr30k-images.tar.gz': dict(url=None, sha256=None, what='the Flickr30K images: request them at '
-                                    'https://shannon.cs.illinois.edu/DenotationGraph/ (or use a mirror), then --from FILE'),
+# file name -> its URL (None: not openly downloadable), its published sha256 (None: none published), what it is
+ARCHIVES = {
+    "caption_datasets.zip": dict(
+        url="https://cs.stanford.edu/people/karpathy/deepimagesent/caption_datasets.zip",
+        sha256=None,
+        what="Karpathy's splits (dataset_flickr30k.json, dataset_coco.json)",
+    ),
+    "train2014.zip": dict(
+        url="http://images.cocodataset.org/zips/train2014.zip", sha256=None, what="COCO 2014 train images"
+    ),
+    "val2014.zip": dict(url="http://images.cocodataset.org/zips/val2014.zip", sha256=None, what="COCO 2014 val images"),
+    "flickr30k-images.tar.gz": dict(
+        url=None,
+        sha256=None,
+        what="the Flickr30K images: request them at "
+        "https://shannon.cs.illinois.edu/DenotationGraph/ (or use a mirror), then --from FILE",
+    ),
 }
-PAPER_DATA = {   # per dataset: its split file, the archives it is built from, the test split's (images, captions)
-    'flickr30k': dict(split_file='dataset_flickr30k.json', archives=('caption_datasets.zip', 'flickr30k-images.tar.gz'),
-                      test=(1000, 5000)),
-    'coco': dict(split_file='dataset_coco.json', archives=('caption_datasets.zip', 'train2014.zip', 'val2014.zip'),
-                 test=(5000, 25000)),
+PAPER_DATA = {  # per dataset: its split file, the archives it is built from, the test split's (images, captions)
+    "flickr30k": dict(
+        split_file="dataset_flickr30k.json",
+        archives=("caption_datasets.zip", "flickr30k-images.tar.gz"),
+        test=(1000, 5000),
+    ),
+    "coco": dict(
+        split_file="dataset_coco.json",
+        archives=("caption_datasets.zip", "train2014.zip", "val2014.zip"),
+        test=(5000, 25000),
+    ),
 }
 
-PLACEHOLDER = 'GET_THE_DATA.md'   # the note a data folder holds until its data is there (written by hat_nb.pipeline)
+PLACEHOLDER = "GET_THE_DATA.md"  # the note a data folder holds until its data is there (written by hat_nb.pipeline)
 
-class GetDataError(RuntimeError): "An archive is missing, cut off, not the one expected, or there is no room to unpack it."
+
+class GetDataError(RuntimeError):
+    "An archive is missing, cut off, not the one expected, or there is no room to unpack it."
 
 # %% ../nbs/01_data.ipynb #getdata-download
-def _fmt(n): return f"{n:,}" if n is not None else '?'
+def _fmt(n):
+    return f"{n:,}" if n is not None else "?"
+
 
 def download(url, dest, sha256=None, progress=True, chunk=1 << 20) -> Path:
     "Fetch `url` to `dest` (kept if already there), resuming `dest.part`; checks the announced size and `sha256`."
     import http.client, urllib.error, urllib.request
     from tqdm.auto import tqdm
-    dest = Path(dest); part = dest.with_name(dest.name + '.part')
-    if dest.is_file(): return dest
+
+    dest = Path(dest)
+    part = dest.with_name(dest.name + ".part")
+    if dest.is_file():
+        return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     have = part.stat().st_size if part.is_file() else 0
-    req = urllib.request.Request(url, headers={'Range': f'bytes={have}-'} if have else {})
-    try: resp = urllib.request.urlopen(req, timeout=60)
+    req = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        resp = urllib.request.urlopen(req, timeout=60)
     except urllib.error.HTTPError as e:
-        if not (e.code == 416 and have): raise GetDataError(f"{url}: HTTP {e.code} {e.reason}") from None
-        resp = None                                                  # 416: the part is already whole
-    except urllib.error.URLError as e: raise GetDataError(f"{url}: cannot connect ({e.reason})") from None
-    except (OSError, http.client.HTTPException) as e: raise GetDataError(f"{url}: no answer ({e})") from None
+        if not (e.code == 416 and have):
+            raise GetDataError(f"{url}: HTTP {e.code} {e.reason}") from None
+        resp = None  # 416: the part is already whole
+    except urllib.error.URLError as e:
+        raise GetDataError(f"{url}: cannot connect ({e.reason})") from None
+    except (OSError, http.client.HTTPException) as e:
+        raise GetDataError(f"{url}: no answer ({e})") from None
     if resp is not None:
         with resp:
-            if have and resp.status != 206: have = 0                 # the server ignored the range: start over
-            n = resp.headers.get('Content-Length')
+            if have and resp.status != 206:
+                have = 0  # the server ignored the range: start over
+            n = resp.headers.get("Content-Length")
             total = have + int(n) if n is not None else None
-            with open(part, 'ab' if have else 'wb') as f, tqdm(total=total, initial=have, unit='B', unit_scale=True,
-                                                              desc=dest.name, disable=not progress) as bar:
+            with (
+                open(part, "ab" if have else "wb") as f,
+                tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar,
+            ):
                 try:
-                    while buf := resp.read(chunk): f.write(buf); bar.update(len(buf))
-                except (OSError, http.client.HTTPException): pass    # cut off: the size check below says so
+                    while buf := resp.read(chunk):
+                        f.write(buf)
+                        bar.update(len(buf))
+                except (OSError, http.client.HTTPException):
+                    pass  # cut off: the size check below says so
         if total is not None and part.stat().st_size != total:
-            raise GetDataError(f"{url}: cut off at {_fmt(part.stat().st_size)} of {_fmt(total)} bytes; run again to resume")
+            raise GetDataError(
+                f"{url}: cut off at {_fmt(part.stat().st_size)} of {_fmt(total)} bytes; run again to resume"
+            )
     if sha256 and (got := file_sha256(part)) != sha256:
-        bad = dest.with_name(dest.name + '.bad'); part.replace(bad)
+        bad = dest.with_name(dest.name + ".bad")
+        part.replace(bad)
         raise GetDataError(f"{url}: sha256 {got} is not the published {sha256}; the file is kept aside as {bad}")
     part.replace(dest)
     return dest
@@ -447,48 +689,70 @@ def download(url, dest, sha256=None, progress=True, chunk=1 << 20) -> Path:
 def _members(archive: Path):
     "(name, size, open) of each file of a zip or tar archive, in archive order (one sequential pass for a .tar.gz)."
     import zipfile
+
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as z:
             for i in z.infolist():
-                if not i.is_dir(): yield i.filename, i.file_size, functools.partial(z.open, i)
+                if not i.is_dir():
+                    yield i.filename, i.file_size, functools.partial(z.open, i)
     elif tarfile.is_tarfile(archive):
-        with tarfile.open(archive, 'r|*') as t:
+        with tarfile.open(archive, "r|*") as t:
             for m in t:
-                if m.isfile(): yield m.name, m.size, functools.partial(t.extractfile, m)
-    else: raise GetDataError(f"{archive}: neither a zip nor a tar archive")
+                if m.isfile():
+                    yield m.name, m.size, functools.partial(t.extractfile, m)
+    else:
+        raise GetDataError(f"{archive}: neither a zip nor a tar archive")
+
 
 def _split_file(sources, split_file: str):
     "(bytes, where) of `split_file`: a given file of that name, or a member of a given archive."
     for s in sources:
-        if s.name == split_file: return s.read_bytes(), s
+        if s.name == split_file:
+            return s.read_bytes(), s
     for s in sources:
-        if s.suffix == '.json': continue
+        if s.suffix == ".json":
+            continue
         for name, _, open_ in _members(s):
             if Path(name).name == split_file:
-                with open_() as f: return f.read(), s
+                with open_() as f:
+                    return f.read(), s
     return None, None
+
 
 def _room(archive: Path, wanted: dict, out: Path):
     "Refuse to start unpacking `archive` into `out` without room for what it holds of `wanted` (tar: its own size)."
     import zipfile
-    need = (sum(i.file_size for i in zipfile.ZipFile(archive).infolist() if Path(i.filename).name in wanted)
-            if zipfile.is_zipfile(archive) else archive.stat().st_size)
+
+    need = (
+        sum(i.file_size for i in zipfile.ZipFile(archive).infolist() if Path(i.filename).name in wanted)
+        if zipfile.is_zipfile(archive)
+        else archive.stat().st_size
+    )
     free = shutil.disk_usage(out).free
-    if need > free: raise GetDataError(f"{out}: {need / 1e9:.1f} GB needed to unpack {archive.name}, {free / 1e9:.1f} GB free")
+    if need > free:
+        raise GetDataError(f"{out}: {need / 1e9:.1f} GB needed to unpack {archive.name}, {free / 1e9:.1f} GB free")
+
 
 def _unpack(archive: Path, wanted: dict, images: Path, progress) -> int:
-    "Write each member of `archive` named in `wanted` ({file name: path under images/}) unless present; the number it holds."
+    """Write each member of `archive` named in `wanted` ({file name: path under images/}) unless present; the number it
+    holds."""
     from tqdm.auto import tqdm
+
     found = 0
-    for name, size, open_ in tqdm(_members(archive), desc=f'unpacking {archive.name}', unit=' files', disable=not progress):
+    for name, size, open_ in tqdm(
+        _members(archive), desc=f"unpacking {archive.name}", unit=" files", disable=not progress
+    ):
         rel = wanted.get(Path(name).name)
-        if rel is None: continue
+        if rel is None:
+            continue
         found += 1
-        dest = images/rel
-        if dest.is_file() and dest.stat().st_size == size: continue          # already there: kept
+        dest = images / rel
+        if dest.is_file() and dest.stat().st_size == size:
+            continue  # already there: kept
         dest.parent.mkdir(parents=True, exist_ok=True)
-        part = dest.with_name(f'.{dest.name}.part')                       # renamed into place whole, never half-written
-        with open_() as src, open(part, 'wb') as f: shutil.copyfileobj(src, f)
+        part = dest.with_name(f".{dest.name}.part")  # renamed into place whole, never half-written
+        with open_() as src, open(part, "wb") as f:
+            shutil.copyfileobj(src, f)
         os.replace(part, dest)
     return found
 
@@ -497,81 +761,124 @@ def _sources(name, files, download_missing, mirror, progress) -> list[Path]:
     "The archives `name` is built from: `files` as given, and the table's downloadable ones not among them when asked."
     spec, files = PAPER_DATA[name], [Path(f) for f in files or ()]
     for f in files:
-        if not f.is_file(): raise GetDataError(f"{f}: no such file")
+        if not f.is_file():
+            raise GetDataError(f"{f}: no such file")
     given = {f.name for f in files}
-    lacking = [a for a in spec['archives'] if a not in given]
-    if files and not download_missing: return files            # named otherwise (a mirror's zip): found by content
+    lacking = [a for a in spec["archives"] if a not in given]
+    if files and not download_missing:
+        return files  # named otherwise (a mirror's zip): found by content
     for a in lacking:
-        url = f"{mirror.rstrip('/')}/{a}" if mirror else ARCHIVES[a]['url']
-        if url is None and files: continue                     # not downloadable: one of `files`, under another name
-        if url is None: raise GetDataError(f"{a} ({ARCHIVES[a]['what']}) is not openly downloadable")
-        files.append(download(url, cache_dir()/'downloads'/a, ARCHIVES[a]['sha256'], progress))
+        url = f"{mirror.rstrip('/')}/{a}" if mirror else ARCHIVES[a]["url"]
+        if url is None and files:
+            continue  # not downloadable: one of `files`, under another name
+        if url is None:
+            raise GetDataError(f"{a} ({ARCHIVES[a]['what']}) is not openly downloadable")
+        files.append(download(url, cache_dir() / "downloads" / a, ARCHIVES[a]["sha256"], progress))
     return files
 
+
 def get_data(name, files=(), out=None, download_missing=False, mirror=None, progress=True) -> dict:
-    "Lay out `name` ('flickr30k' or 'coco') in `out` (default data/<name>) from `files` and/or downloads; then `check` it."
-    if name not in PAPER_DATA: raise GetDataError(f"unknown dataset {name!r}; choose from {', '.join(PAPER_DATA)}")
-    spec = PAPER_DATA[name]; out = Path(out or f'data/{name}')
-    if not files and not download_missing and (out/spec['split_file']).is_file(): return _checked(name, out)   # laid out
+    """Lay out `name` ('flickr30k' or 'coco') in `out` (default data/<name>) from `files` and/or downloads; then `check`
+    it."""
+    if name not in PAPER_DATA:
+        raise GetDataError(f"unknown dataset {name!r}; choose from {', '.join(PAPER_DATA)}")
+    spec = PAPER_DATA[name]
+    out = Path(out or f"data/{name}")
+    if not files and not download_missing and (out / spec["split_file"]).is_file():
+        return _checked(name, out)  # laid out
     if not files and not download_missing:
-        raise GetDataError(f"{name} is built from " + '; '.join(f"{a} ({ARCHIVES[a]['what']})" for a in spec['archives'])
-                           + ": give them with --from FILE..., or --download for those openly downloadable")
+        raise GetDataError(
+            f"{name} is built from "
+            + "; ".join(f"{a} ({ARCHIVES[a]['what']})" for a in spec["archives"])
+            + ": give them with --from FILE..., or --download for those openly downloadable"
+        )
     sources = _sources(name, files, download_missing, mirror, progress)
-    text, where = _split_file(sources, spec['split_file'])
-    if text is None: raise GetDataError(f"none of {', '.join(s.name for s in sources)} holds {spec['split_file']}")
-    out.mkdir(parents=True, exist_ok=True); (out/PLACEHOLDER).unlink(missing_ok=True)
-    split = out/spec['split_file']
+    text, where = _split_file(sources, spec["split_file"])
+    if text is None:
+        raise GetDataError(f"none of {', '.join(s.name for s in sources)} holds {spec['split_file']}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / PLACEHOLDER).unlink(missing_ok=True)
+    split = out / spec["split_file"]
     if split.is_file() and split.read_bytes() != text:
         raise GetDataError(f"{split} exists and differs from the one in {where}; move it away to replace it")
-    if not split.is_file(): atomic_write(split, lambda tmp: tmp.write_bytes(text))
-    recs, probs = _parse(split, out/'images')
-    if probs: raise DatasetError(probs, split)
-    wanted = {r.filename: r.path.relative_to(out/'images') for r in recs}
-    for a in (s for s in sources if s != where and s.suffix != '.json'):
+    if not split.is_file():
+        atomic_write(split, lambda tmp: tmp.write_bytes(text))
+    recs, probs = _parse(split, out / "images")
+    if probs:
+        raise DatasetError(probs, split)
+    wanted = {r.filename: r.path.relative_to(out / "images") for r in recs}
+    for a in (s for s in sources if s != where and s.suffix != ".json"):
         _room(a, wanted, out)
-        if _unpack(a, wanted, out/'images', progress) == 0:
-            raise GetDataError(f"{a}: holds none of the {len(wanted):,} images {spec['split_file']} lists; not the {name} image archive?")
+        if _unpack(a, wanted, out / "images", progress) == 0:
+            raise GetDataError(
+                f"{a}: holds none of the {len(wanted):,} images {spec['split_file']} lists; not the {name} image "
+                "archive?"
+            )
     missing = [r.path for r in recs if not r.path.is_file()]
-    if missing: raise GetDataError(f"{len(missing):,} of {len(recs):,} images missing after unpacking (first: {missing[0]}); "
-                                   f"{name} needs " + ', '.join(a for a in spec['archives'] if a != 'caption_datasets.zip'))
+    if missing:
+        raise GetDataError(
+            f"{len(missing):,} of {len(recs):,} images missing after unpacking (first: {missing[0]}); "
+            f"{name} needs " + ", ".join(a for a in spec["archives"] if a != "caption_datasets.zip")
+        )
     return _checked(name, out, progress)
 
+
 def _checked(name, out: Path, progress=False) -> dict:
-    "`check` of the laid-out `out` and the protocols' test-split size; its summary, or `DatasetError` with every problem."
-    spec = PAPER_DATA[name]; split = out/spec['split_file']
+    """`check` of the laid-out `out` and the protocols' test-split size; its summary, or `DatasetError` with every
+    problem."""
+    spec = PAPER_DATA[name]
+    split = out / spec["split_file"]
     probs = check(out, progress=progress)
-    if probs: raise DatasetError(probs, out)
+    if probs:
+        raise DatasetError(probs, out)
     recs = read_karpathy(split)
-    test = [r for r in recs if r.split == 'test']
+    test = [r for r in recs if r.split == "test"]
     got = (len(test), sum(len(r.captions) for r in test))
-    if got != spec['test']: probs.append(f"{split}: test split has {got[0]:,} images / {got[1]:,} captions, the protocols need "
-                                         f"{spec['test'][0]:,} / {spec['test'][1]:,}")
-    if probs: raise DatasetError(probs, out)
+    if got != spec["test"]:
+        probs.append(
+            f"{split}: test split has {got[0]:,} images / {got[1]:,} captions, the protocols need "
+            f"{spec['test'][0]:,} / {spec['test'][1]:,}"
+        )
+    if probs:
+        raise DatasetError(probs, out)
     return summarize(recs)
 
 # %% ../nbs/01_data.ipynb #sums
-SUMS = 'SHA256SUMS'
+SUMS = "SHA256SUMS"
 
-def _files_of(path: Path) -> list[Path]: return sorted(p for p in path.rglob('*') if p.is_file()) if path.is_dir() else [path]
+
+def _files_of(path: Path) -> list[Path]:
+    return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+
 
 def read_sha256(sums) -> dict:
     "{relative path: sha256} of a `SHA256SUMS` file (empty if there is none)."
     sums = Path(sums)
-    if not sums.is_file(): return {}
-    return {n.lstrip('*'): h for h, n in (line.split(None, 1) for line in sums.read_text().splitlines() if line.strip())}
+    if not sums.is_file():
+        return {}
+    return {
+        n.lstrip("*"): h for h, n in (line.split(None, 1) for line in sums.read_text().splitlines() if line.strip())
+    }
+
 
 def record_sha256(path) -> Path:
     "Record the sha256 of `path` (a file, or each file of a folder) in the `SHA256SUMS` beside it; returns that file."
-    path = Path(path); sums = path.parent/SUMS
-    rec = {n: h for n, h in read_sha256(sums).items() if n != path.name and not n.startswith(path.name + '/')}
+    path = Path(path)
+    sums = path.parent / SUMS
+    rec = {n: h for n, h in read_sha256(sums).items() if n != path.name and not n.startswith(path.name + "/")}
     rec |= {p.relative_to(path.parent).as_posix(): file_sha256(p) for p in _files_of(path)}
-    atomic_write(sums, lambda tmp: tmp.write_text(''.join(f"{h}  {n}\n" for n, h in sorted(rec.items()))))
+    atomic_write(sums, lambda tmp: tmp.write_text("".join(f"{h}  {n}\n" for n, h in sorted(rec.items()))))
     return sums
+
 
 def verify_sha256(path) -> list[str]:
     "How `path` differs from its record in the `SHA256SUMS` beside it (nothing recorded: no problems)."
-    path = Path(path); sums = path.parent/SUMS
-    rec = {n: h for n, h in read_sha256(sums).items() if n == path.name or n.startswith(path.name + '/')}
-    probs = [f"{path.parent/n}: missing (recorded in {sums})" for n in rec if not (path.parent/n).is_file()]
-    return probs + [f"{path.parent/n}: sha256 differs from {sums}" for n, h in rec.items()
-                    if (path.parent/n).is_file() and file_sha256(path.parent/n) != h]
+    path = Path(path)
+    sums = path.parent / SUMS
+    rec = {n: h for n, h in read_sha256(sums).items() if n == path.name or n.startswith(path.name + "/")}
+    probs = [f"{path.parent / n}: missing (recorded in {sums})" for n in rec if not (path.parent / n).is_file()]
+    return probs + [
+        f"{path.parent / n}: sha256 differs from {sums}"
+        for n, h in rec.items()
+        if (path.parent / n).is_file() and file_sha256(path.parent / n) != h
+    ]

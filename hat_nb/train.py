@@ -15,8 +15,17 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
-from .data import (CaptionDataset, Collate, DatasetError, atomic_write, cache_dir, find_karpathy_json, read_karpathy,
-                         train_transform, write_json)
+from hat_nb.data import (
+    CaptionDataset,
+    Collate,
+    DatasetError,
+    atomic_write,
+    cache_dir,
+    find_karpathy_json,
+    read_karpathy,
+    train_transform,
+    write_json,
+)
 from .distributed import run_processes, world, write_result
 from .evaluate import amp_dtype, evaluate
 from .loss import HATLoss
@@ -31,350 +40,636 @@ __all__ = ['CHECKPOINT_KEYS', 'NOT_A_CHECKPOINT', 'RESUME_MAY_CHANGE', 'TRAINING
 
 # %% ../nbs/07_train.ipynb #cell-11
 def _rng_state():
-    return dict(python=random.getstate(), torch=torch.get_rng_state(),
-                cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
+    return dict(
+        python=random.getstate(),
+        torch=torch.get_rng_state(),
+        cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    )
+
 
 def _set_rng_state(s):
-    random.setstate(s['python']); torch.set_rng_state(s['torch'])
-    if s['cuda'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s['cuda'])
+    random.setstate(s["python"])
+    torch.set_rng_state(s["torch"])
+    if s["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(s["cuda"])
+
 
 def _save_checkpoint(obj, path: Path):
-    "Write `path` atomically; its previous version becomes `prev.pt` first (a hard link: at no moment is there no `path`)."
-    if path.exists(): atomic_write(path.with_name('prev.pt'), lambda p: os.link(path, p), fsync=False)
+    """Write `path` atomically; its previous version becomes `prev.pt` first (a hard link: at no moment is there no
+    `path`)."""
+    if path.exists():
+        atomic_write(path.with_name("prev.pt"), lambda p: os.link(path, p), fsync=False)
     atomic_write(path, lambda p: torch.save(obj, p))
 
-class CheckpointError(RuntimeError): "A checkpoint cannot be read."
 
-class UnsafeCheckpointError(CheckpointError): "A checkpoint holds objects other than tensors and plain data: loading it could run code."
+class CheckpointError(RuntimeError):
+    "A checkpoint cannot be read."
+
+
+class UnsafeCheckpointError(CheckpointError):
+    "A checkpoint holds objects other than tensors and plain data: loading it could run code."
+
 
 def _read_checkpoint(path: Path) -> dict:
-    try: return torch.load(path, map_location='cpu', weights_only=True)      # tensors and plain data only: no code runs on load
+    try:
+        return torch.load(
+            path, map_location="cpu", weights_only=True
+        )  # tensors and plain data only: no code runs on load
     except pickle.UnpicklingError as e:
-        if 'Weights only load failed' not in str(e): raise
-        raise UnsafeCheckpointError(f"{path}: refused: it holds objects other than tensors and plain data, and unpickling them "
-                                    "could run code; only load checkpoints written by hat_nb") from None
+        if "Weights only load failed" not in str(e):
+            raise
+        raise UnsafeCheckpointError(
+            f"{path}: refused: it holds objects other than tensors and plain data, and unpickling them "
+            "could run code; only load checkpoints written by hat_nb"
+        ) from None
 
-CHECKPOINT_KEYS = {'model', 'optimizer', 'scheduler', 'epoch'}   # what resuming needs beyond the weights
-NOT_A_CHECKPOINT = ("{path}: not a training checkpoint (it holds no optimizer and scheduler state; a model directory's "
-                    "model.safetensors holds weights only): resume from a run's last.pt or prev.pt")
+
+CHECKPOINT_KEYS = {"model", "optimizer", "scheduler", "epoch"}  # what resuming needs beyond the weights
+NOT_A_CHECKPOINT = (
+    "{path}: not a training checkpoint (it holds no optimizer and scheduler state; a model directory's "
+    "model.safetensors holds weights only): resume from a run's last.pt or prev.pt"
+)
+
 
 def load_checkpoint(path) -> dict:
-    "Read a training checkpoint; a truncated or corrupt file raises `CheckpointError` naming it and, if it loads, the intact `prev.pt` (nothing is modified)."
+    """Read a training checkpoint; a truncated or corrupt file raises `CheckpointError` naming it and, if it loads, the
+    intact `prev.pt` (nothing is modified)."""
     path = Path(path)
-    if not path.is_file(): raise CheckpointError(f"{path}: no such checkpoint")
-    if path.suffix == '.safetensors': raise CheckpointError(NOT_A_CHECKPOINT.format(path=path))
-    try: s = _read_checkpoint(path)
-    except UnsafeCheckpointError: raise
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    if path.suffix == ".safetensors":
+        raise CheckpointError(NOT_A_CHECKPOINT.format(path=path))
+    try:
+        s = _read_checkpoint(path)
+    except UnsafeCheckpointError:
+        raise
     except Exception as e:
         msg = f"{path}: truncated or corrupt checkpoint ({type(e).__name__}: {e})"
-        prev = path.with_name('prev.pt')
+        prev = path.with_name("prev.pt")
         if prev.is_file() and prev.resolve() != path.resolve():
-            try: _read_checkpoint(prev); msg += f"; the previous checkpoint {prev} is intact: resume from it with `hat-nb train --resume-from {prev}` (Python: resume_from='{prev}')"
-            except Exception: msg += f"; the previous checkpoint {prev} is damaged too: start again with `hat-nb train --restart`"
+            try:
+                _read_checkpoint(prev)
+                msg += (
+                    f"; the previous checkpoint {prev} is intact: resume from it with "
+                    f"`hat-nb train --resume-from {prev}` (Python: resume_from='{prev}')"
+                )
+            except Exception:
+                msg += f"; the previous checkpoint {prev} is damaged too: start again with `hat-nb train --restart`"
         raise CheckpointError(msg) from None
-    if not isinstance(s, dict) or not CHECKPOINT_KEYS <= s.keys(): raise CheckpointError(NOT_A_CHECKPOINT.format(path=path))
+    if not isinstance(s, dict) or not CHECKPOINT_KEYS <= s.keys():
+        raise CheckpointError(NOT_A_CHECKPOINT.format(path=path))
     return s
 
 # %% ../nbs/07_train.ipynb #cell-12
 def set_frozen(model, epoch, tc):
     "Towers (the image tower with its level norms) train from epoch index `freeze_*_epochs` on; the projections always."
     for tower, n in ((model.img, tc.freeze_img_epochs), (model.txt, tc.freeze_txt_epochs)):
-        for p in tower.parameters(): p.requires_grad_(epoch >= n)
+        for p in tower.parameters():
+            p.requires_grad_(epoch >= n)
 
-def make_optimizer(model, tc, steps_per_epoch, device='cpu'):
-    "Adam(W) over every parameter (frozen ones get no gradient, so no update), fused into one kernel (on the CPU too: its sqrt is exact there); the per-epoch schedule."
-    cls = torch.optim.AdamW if tc.optimizer == 'adamw' else torch.optim.Adam
+
+def make_optimizer(model, tc, steps_per_epoch, device="cpu"):
+    """Adam(W) over every parameter (frozen ones get no gradient, so no update), fused into one kernel (on the CPU too:
+    its sqrt is exact there); the per-epoch schedule."""
+    cls = torch.optim.AdamW if tc.optimizer == "adamw" else torch.optim.Adam
     opt = cls(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, fused=True)
-    if tc.schedule == 'step': sch = torch.optim.lr_scheduler.StepLR(opt, tc.lr_step, tc.lr_gamma)
-    elif tc.schedule == 'cosine': sch = torch.optim.lr_scheduler.CosineAnnealingLR(opt, tc.epochs)
-    else: sch = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0)
+    if tc.schedule == "step":
+        sch = torch.optim.lr_scheduler.StepLR(opt, tc.lr_step, tc.lr_gamma)
+    elif tc.schedule == "cosine":
+        sch = torch.optim.lr_scheduler.CosineAnnealingLR(opt, tc.epochs)
+    else:
+        sch = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0)
     return opt, sch
+
 
 def loss_fn(tc) -> HATLoss:
     "The loss a `TrainConfig` describes (over the global batch under torchrun)."
     return HATLoss(tc.loss, tc.margin, tc.max_violation, tc.temperature, tc.mask_same_image)
 
+
 def gpu_determinism():
-    "Deterministic CUDA kernels for this process: cuBLAS with a fixed workspace (`CUBLAS_WORKSPACE_CONFIG`, before its first use), cuDNN without autotuning, `torch.use_deterministic_algorithms` (ops without a deterministic kernel warn, they do not stop the run)."
-    os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
+    """Deterministic CUDA kernels for this process: cuBLAS with a fixed workspace (`CUBLAS_WORKSPACE_CONFIG`, before its
+    first use), cuDNN without autotuning, `torch.use_deterministic_algorithms` (ops without a deterministic kernel
+    warn, they do not stop the run)."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
     torch.use_deterministic_algorithms(True, warn_only=True)
 
+
 def _init_distributed(tc):
     "Join the process group that `torchrun` describes in the environment; returns (rank, world size, device)."
-    W = int(os.environ.get('WORLD_SIZE', 1))
-    cuda = torch.cuda.is_available() and tc.device in ('auto', 'cuda')
-    local, n_gpu = int(os.environ.get('LOCAL_WORLD_SIZE', W)), torch.cuda.device_count()
-    if tc.device.startswith('cuda') and not torch.cuda.is_available():
-        raise ValueError(f"device={tc.device!r} but no CUDA device is visible here (torch {torch.__version__}); use --set device=auto or device=cpu")
+    W = int(os.environ.get("WORLD_SIZE", 1))
+    cuda = torch.cuda.is_available() and tc.device in ("auto", "cuda")
+    local, n_gpu = int(os.environ.get("LOCAL_WORLD_SIZE", W)), torch.cuda.device_count()
+    if tc.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={tc.device!r} but no CUDA device is visible here (torch {torch.__version__}); use --set "
+            "device=auto or device=cpu"
+        )
     if cuda and W > 1 and local > n_gpu:
-        raise ValueError(f"{local} processes on this machine but {n_gpu} GPU(s): start one process per GPU "
-                         f"(torchrun --nproc_per_node {n_gpu}), or train on the CPU with --set device=cpu")
+        raise ValueError(
+            f"{local} processes on this machine but {n_gpu} GPU(s): start one process per GPU "
+            f"(torchrun --nproc_per_node {n_gpu}), or train on the CPU with --set device=cpu"
+        )
     if W > 1 and not dist.is_initialized():
-        dist.init_process_group('nccl' if cuda else 'gloo')
+        dist.init_process_group("nccl" if cuda else "gloo")
     rank, W = world()
     if cuda:
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if W > 1 else 'cuda'
-        if W > 1: torch.cuda.set_device(device)
-    else: device = 'cpu' if tc.device == 'auto' else tc.device
-    if tc.batch_size % W: raise ValueError(f"batch_size {tc.batch_size} (the global batch) must divide by the {W} processes")
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if W > 1 else "cuda"
+        if W > 1:
+            torch.cuda.set_device(device)
+    else:
+        device = "cpu" if tc.device == "auto" else tc.device
+    if tc.batch_size % W:
+        raise ValueError(f"batch_size {tc.batch_size} (the global batch) must divide by the {W} processes")
     return rank, W, device
 
 # %% ../nbs/07_train.ipynb #cell-15
-class RunDirError(RuntimeError): "The output directory cannot be used: not writable, or in use by another run."
+class RunDirError(RuntimeError):
+    "The output directory cannot be used: not writable, or in use by another run."
+
 
 class TrainingStopped(RuntimeError):
-    "Training stopped before its end: the loss diverged (NaN/inf; nothing non-finite was saved) or Ctrl-C (a checkpoint was written)."
-    def __init__(self, msg, exit_code=2): super().__init__(msg); self.exit_code = exit_code
+    """Training stopped before its end: the loss diverged (NaN/inf; nothing non-finite was saved) or Ctrl-C (a
+    checkpoint was written)."""
+
+    def __init__(self, msg, exit_code=2):
+        super().__init__(msg)
+        self.exit_code = exit_code
+
 
 def _check_writable(out: Path):
     try:
         out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix='.write-test-'): pass
-    except OSError as e: raise RunDirError(f"cannot write to {out} ({e.strerror or e})") from None
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+            pass
+    except OSError as e:
+        raise RunDirError(f"cannot write to {out} ({e.strerror or e})") from None
+
 
 @contextmanager
 def run_lock(out: Path):
-    "Hold `out/.lock` while a run writes into `out`: a second run is refused; the lock of a killed run dies with it (`flock`)."
+    """Hold `out/.lock` while a run writes into `out`: a second run is refused; the lock of a killed run dies with it
+    (`flock`)."""
     _check_writable(out)
-    f = open(out/'.lock', 'a+')
-    try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    f = open(out / ".lock", "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        f.seek(0); pid = f.read().strip() or '?'; f.close()
-        raise RunDirError(f"{out} is in use by another run (pid {pid}); wait for it to end or choose another output directory") from None
-    f.seek(0); old = f.read().strip()
-    if old: print(f"{out}: taking over the lock of a run that ended (pid {old})")
-    f.seek(0); f.truncate(); f.write(str(os.getpid())); f.flush()
-    try: yield
+        f.seek(0)
+        pid = f.read().strip() or "?"
+        f.close()
+        raise RunDirError(
+            f"{out} is in use by another run (pid {pid}); wait for it to end or choose another output directory"
+        ) from None
+    f.seek(0)
+    old = f.read().strip()
+    if old:
+        print(f"{out}: taking over the lock of a run that ended (pid {old})")
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    try:
+        yield
     finally:
-        f.seek(0); f.truncate(); f.flush()        # emptied, not deleted: a run that opened this file keeps waiting on the same lock
-        fcntl.flock(f, fcntl.LOCK_UN); f.close()
+        f.seek(0)
+        f.truncate()
+        f.flush()  # emptied, not deleted: a run that opened this file keeps waiting on the same lock
+        fcntl.flock(f, fcntl.LOCK_UN)
+        f.close()
+
 
 def _check_images(recs, json_path, data_dir):
     "Every image file exists (a stat each, no decoding): all missing files reported at once, before the first step."
     missing = [f"{r.path}: image file missing" for r in recs if not r.path.is_file()]
-    if missing: raise DatasetError(missing, f"{json_path} (found before training; `hat-nb check {data_dir}` also decodes every image)")
+    if missing:
+        raise DatasetError(
+            missing, f"{json_path} (found before training; `hat-nb check {data_dir}` also decodes every image)"
+        )
 
 # %% ../nbs/07_train.ipynb #cell-16
 class EpochOrder(Sampler):
-    """Keys `(epoch, k)` of one epoch's shuffled order (seeded by seed and epoch), from position `start`: a resumed epoch continues
-    where it stopped. With `world` processes, each takes its `rank`-th share of every global batch of `batch` keys, so the global
-    batches are the same in any number of processes (an incomplete last one is dropped)."""
+    """Keys `(epoch, k)` of one epoch's shuffled order (seeded by seed and epoch), from position `start`: a resumed
+    epoch continues where it stopped. With `world` processes, each takes its `rank`-th share of every global batch of
+    `batch` keys, so the global batches are the same in any number of processes (an incomplete last one is dropped)."""
+
     def __init__(self, n, seed, batch=1, rank=0, world=1):
-        if batch % world: raise ValueError(f"batch {batch} (the global batch) must divide by the {world} processes")
+        if batch % world:
+            raise ValueError(f"batch {batch} (the global batch) must divide by the {world} processes")
         self.n, self.seed, self.batch, self.rank, self.world, self.epoch, self.start = n, seed, batch, rank, world, 0, 0
-    def set(self, epoch, start=0): self.epoch, self.start = epoch, start
+
+    def set(self, epoch, start=0):
+        self.epoch, self.start = epoch, start
+
     def __len__(self):
         left = self.n - self.start
         return left if self.world == 1 else left // self.batch * (self.batch // self.world)
+
     def __iter__(self):
-        perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 1000 + self.epoch)).tolist()[self.start:]
+        perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 1000 + self.epoch)).tolist()[
+            self.start :
+        ]
         if self.world > 1:
             b, share = self.batch, self.batch // self.world
-            perm = [k for g in range(0, len(perm) - b + 1, b) for k in perm[g + self.rank * share: g + (self.rank + 1) * share]]
+            perm = [
+                k
+                for g in range(0, len(perm) - b + 1, b)
+                for k in perm[g + self.rank * share : g + (self.rank + 1) * share]
+            ]
         return iter([(self.epoch, k) for k in perm])
 
+
 def _workers(tc, device) -> int:
-    if tc.num_workers is not None: return tc.num_workers
-    return min(8, max(0, (os.cpu_count() or 1) - 1)) if device.startswith('cuda') else 0
+    if tc.num_workers is not None:
+        return tc.num_workers
+    return min(8, max(0, (os.cpu_count() or 1) - 1)) if device.startswith("cuda") else 0
+
 
 def _loader(ds, coll, tc, device, W, rank):
-    "The training loader: pinned memory, persistent workers and prefetching on CUDA; one process's shard under torchrun."
-    nw, cuda = _workers(tc, device), device.startswith('cuda')
-    kw = dict(collate_fn=coll, num_workers=nw, pin_memory=cuda, persistent_workers=nw > 0, prefetch_factor=4 if nw else None,
-              generator=torch.Generator().manual_seed(tc.seed))          # worker seeds never draw from the global RNG
-    order = EpochOrder(len(ds), tc.seed, tc.batch_size, rank, W)          # one process's share of the same global batches
+    """The training loader: pinned memory, persistent workers and prefetching on CUDA; one process's shard under
+    torchrun."""
+    nw, cuda = _workers(tc, device), device.startswith("cuda")
+    kw = dict(
+        collate_fn=coll,
+        num_workers=nw,
+        pin_memory=cuda,
+        persistent_workers=nw > 0,
+        prefetch_factor=4 if nw else None,
+        generator=torch.Generator().manual_seed(tc.seed),
+    )  # worker seeds never draw from the global RNG
+    order = EpochOrder(len(ds), tc.seed, tc.batch_size, rank, W)  # one process's share of the same global batches
     return DataLoader(ds, tc.batch_size // W, sampler=order, drop_last=tc.drop_last or W > 1, **kw), order
 
+
 def compile_towers(model, tc, device):
-    "torch.compile the tower modules (their `forward` calls timm's `forward_intermediates`); compiled code is cached on disk."
-    if tc.compile == 'off' or (tc.compile == 'auto' and not device.startswith('cuda')): return
-    os.environ.setdefault('TORCHINDUCTOR_CACHE_DIR', str(cache_dir()/'inductor'))   # a resumed run reuses it
-    model.img.compile(); model.txt.compile()
+    """torch.compile the tower modules (their `forward` calls timm's `forward_intermediates`); compiled code is cached
+    on disk."""
+    if tc.compile == "off" or (tc.compile == "auto" and not device.startswith("cuda")):
+        return
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "inductor"))  # a resumed run reuses it
+    model.img.compile()
+    model.txt.compile()
+
 
 def train_step(model, net, opt, scaler, batch, tc, device, dt, loss=None) -> torch.Tensor:
     "One optimisation step on `batch`; returns the loss as a device tensor (no host synchronisation)."
     nb, loss = dict(non_blocking=True), loss or loss_fn(tc)
     with torch.autocast(device_type=torch.device(device).type, dtype=dt or torch.float32, enabled=dt is not None):
-        img, txt, mask = net(batch['images'].to(device, **nb), batch['input_ids'].to(device, **nb),
-                             batch['attention_mask'].to(device, **nb), return_features=True)
-        loss = loss(model, img, txt, mask, batch['img_idx'].to(device, **nb))
+        img, txt, mask = net(
+            batch["images"].to(device, **nb),
+            batch["input_ids"].to(device, **nb),
+            batch["attention_mask"].to(device, **nb),
+            return_features=True,
+        )
+        loss = loss(model, img, txt, mask, batch["img_idx"].to(device, **nb))
     opt.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
-    if tc.grad_clip: scaler.unscale_(opt); torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-    scaler.step(opt); scaler.update()
+    if tc.grad_clip:
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+    scaler.step(opt)
+    scaler.update()
     return loss.detach()
 
+
 def train(mc: HATConfig, tc: TrainConfig, out_dir, resume=True, resume_from=None, progress=True) -> dict:
-    "Train, validating every `val_every` epochs; writes `last.pt`, `prev.pt`, `best/`, `log.jsonl`, `dvclive/`, `train_config.json` in `out_dir`. Returns the best validation metrics."
+    """Train, validating every `val_every` epochs; writes `last.pt`, `prev.pt`, `best/`, `log.jsonl`, `dvclive/`,
+    `train_config.json` in `out_dir`. Returns the best validation metrics."""
     out = Path(out_dir)
     rank, W, device = _init_distributed(tc)
-    if resume_from is not None and not Path(resume_from).is_file(): raise CheckpointError(f"{resume_from}: no such checkpoint")
-    if rank: return _run(mc, tc, out, rank, W, device, resume, resume_from, False)
-    with run_lock(out): return _run(mc, tc, out, rank, W, device, resume, resume_from, progress)
+    if resume_from is not None and not Path(resume_from).is_file():
+        raise CheckpointError(f"{resume_from}: no such checkpoint")
+    if rank:
+        return _run(mc, tc, out, rank, W, device, resume, resume_from, False)
+    with run_lock(out):
+        return _run(mc, tc, out, rank, W, device, resume, resume_from, progress)
+
 
 def _run(mc, tc, out, rank, W, device, resume, resume_from, progress) -> dict:
     "Set up, resume, then for each epoch: train it, validate and checkpoint (rank 0), and wait for the others."
     r = _setup(mc, tc, out, rank, W, device)
-    ckpt = Path(resume_from) if resume_from else out/'last.pt'
-    if resume and ckpt.is_file(): _resume(r, ckpt, progress)
+    ckpt = Path(resume_from) if resume_from else out / "last.pt"
+    if resume and ckpt.is_file():
+        _resume(r, ckpt, progress)
     compile_towers(r.model, tc, device)
-    if r.main: _open_logs(r)
+    if r.main:
+        _open_logs(r)
     try:
         with _stop_on_sigint(r):
             for epoch in range(r.epoch, tc.epochs):
                 tot, seconds = _train_epoch(r, epoch, progress)
                 r.sch.step()
-                if r.main: _validate_and_checkpoint(r, epoch, tot, seconds, progress)
-                if W > 1: dist.barrier()
-                if r.stop and epoch + 1 < tc.epochs: raise _interrupted(r, epoch + 1, 0)
-    finally:                                       # also when stopped: the log flushed, DVCLive's repository handles closed
-        if r.main: r.log.close(); r.live.end()
-    validated = [h for h in r.history if 'val_score' in h]
-    return max(validated, key=lambda h: h['val_score']) if validated else {}
+                if r.main:
+                    _validate_and_checkpoint(r, epoch, tot, seconds, progress)
+                if W > 1:
+                    dist.barrier()
+                if r.stop and epoch + 1 < tc.epochs:
+                    raise _interrupted(r, epoch + 1, 0)
+    finally:  # also when stopped: the log flushed, DVCLive's repository handles closed
+        if r.main:
+            r.log.close()
+            r.live.end()
+    validated = [h for h in r.history if "val_score" in h]
+    return max(validated, key=lambda h: h["val_score"]) if validated else {}
 
 # %% ../nbs/07_train.ipynb #cell-18
 @dataclass
 class _Run:
     "One training run: what `_setup` builds, and where the run stands."
-    mc: HATConfig; tc: TrainConfig; out: Path; rank: int; W: int; device: str
-    model: HATModel; tok: object; loss: HATLoss; dl: DataLoader; order: Sampler; opt: object; sch: object; scaler: object
-    dt: object; steps: int; val_recs: list
-    epoch: int = 0; step: int = 0; tot: float = 0.0; best: float = -1.0; history: list = field(default_factory=list)
-    log: object = None; live: object = None; last_ckpt: float = 0.0; stop: bool = False
-    settings: dict = field(default_factory=dict)     # `run_settings`: recorded in every checkpoint, compared on resume
-    code: str = ''                                   # `code_fingerprint()` of the run
+
+    mc: HATConfig
+    tc: TrainConfig
+    out: Path
+    rank: int
+    W: int
+    device: str
+    model: HATModel
+    tok: object
+    loss: HATLoss
+    dl: DataLoader
+    order: Sampler
+    opt: object
+    sch: object
+    scaler: object
+    dt: object
+    steps: int
+    val_recs: list
+    epoch: int = 0
+    step: int = 0
+    tot: float = 0.0
+    best: float = -1.0
+    history: list = field(default_factory=list)
+    log: object = None
+    live: object = None
+    last_ckpt: float = 0.0
+    stop: bool = False
+    settings: dict = field(default_factory=dict)  # `run_settings`: recorded in every checkpoint, compared on resume
+    code: str = ""  # `code_fingerprint()` of the run
+
     @property
-    def main(self): return self.rank == 0
+    def main(self):
+        return self.rank == 0
+
 
 def _read_splits(tc):
     "Training and validation records of `tc.data_dir`; every image file must exist."
     json_path = find_karpathy_json(tc.data_dir)
     train_recs = read_karpathy(json_path, splits=tc.train_splits, captions_per_image=tc.captions_per_image)
-    val_recs = read_karpathy(json_path, splits=tc.val_split, captions_per_image=tc.captions_per_image)[:tc.val_images]
-    if not train_recs: raise ValueError(f"{json_path}: no images in splits {tc.train_splits}")
-    if not val_recs: raise ValueError(f"{json_path}: no images in split {tc.val_split!r}")
+    val_recs = read_karpathy(json_path, splits=tc.val_split, captions_per_image=tc.captions_per_image)[: tc.val_images]
+    if not train_recs:
+        raise ValueError(f"{json_path}: no images in splits {tc.train_splits}")
+    if not val_recs:
+        raise ValueError(f"{json_path}: no images in split {tc.val_split!r}")
     _check_images(train_recs + val_recs, json_path, tc.data_dir)
     return train_recs, val_recs
 
+
 def _setup(mc, tc, out, rank, W, device) -> _Run:
-    random.seed(tc.seed); torch.manual_seed(tc.seed)
-    if tc.deterministic and device.startswith('cuda'): gpu_determinism()
+    random.seed(tc.seed)
+    torch.manual_seed(tc.seed)
+    if tc.deterministic and device.startswith("cuda"):
+        gpu_determinism()
     train_recs, val_recs = _read_splits(tc)
     model = HATModel(mc).to(device)
     tok = load_tokenizer(mc)
     ds = CaptionDataset(train_recs, train_transform(mc.img_size, tc.crop_scale, tc.hflip), seed=tc.seed)
     steps = len(ds) // tc.batch_size if tc.drop_last or W > 1 else math.ceil(len(ds) / tc.batch_size)
-    if tc.max_steps_per_epoch: steps = min(steps, tc.max_steps_per_epoch)
-    if steps == 0: raise ValueError(f"batch_size {tc.batch_size} exceeds the {len(ds)} training captions")
+    if tc.max_steps_per_epoch:
+        steps = min(steps, tc.max_steps_per_epoch)
+    if steps == 0:
+        raise ValueError(f"batch_size {tc.batch_size} exceeds the {len(ds)} training captions")
     dl, order = _loader(ds, Collate(tok, mc.max_len), tc, device, W, rank)
     opt, sch = make_optimizer(model, tc, steps, device)
     dt = amp_dtype(device, tc.amp)
-    scaler = torch.amp.GradScaler('cuda', enabled=dt == torch.float16)
-    return _Run(mc, tc, out, rank, W, device, model, tok, loss_fn(tc), dl, order, opt, sch, scaler, dt, steps, val_recs,
-                settings=run_settings(mc, tc, train_recs), code=code_fingerprint())
+    scaler = torch.amp.GradScaler("cuda", enabled=dt == torch.float16)
+    return _Run(
+        mc,
+        tc,
+        out,
+        rank,
+        W,
+        device,
+        model,
+        tok,
+        loss_fn(tc),
+        dl,
+        order,
+        opt,
+        sch,
+        scaler,
+        dt,
+        steps,
+        val_recs,
+        settings=run_settings(mc, tc, train_recs),
+        code=code_fingerprint(),
+    )
 
-RESUME_MAY_CHANGE = ('epochs', 'data_dir', 'device', 'num_workers', 'compile', 'deterministic', 'eval_batch_size', 'val_every',
-                     'log_every', 'ckpt_every_minutes', 'model.img_weights')   # how the run is carried out, not what it computes
 
-TRAINING_CODE = ('config', 'data', 'align', 'model', 'distributed', 'loss', 'evaluate', 'train')   # the hat_nb modules a run executes
+RESUME_MAY_CHANGE = (
+    "epochs",
+    "data_dir",
+    "device",
+    "num_workers",
+    "compile",
+    "deterministic",
+    "eval_batch_size",
+    "val_every",
+    "log_every",
+    "ckpt_every_minutes",
+    "model.img_weights",
+)  # how the run is carried out, not what it computes
+
+TRAINING_CODE = (
+    "config",
+    "data",
+    "align",
+    "model",
+    "distributed",
+    "loss",
+    "evaluate",
+    "train",
+)  # the hat_nb modules a run executes
+
 
 def code_fingerprint() -> str:
-    "SHA-256 (16 hex digits) of the `TRAINING_CODE` modules: a checkpoint records it, and the pipeline resumes only the same code."
+    """SHA-256 (16 hex digits) of the `TRAINING_CODE` modules: a checkpoint records it, and the pipeline resumes only
+    the same code."""
     import hat_nb
+
     h = hashlib.sha256()
-    for m in TRAINING_CODE: h.update((Path(hat_nb.__file__).parent/f'{m}.py').read_bytes())
+    for m in TRAINING_CODE:
+        h.update((Path(hat_nb.__file__).parent / f"{m}.py").read_bytes())
     return h.hexdigest()[:16]
 
+
 def run_settings(mc: HATConfig, tc: TrainConfig, train_recs) -> dict:
-    "What a checkpoint records of its run: every model ('model.<key>') and training setting, and a fingerprint of the training data (file names and captions)."
+    """What a checkpoint records of its run: every model ('model.<key>') and training setting, and a fingerprint of the
+    training data (file names and captions)."""
     data = hashlib.sha256(json.dumps([[r.path.name, r.captions] for r in train_recs]).encode()).hexdigest()[:16]
-    return json.loads(json.dumps({**{f'model.{k}': v for k, v in asdict(mc).items()}, **asdict(tc), 'training data': data}, default=list))
+    return json.loads(
+        json.dumps(
+            {**{f"model.{k}": v for k, v in asdict(mc).items()}, **asdict(tc), "training data": data}, default=list
+        )
+    )
+
 
 def _check_same_settings(old: dict | None, new: dict, ckpt: Path):
-    "Resuming is continuing the same run: a checkpoint made with other settings (beyond `RESUME_MAY_CHANGE`) or other data is refused, naming each difference."
-    if old is None: return                                   # a checkpoint from before settings were recorded
+    """Resuming is continuing the same run: a checkpoint made with other settings (beyond `RESUME_MAY_CHANGE`) or other
+    data is refused, naming each difference."""
+    if old is None:
+        return  # a checkpoint from before settings were recorded
     diff = [k for k in dict.fromkeys([*old, *new]) if k not in RESUME_MAY_CHANGE and old.get(k) != new.get(k)]
     if diff:
-        what = '; '.join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" if k != 'training data' else 'the training data (files or captions) changed' for k in diff)
-        raise RunDirError(f"{ckpt} was made with other settings ({what}): resuming would mix two recipes in one run. Continue with the "
-                          f"checkpoint's settings, train into a new --out, or start over in {ckpt.parent} with --restart")
+        what = "; ".join(
+            f"{k} {old.get(k)!r} -> {new.get(k)!r}"
+            if k != "training data"
+            else "the training data (files or captions) changed"
+            for k in diff
+        )
+        raise RunDirError(
+            f"{ckpt} was made with other settings ({what}): resuming would mix two recipes in one run. Continue with "
+            "the "
+            f"checkpoint's settings, train into a new --out, or start over in {ckpt.parent} with --restart"
+        )
+
 
 def _resume(r: _Run, ckpt: Path, progress: bool):
     s = load_checkpoint(ckpt)
-    _check_same_settings(s.get('settings'), r.settings, ckpt)      # before any state is loaded into this run
-    r.model.load_state_dict(s['model']); r.opt.load_state_dict(s['optimizer']); r.sch.load_state_dict(s['scheduler'])
-    r.scaler.load_state_dict(s['scaler']); _set_rng_state(s['rng'])
-    r.epoch, r.step, r.tot, r.best, r.history = s['epoch'], s.get('step', 0), s.get('tot', 0.0), s['best'], s['history']
-    if progress: print(f"resumed from {ckpt} at epoch {r.epoch + 1}, step {r.step}")
+    _check_same_settings(s.get("settings"), r.settings, ckpt)  # before any state is loaded into this run
+    r.model.load_state_dict(s["model"])
+    r.opt.load_state_dict(s["optimizer"])
+    r.sch.load_state_dict(s["scheduler"])
+    r.scaler.load_state_dict(s["scaler"])
+    _set_rng_state(s["rng"])
+    r.epoch, r.step, r.tot, r.best, r.history = s["epoch"], s.get("step", 0), s.get("tot", 0.0), s["best"], s["history"]
+    if progress:
+        print(f"resumed from {ckpt} at epoch {r.epoch + 1}, step {r.step}")
     _refit_cosine(r, progress)
 
+
 def _refit_cosine(r: _Run, progress: bool):
-    "A cosine run continued with another `epochs`: the saved schedule ends at the old length (lr 0, then rising again), so the remaining epochs follow the cosine of a run of the new length."
+    """A cosine run continued with another `epochs`: the saved schedule ends at the old length (lr 0, then rising
+    again), so the remaining epochs follow the cosine of a run of the new length."""
     sch, E = r.sch, r.tc.epochs
-    if not isinstance(sch, torch.optim.lr_scheduler.CosineAnnealingLR) or sch.T_max == E: return
+    if not isinstance(sch, torch.optim.lr_scheduler.CosineAnnealingLR) or sch.T_max == E:
+        return
     old, e = sch.T_max, sch.last_epoch
     sch.T_max = E
-    for g, base in zip(r.opt.param_groups, sch.base_lrs): g['lr'] = sch.eta_min + (base - sch.eta_min) * (1 + math.cos(math.pi * e / E)) / 2
-    sch._last_lr = [g['lr'] for g in r.opt.param_groups]
-    if progress: print(f"epochs {old} -> {E} with a cosine schedule: from epoch {e + 1} the lr follows the cosine of a {E}-epoch run "
-                       f"(now {r.opt.param_groups[0]['lr']:.3g})")
+    for g, base in zip(r.opt.param_groups, sch.base_lrs):
+        g["lr"] = sch.eta_min + (base - sch.eta_min) * (1 + math.cos(math.pi * e / E)) / 2
+    sch._last_lr = [g["lr"] for g in r.opt.param_groups]
+    if progress:
+        print(
+            f"epochs {old} -> {E} with a cosine schedule: from epoch {e + 1} the lr follows the cosine of a {E}-epoch "
+            "run "
+            f"(now {r.opt.param_groups[0]['lr']:.3g})"
+        )
+
 
 def _cut_back_dvclive(d: Path, g0: int):
-    "DVCLive's series cut back to the resumed position `g0` (global steps done): a killed run may have logged past its last checkpoint."
-    for f in (d/'plots'/'metrics').rglob('*.tsv'):
+    """DVCLive's series cut back to the resumed position `g0` (global steps done): a killed run may have logged past its
+    last checkpoint."""
+    for f in (d / "plots" / "metrics").rglob("*.tsv"):
         head, *rows = f.read_text().splitlines()
-        i = head.split('\t').index('step')
-        keep = [l for l in rows if int(l.split('\t')[i]) < g0]
-        if len(keep) < len(rows): f.write_text(os.linesep.join([head, *keep]) + os.linesep)
+        i = head.split("\t").index("step")
+        keep = [l for l in rows if int(l.split("\t")[i]) < g0]
+        if len(keep) < len(rows):
+            f.write_text(os.linesep.join([head, *keep]) + os.linesep)
+
 
 def _open_logs(r: _Run):
     "`train_config.json`; `log.jsonl` cut back to the resumed position and opened for appending; DVCLive."
-    write_json(r.out/'train_config.json', dict(model=asdict(r.mc), train=asdict(r.tc), world_size=r.W), default=list)
-    keep = lambda h: h['epoch'] < r.epoch or (h['epoch'] == r.epoch and h['kind'] == 'step' and h['step'] < r.epoch * r.steps + r.step)
-    f = r.out/'log.jsonl'
+    write_json(r.out / "train_config.json", dict(model=asdict(r.mc), train=asdict(r.tc), world_size=r.W), default=list)
+    keep = lambda h: (
+        h["epoch"] < r.epoch
+        or (h["epoch"] == r.epoch and h["kind"] == "step" and h["step"] < r.epoch * r.steps + r.step)
+    )
+    f = r.out / "log.jsonl"
     lines = [l for l in f.read_text().splitlines() if keep(json.loads(l))] if f.is_file() else []
-    f.write_text(''.join(l + '\n' for l in lines))
-    r.log = open(f, 'a')
-    if r.epoch or r.step: _cut_back_dvclive(r.out/'dvclive', r.epoch * r.steps + r.step)
+    f.write_text("".join(l + "\n" for l in lines))
+    r.log = open(f, "a")
+    if r.epoch or r.step:
+        _cut_back_dvclive(r.out / "dvclive", r.epoch * r.steps + r.step)
     from dvclive import Live
-    r.live = Live(str(r.out/'dvclive'), resume=r.epoch > 0 or r.step > 0, save_dvc_exp=False, dvcyaml=False)
+
+    r.live = Live(str(r.out / "dvclive"), resume=r.epoch > 0 or r.step > 0, save_dvc_exp=False, dvcyaml=False)
     r.last_ckpt = time.monotonic()
+
 
 def _checkpoint(r: _Run, epoch, step, tot):
     "`last.pt` (the previous one kept as `prev.pt`): everything an exact resume needs, as tensors and plain data only."
-    _save_checkpoint(dict(model=r.model.state_dict(), optimizer=r.opt.state_dict(), scheduler=r.sch.state_dict(),
-                          scaler=r.scaler.state_dict(), rng=_rng_state(), epoch=epoch, step=step, tot=tot, best=r.best,
-                          history=r.history, settings=r.settings, code=r.code), r.out/'last.pt')
+    _save_checkpoint(
+        dict(
+            model=r.model.state_dict(),
+            optimizer=r.opt.state_dict(),
+            scheduler=r.sch.state_dict(),
+            scaler=r.scaler.state_dict(),
+            rng=_rng_state(),
+            epoch=epoch,
+            step=step,
+            tot=tot,
+            best=r.best,
+            history=r.history,
+            settings=r.settings,
+            code=r.code,
+        ),
+        r.out / "last.pt",
+    )
     r.last_ckpt = time.monotonic()
 
 # %% ../nbs/07_train.ipynb #cell-20
 def _log_step(r: _Run, epoch, step, loss, pairs_s, bar):
-    l, g, lr = loss.item() / r.W, epoch * r.steps + step, r.opt.param_groups[0]['lr']   # .item(): the loop's only host sync
+    l, g, lr = (
+        loss.item() / r.W,
+        epoch * r.steps + step,
+        r.opt.param_groups[0]["lr"],
+    )  # .item(): the loop's only host sync
     bar.set_postfix(loss=f"{l:.3f}", pairs_s=f"{pairs_s:.0f}")
-    r.log.write(json.dumps(dict(kind='step', epoch=epoch, step=g, loss=l, lr=lr)) + '\n')
-    r.live.step = g; r.live.log_metric('train/loss', l); r.live.log_metric('train/lr', lr)
+    r.log.write(json.dumps(dict(kind="step", epoch=epoch, step=g, loss=l, lr=lr)) + "\n")
+    r.live.step = g
+    r.live.log_metric("train/loss", l)
+    r.live.log_metric("train/lr", lr)
+
 
 def _train_epoch(r: _Run, epoch: int, progress: bool):
     "Train one epoch from the resumed position; returns (summed loss as a device tensor, seconds)."
     tc, W = r.tc, r.W
-    set_frozen(r.model, epoch, tc); r.model.train()
-    net = DDP(r.model, device_ids=[r.device] if r.device.startswith('cuda') else None) if W > 1 else r.model   # re-wrapped: frozen set changes
+    set_frozen(r.model, epoch, tc)
+    r.model.train()
+    net = (
+        DDP(r.model, device_ids=[r.device] if r.device.startswith("cuda") else None) if W > 1 else r.model
+    )  # re-wrapped: frozen set changes
     first = r.step if epoch == r.epoch else 0
     r.order.set(epoch, first * tc.batch_size)
     t0, tot, seen = time.time(), torch.tensor(r.tot if epoch == r.epoch else 0.0, device=r.device), 0
-    bar = tqdm(total=r.steps, initial=first, desc=f'epoch {epoch + 1}/{tc.epochs}', disable=not progress, leave=False, unit='step')
+    bar = tqdm(
+        total=r.steps,
+        initial=first,
+        desc=f"epoch {epoch + 1}/{tc.epochs}",
+        disable=not progress,
+        leave=False,
+        unit="step",
+    )
     tw = time.time()
     for step, b in enumerate(r.dl, start=first):
-        if step >= r.steps: break
+        if step >= r.steps:
+            break
         loss = train_step(r.model, net, r.opt, r.scaler, b, tc, r.device, r.dt, r.loss)
-        if W > 1: dist.all_reduce(loss)     # each process holds W x its share of the global batch's loss: summed, W x that loss
-        tot += loss; seen += len(b['img_idx']) * W; bar.update()
+        if W > 1:
+            dist.all_reduce(loss)  # each process holds W x its share of the global batch's loss: summed, W x that loss
+        tot += loss
+        seen += len(b["img_idx"]) * W
+        bar.update()
         if r.main and ((step + 1) % tc.log_every == 0 or step + 1 == r.steps):
-            _log_step(r, epoch, step, loss, seen / (time.time() - tw), bar); seen, tw = 0, time.time()
+            _log_step(r, epoch, step, loss, seen / (time.time() - tw), bar)
+            seen, tw = 0, time.time()
         if r.main and step + 1 < r.steps and (r.stop or time.monotonic() - r.last_ckpt >= 60 * tc.ckpt_every_minutes):
-            _check_finite(r, epoch, tot); r.log.flush(); _checkpoint(r, epoch, step + 1, tot.item())
-        if r.stop and step + 1 < r.steps: raise _interrupted(r, epoch, step + 1)
+            _check_finite(r, epoch, tot)
+            r.log.flush()
+            _checkpoint(r, epoch, step + 1, tot.item())
+        if r.stop and step + 1 < r.steps:
+            raise _interrupted(r, epoch, step + 1)
     bar.close()
     return tot, time.time() - t0
 
@@ -382,90 +677,169 @@ def _train_epoch(r: _Run, epoch: int, progress: bool):
 def _should_validate(epoch, tc) -> bool:
     return epoch == tc.epochs - 1 or (epoch >= tc.val_from_epoch and (epoch - tc.val_from_epoch) % tc.val_every == 0)
 
+
 def _check_finite(r: _Run, epoch, tot):
     "A NaN/inf loss stops the run before anything is saved from it: `last.pt` and `best/` stay the last good ones."
     if not math.isfinite(t := tot.item()):
-        good = str(r.out/'last.pt') if (r.out/'last.pt').is_file() else 'none (none was written yet)'
-        raise TrainingStopped(f"training diverged in epoch {epoch + 1}: the loss is {t} (NaN or inf); nothing of it was saved, the last "
-                              f"good checkpoint is {good}; lower lr or set grad_clip, and continue with --resume-from or start over with --restart")
+        good = str(r.out / "last.pt") if (r.out / "last.pt").is_file() else "none (none was written yet)"
+        raise TrainingStopped(
+            f"training diverged in epoch {epoch + 1}: the loss is {t} (NaN or inf); nothing of it was saved, the last "
+            f"good checkpoint is {good}; lower lr or set grad_clip, and continue with --resume-from or start over with "
+            "--restart"
+        )
+
 
 def _interrupted(r: _Run, epoch, step) -> TrainingStopped:
-    return TrainingStopped(f"interrupted: checkpoint written at epoch {epoch + 1}, step {step} ({r.out/'last.pt'}); run the same command "
-                           "again to continue", exit_code=130)
+    return TrainingStopped(
+        f"interrupted: checkpoint written at epoch {epoch + 1}, step {step} ({r.out / 'last.pt'}); run the same "
+        "command "
+        "again to continue",
+        exit_code=130,
+    )
+
 
 @contextmanager
 def _stop_on_sigint(r: _Run):
-    "One process: a first Ctrl-C finishes the current step (or validation), writes a checkpoint and stops; a second aborts at once."
+    """One process: a first Ctrl-C finishes the current step (or validation), writes a checkpoint and stops; a second
+    aborts at once."""
     import signal, sys, threading
-    if r.W > 1 or threading.current_thread() is not threading.main_thread(): yield; return
+
+    if r.W > 1 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
     def ask(sig, frame):
-        if r.stop: raise KeyboardInterrupt
-        r.stop = True; print("\nstopping after this step with a checkpoint (Ctrl-C again: stop at once, without one)", file=sys.stderr)
+        if r.stop:
+            raise KeyboardInterrupt
+        r.stop = True
+        print("\nstopping after this step with a checkpoint (Ctrl-C again: stop at once, without one)", file=sys.stderr)
+
     old = signal.signal(signal.SIGINT, ask)
-    try: yield
-    finally: signal.signal(signal.SIGINT, old)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
 
 def _validate_and_checkpoint(r: _Run, epoch, tot, seconds, progress):
     tc, mc = r.tc, r.mc
     _check_finite(r, epoch, tot)
-    rec = dict(kind='epoch', epoch=epoch, train_loss=tot.item() / r.W / r.steps, lr=r.opt.param_groups[0]['lr'], seconds=round(seconds, 1))
+    rec = dict(
+        kind="epoch",
+        epoch=epoch,
+        train_loss=tot.item() / r.W / r.steps,
+        lr=r.opt.param_groups[0]["lr"],
+        seconds=round(seconds, 1),
+    )
     if _should_validate(epoch, tc):
-        val = evaluate(r.model, r.val_recs, r.tok, directions=(mc.direction,), batch_size=tc.eval_batch_size, device=r.device,
-                       amp=tc.amp, progress=progress, verbose=False, shard=False)[mc.direction]     # rank 0 alone: no collectives
-        rec.update(val_score=val['i2t_R@1'] + val['t2i_R@1'], **{f'val_{k}': v for k, v in val.items()})
-    r.history.append(rec); r.log.write(json.dumps(rec) + '\n'); r.log.flush()
+        val = evaluate(
+            r.model,
+            r.val_recs,
+            r.tok,
+            directions=(mc.direction,),
+            batch_size=tc.eval_batch_size,
+            device=r.device,
+            amp=tc.amp,
+            progress=progress,
+            verbose=False,
+            shard=False,
+        )[mc.direction]  # rank 0 alone: no collectives
+        rec.update(val_score=val["i2t_R@1"] + val["t2i_R@1"], **{f"val_{k}": v for k, v in val.items()})
+    r.history.append(rec)
+    r.log.write(json.dumps(rec) + "\n")
+    r.log.flush()
     r.live.step = (epoch + 1) * r.steps - 1
-    for k in ('train_loss', 'val_i2t_R@1', 'val_t2i_R@1', 'val_rsum'):
-        if k in rec: r.live.log_metric(f"epoch/{k}", rec[k])
-    r.live.log_metric('epoch/epoch', epoch + 1); r.live.make_summary()
+    for k in ("train_loss", "val_i2t_R@1", "val_t2i_R@1", "val_rsum"):
+        if k in rec:
+            r.live.log_metric(f"epoch/{k}", rec[k])
+    r.live.log_metric("epoch/epoch", epoch + 1)
+    r.live.make_summary()
     if progress:
-        v = f"  val R@1 i2t {rec['val_i2t_R@1']:.2f} t2i {rec['val_t2i_R@1']:.2f}  rsum {rec['val_rsum']:.1f}" if 'val_score' in rec else '  (not validated)'
+        v = (
+            f"  val R@1 i2t {rec['val_i2t_R@1']:.2f} t2i {rec['val_t2i_R@1']:.2f}  rsum {rec['val_rsum']:.1f}"
+            if "val_score" in rec
+            else "  (not validated)"
+        )
         print(f"epoch {epoch + 1}: loss {rec['train_loss']:.4f}{v}  ({rec['seconds']}s)")
-    if rec.get('val_score', -1) > r.best:
-        r.best = rec['val_score']
-        atomic_write(r.out/'best', lambda p: save_pretrained(r.model, p, r.tok))
+    if rec.get("val_score", -1) > r.best:
+        r.best = rec["val_score"]
+        atomic_write(r.out / "best", lambda p: save_pretrained(r.model, p, r.tok))
     _checkpoint(r, epoch + 1, 0, 0.0)
 
 # %% ../nbs/07_train.ipynb #4cc6a673
 def train_processes(mc: HATConfig, tc: TrainConfig, out_dir, nproc: int = 1, resume=True, progress=True) -> dict:
-    "`train` in `nproc` processes started by torchrun (`hat_nb.distributed.run_processes`), their output streamed here; `nproc=1`: in this process. Returns rank 0's best validation metrics."
-    if nproc == 1: return train(mc, tc, out_dir, resume=resume, progress=progress)
-    return run_processes('hat_nb.train', dict(model=asdict(mc), train=json.loads(json.dumps(asdict(tc), default=list)), out_dir=str(out_dir),
-                                              resume=resume, progress=progress), nproc)
+    """`train` in `nproc` processes started by torchrun (`hat_nb.distributed.run_processes`), their output streamed
+    here; `nproc=1`: in this process. Returns rank 0's best validation metrics."""
+    if nproc == 1:
+        return train(mc, tc, out_dir, resume=resume, progress=progress)
+    return run_processes(
+        "hat_nb.train",
+        dict(
+            model=asdict(mc),
+            train=json.loads(json.dumps(asdict(tc), default=list)),
+            out_dir=str(out_dir),
+            resume=resume,
+            progress=progress,
+        ),
+        nproc,
+    )
+
 
 def _train_job(path):
     "What each torchrun process of `train_processes` runs."
     job = json.loads(Path(path).read_text())
-    best = train(HATConfig.from_dict(job['model']), TrainConfig(**job['train']), job['out_dir'], resume=job['resume'], progress=job['progress'])
+    best = train(
+        HATConfig.from_dict(job["model"]),
+        TrainConfig(**job["train"]),
+        job["out_dir"],
+        resume=job["resume"],
+        progress=job["progress"],
+    )
     write_result(job, best)
 
-if __name__ == '__main__' and '__file__' in globals(): _train_job(sys.argv[1])   # `python -m hat_nb.train JOB` (not when a notebook runs this cell)
+
+if __name__ == "__main__" and "__file__" in globals():
+    _train_job(sys.argv[1])  # `python -m hat_nb.train JOB` (not when a notebook runs this cell)
 
 # %% ../nbs/07_train.ipynb #0717c200
-RUN_FILES = ('last.pt', 'prev.pt', 'best', 'dvclive', 'log.jsonl', 'train_config.json')
-PIPELINE_MAY_CHANGE = ('device', 'num_workers', 'compile', 'eval_batch_size', 'log_every', 'ckpt_every_minutes')
+RUN_FILES = ("last.pt", "prev.pt", "best", "dvclive", "log.jsonl", "train_config.json")
+PIPELINE_MAY_CHANGE = ("device", "num_workers", "compile", "eval_batch_size", "log_every", "ckpt_every_minutes")
+
 
 def continue_interrupted(mc: HATConfig, tc: TrainConfig, out_dir, progress=True) -> bool:
-    "For a pipeline stage: True when `out_dir` holds an unfinished run of these settings, data and training code (resume it); else False, with the old run's files cleared — an unfinished run of other settings moved to `out_dir/interrupted/` first."
+    """For a pipeline stage: True when `out_dir` holds an unfinished run of these settings, data and training code
+    (resume it); else False, with the old run's files cleared — an unfinished run of other settings moved to
+    `out_dir/interrupted/` first."""
     out = Path(out_dir)
     say = print if progress else (lambda *a: None)
-    try: s = load_checkpoint(out/'last.pt') if (out/'last.pt').is_file() else None
-    except CheckpointError as e: s = None; say(f"{e}: starting fresh")
+    try:
+        s = load_checkpoint(out / "last.pt") if (out / "last.pt").is_file() else None
+    except CheckpointError as e:
+        s = None
+        say(f"{e}: starting fresh")
     if s is not None:
-        old, new = s.get('settings') or {}, run_settings(mc, tc, _read_splits(tc)[0])
+        old, new = s.get("settings") or {}, run_settings(mc, tc, _read_splits(tc)[0])
         diff = [k for k in dict.fromkeys([*old, *new]) if k not in PIPELINE_MAY_CHANGE and old.get(k) != new.get(k)]
-        if s.get('code') != code_fingerprint(): diff.append('training code')
-        if s['epoch'] < tc.epochs and not diff:
-            say(f"resuming the interrupted run in {out} at epoch {s['epoch'] + 1}, step {s.get('step', 0)} (same settings, data and code)")
+        if s.get("code") != code_fingerprint():
+            diff.append("training code")
+        if s["epoch"] < tc.epochs and not diff:
+            say(
+                f"resuming the interrupted run in {out} at epoch {s['epoch'] + 1}, step {s.get('step', 0)} (same "
+                "settings, data and code)"
+            )
             return True
-        if s['epoch'] < tc.epochs:
-            aside = out/'interrupted'
-            shutil.rmtree(aside, ignore_errors=True); aside.mkdir()
+        if s["epoch"] < tc.epochs:
+            aside = out / "interrupted"
+            shutil.rmtree(aside, ignore_errors=True)
+            aside.mkdir()
             for f in RUN_FILES:
-                if (out/f).exists(): os.replace(out/f, aside/f)
+                if (out / f).exists():
+                    os.replace(out / f, aside / f)
             say(f"{out}: an interrupted run with other {', '.join(diff)} moved to {aside}; starting fresh")
-    for f in RUN_FILES:                                          # a finished run (its outputs are in DVC's cache), or none
-        p = out/f
-        if p.is_dir(): shutil.rmtree(p)
-        elif p.exists(): p.unlink()
+    for f in RUN_FILES:  # a finished run (its outputs are in DVC's cache), or none
+        p = out / f
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
     return False
