@@ -13,6 +13,13 @@ def test_notebook(nb):
     "Each notebook runs top to bottom (its inline tests, the `slow` ones included) and reproduces its committed outputs."
     run(sys.executable, 'tools/run_notebooks.py', '--check', f'nbs/{nb}')
 
+@pytest.mark.slow
+def test_nbdev_test_passes():
+    """nbdev's own runner, as a user of any nbdev project runs it: several notebooks per process, the cells flagged in
+    settings.ini's `tst_flags` skipped (`slow`, and `triton`: cells that need triton imported with its interpreter on)."""
+    r = run(BIN/'nbdev_test', check=False, timeout=900)
+    assert r.returncode == 0 and 'Success.' in r.stdout, r.stdout[-3000:] + r.stderr[-3000:]
+
 def test_notebooks_follow_imports():
     "A notebook imports only earlier notebooks' modules, and no private name of another module."
     import re
