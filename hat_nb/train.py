@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_train.ipynb #cell-02
 from __future__ import annotations
-import fcntl, hashlib, json, math, os, pickle, random, shutil, sys, tempfile, time
+import ast, fcntl, hashlib, json, math, os, pickle, random, shutil, sys, tempfile, time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,10 +33,11 @@ from .config import HATConfig, TrainConfig
 from .model import HATModel, load_tokenizer, save_pretrained
 
 # %% auto #0
-__all__ = ['CHECKPOINT_KEYS', 'NOT_A_CHECKPOINT', 'RESUME_MAY_CHANGE', 'TRAINING_CODE', 'RUN_FILES', 'PIPELINE_MAY_CHANGE',
+__all__ = ['CHECKPOINT_KEYS', 'NOT_A_CHECKPOINT', 'RESUME_MAY_CHANGE', 'PIPELINE_MAY_CHANGE', 'TRAINING_CODE', 'RUN_FILES',
            'CheckpointError', 'UnsafeCheckpointError', 'load_checkpoint', 'set_frozen', 'make_optimizer', 'loss_fn',
            'gpu_determinism', 'RunDirError', 'TrainingStopped', 'run_lock', 'EpochOrder', 'compile_towers',
-           'train_step', 'train', 'code_fingerprint', 'run_settings', 'train_processes', 'continue_interrupted']
+           'train_step', 'train', 'settings_diff', 'hat_nb_modules', 'code_fingerprint', 'run_settings',
+           'train_processes', 'continue_interrupted']
 
 # %% ../nbs/07_train.ipynb #cell-11
 def _rng_state():
@@ -465,7 +466,7 @@ def _setup(mc, tc, out, rank, W, device) -> _Run:
         code=code_fingerprint(),
     )
 
-
+# %% ../nbs/07_train.ipynb #acae54e37e7d407bbb7b55eff062a284
 RESUME_MAY_CHANGE = (
     "epochs",
     "data_dir",
@@ -478,18 +479,47 @@ RESUME_MAY_CHANGE = (
     "log_every",
     "ckpt_every_minutes",
     "model.img_weights",
-)  # how the run is carried out, not what it computes
+)  # an explicit resume: how the run is carried out, a longer run, moved data or weight files
+# the train stage's automatic resume: only what another machine changes
+PIPELINE_MAY_CHANGE = ("device", "num_workers", "compile", "eval_batch_size", "log_every", "ckpt_every_minutes")
 
-TRAINING_CODE = (
-    "config",
-    "data",
-    "align",
-    "model",
-    "distributed",
-    "loss",
-    "evaluate",
-    "train",
-)  # the hat_nb modules a run executes
+
+def settings_diff(old: dict, new: dict, may_change: tuple) -> list[str]:
+    "Keys whose values differ between two runs' recorded settings, except those in `may_change`."
+    return [k for k in dict.fromkeys([*old, *new]) if k not in may_change and old.get(k) != new.get(k)]
+
+
+def _module_imports(src: str) -> list[str]:
+    "The hat_nb modules a module's source imports when it is imported (not those imported inside its functions)."
+    out, todo = [], list(ast.parse(src).body)
+    while todo:
+        n = todo.pop(0)
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        if isinstance(n, ast.ImportFrom) and n.level == 1:
+            out.append((n.module or "").split(".")[0])
+        elif isinstance(n, ast.ImportFrom) and (n.module or "").startswith("hat_nb."):
+            out.append(n.module.split(".")[1])
+        elif isinstance(n, ast.Import):
+            out += [a.name.split(".")[1] for a in n.names if a.name.startswith("hat_nb.")]
+        todo += list(ast.iter_child_nodes(n))
+    return out
+
+
+def hat_nb_modules(*tops: str) -> tuple[str, ...]:
+    "`tops` and every hat_nb module they import, directly or not, when imported: the library code they run."
+    import hat_nb
+
+    pkg, seen, todo = Path(hat_nb.__file__).parent, [], list(tops)
+    while todo:
+        m = todo.pop(0)
+        if m not in seen:
+            seen.append(m)
+            todo += _module_imports((pkg / f"{m}.py").read_text())
+    return tuple(sorted(seen))
+
+
+TRAINING_CODE = hat_nb_modules("train")  # the hat_nb modules a run executes
 
 
 def code_fingerprint() -> str:
@@ -519,7 +549,7 @@ def _check_same_settings(old: dict | None, new: dict, ckpt: Path):
     data is refused, naming each difference."""
     if old is None:
         return  # a checkpoint from before settings were recorded
-    diff = [k for k in dict.fromkeys([*old, *new]) if k not in RESUME_MAY_CHANGE and old.get(k) != new.get(k)]
+    diff = settings_diff(old, new, RESUME_MAY_CHANGE)
     if diff:
         what = "; ".join(
             f"{k} {old.get(k)!r} -> {new.get(k)!r}"
@@ -533,7 +563,7 @@ def _check_same_settings(old: dict | None, new: dict, ckpt: Path):
             f"checkpoint's settings, train into a new --out, or start over in {ckpt.parent} with --restart"
         )
 
-
+# %% ../nbs/07_train.ipynb #72eea5119410473aa328ad9291626812
 def _resume(r: _Run, ckpt: Path, progress: bool):
     s = load_checkpoint(ckpt)
     _check_same_settings(s.get("settings"), r.settings, ckpt)  # before any state is loaded into this run
@@ -803,7 +833,6 @@ if __name__ == "__main__" and "__file__" in globals():
 
 # %% ../nbs/07_train.ipynb #0717c200
 RUN_FILES = ("last.pt", "prev.pt", "best", "dvclive", "log.jsonl", "train_config.json")
-PIPELINE_MAY_CHANGE = ("device", "num_workers", "compile", "eval_batch_size", "log_every", "ckpt_every_minutes")
 
 
 def continue_interrupted(mc: HATConfig, tc: TrainConfig, out_dir, progress=True) -> bool:
@@ -819,7 +848,7 @@ def continue_interrupted(mc: HATConfig, tc: TrainConfig, out_dir, progress=True)
         say(f"{e}: starting fresh")
     if s is not None:
         old, new = s.get("settings") or {}, run_settings(mc, tc, _read_splits(tc)[0])
-        diff = [k for k in dict.fromkeys([*old, *new]) if k not in PIPELINE_MAY_CHANGE and old.get(k) != new.get(k)]
+        diff = settings_diff(old, new, PIPELINE_MAY_CHANGE)
         if s.get("code") != code_fingerprint():
             diff.append("training code")
         if s["epoch"] < tc.epochs and not diff:

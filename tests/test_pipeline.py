@@ -69,6 +69,22 @@ def test_dvc_yaml_declares_the_paths_of_dataset_paths():
     assert paths('report', 'outs') >= {REPORT['results'], REPORT['figures']} and REPORT['published'] in paths('report', 'deps')
     assert 'hat_nb/search.py' not in paths('train@emoji', 'deps') | paths('evaluate@emoji', 'deps')      # only the code a stage runs
 
+def test_dvc_yaml_deps_hold_the_code_each_stage_runs():
+    """Each stage depends on the hat_nb modules it runs: the CLI, the pipeline module and what its notebook imports,
+    with every module those import (`hat_nb.train.hat_nb_modules`, which `TRAINING_CODE` also comes from)."""
+    import re
+    from dvc.repo import Repo
+    from hat_nb.train import TRAINING_CODE, hat_nb_modules
+    with Repo(str(ROOT)) as repo:
+        st = {s.addressing: s for s in repo.index.stages}
+    for stage in ('prepare@emoji', 'train@emoji', 'evaluate@emoji', 'report'):
+        nb = (ROOT/'pipelines'/f"{stage.split('@')[0]}.ipynb").read_text()
+        runs = hat_nb_modules('cli', 'pipeline', *re.findall(r'from hat_nb\.(\w+) import', nb))
+        deps = {str(Path(d.def_path)) for d in st[stage].deps}
+        missing = {f'hat_nb/{m}.py' for m in runs} - deps
+        assert not missing, f"dvc.yaml: {stage} runs {sorted(missing)} but does not depend on them"
+    assert set(TRAINING_CODE) <= set(hat_nb_modules('cli', 'pipeline', 'train'))
+
 def _check_figures(figs, curve, recall, details):
     "Each figure of the report is what its name says, from the data behind its axes."
     rk, loss, val = figs['curves.png']
