@@ -10,7 +10,7 @@ device (fp32 on CPU), scores in fp32, images in blocks as `hat_nb.evaluate.score
 """
 import argparse, json
 import torch
-from hat_nb.align import print_table
+import pandas as pd
 from hat_nb.gpu_check import bench_scoring
 
 def main(argv=None):
@@ -27,7 +27,7 @@ def main(argv=None):
                          tuple((a.backend or ('triton,torch' if a.device == 'cuda' else 'torch')).split(',')), sample={},
                          directions=tuple(a.direction.split(',')), max_elems=a.max_elems)
     print(f"device: {torch.cuda.get_device_name() if a.device == 'cuda' else 'cpu'}")
-    print_table([{k: v for k, v in r.items() if k not in ('check', 'extrapolated_from')} for r in rows])
+    print(pd.DataFrame([{k: v for k, v in r.items() if k not in ('check', 'extrapolated_from')} for r in rows]).to_string(index=False))
     if a.json: json.dump(rows, open(a.json, 'w'), indent=1)
     return rows
 

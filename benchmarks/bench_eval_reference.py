@@ -9,7 +9,7 @@ features, the i2t, t2i and ensemble scorings). The i2t rows of both are compared
 """
 import argparse, time
 import torch
-from hat_nb.align import print_table
+import pandas as pd
 from hat_nb.data import find_karpathy_json, read_karpathy
 from hat_nb.evaluate import evaluate
 from hat_nb.model import from_pretrained, load_tokenizer
@@ -32,6 +32,6 @@ def main(argv=None):
                          **{k: m[k] for k in ('i2t_R@1', 'i2t_R@5', 'i2t_R@10', 't2i_R@1', 't2i_R@5', 't2i_R@10', 'rsum')}))
     print(f"device: {torch.cuda.get_device_name() if a.device == 'cuda' else 'cpu'}, {torch.get_num_threads()} threads; "
           f"{res['n_images']} images / {res['n_captions']} captions of {a.data} ({a.split})")
-    print_table(rows)
+    print(pd.DataFrame(rows).to_string(index=False))
 
 if __name__ == '__main__': main()

@@ -11,7 +11,7 @@ MFU = achieved / peak.
 """
 import argparse, json
 import torch
-from hat_nb.align import print_table
+import pandas as pd
 from hat_nb.gpu_check import bench_train_step
 from hat_nb.config import recipe
 
@@ -29,7 +29,7 @@ def main(argv=None):
     rows = bench_train_step(a.device, mc, a.batch, a.steps, a.warmup, tuple(variants), a.amp, a.peak_tflops,
                             load_weights=not a.recipe.startswith('paper'))   # paper: random weights (offline); demo: the packaged MiniLM
     print(f"device: {torch.cuda.get_device_name() if a.device == 'cuda' else 'cpu'}; recipe {a.recipe}, batch {a.batch}")
-    print_table([{k: v for k, v in r.items() if k != 'check'} for r in rows])
+    print(pd.DataFrame([{k: v for k, v in r.items() if k != 'check'} for r in rows]).to_string(index=False))
     if a.json: json.dump(rows, open(a.json, 'w'), indent=1)
     return rows
 

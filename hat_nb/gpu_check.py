@@ -7,7 +7,8 @@ from __future__ import annotations
 import json, os, time
 import torch
 
-from .align import TRITON_DTYPES, scan_scores, triton_plan
+from .align import scan_scores
+from .kernels import TRITON_DTYPES, triton_plan
 from .loss import HATLoss
 from .config import HATConfig, tiny_config
 from .model import HATModel
@@ -21,12 +22,12 @@ __all__ = ['PEAK_TFLOPS', 'PAPER_LEVELS', 'TRAIN_VARIANTS', 'print_report', 'pea
 # %% ../nbs/09_gpu_check.ipynb #d33bd925
 def print_report(rows: list[dict]):
     "The rows of `gpu_check`, one aligned table per check."
-    from hat_nb.align import print_table
+    import pandas as pd
 
     for check in dict.fromkeys(r["check"] for r in rows):
         part = [{k: v for k, v in r.items() if k != "check"} for r in rows if r["check"] == check]
         print(f"\n{check}")
-        print_table(part)
+        print(pd.DataFrame(part).to_string(index=False))
 
 
 PEAK_TFLOPS = {

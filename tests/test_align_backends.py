@@ -64,7 +64,7 @@ def test_compile_backend_equal_and_one_graph():
 @pytest.mark.slow
 def test_kernels_fit_the_gpus():
     "Every launch scan_scores makes at KERNEL_SHAPES, compiled for sm_80 (A100) and sm_90 (H100/H200): shared memory within the limit, no spills."
-    from hat_nb.align import kernel_resources, GPU_TARGETS, KERNEL_SHAPES
+    from hat_nb.kernels import kernel_resources, GPU_TARGETS, KERNEL_SHAPES
     rows = kernel_resources()
     assert len(rows) == len(KERNEL_SHAPES) * 2 * 3 * len(GPU_TARGETS)
     bad = [r for r in rows if r['error'] or r['shared_bytes'] > GPU_TARGETS[r['target']][1] or r['spill_bytes']]
@@ -74,7 +74,8 @@ def test_kernels_fit_the_gpus():
 def test_auto_only_picks_compiled_configurations():
     "On CUDA, 'auto' takes the kernels only with a launch configuration that the resource table compiled (all others: torch)."
     from types import SimpleNamespace
-    from hat_nb.align import KERNEL_SHAPES, TRITON_DTYPES, _triton_launch, _meta_inputs, pick_backend, triton_plan
+    from hat_nb.align import pick_backend
+    from hat_nb.kernels import KERNEL_SHAPES, TRITON_DTYPES, _triton_launch, _meta_inputs, triton_plan
     compiled = set()
     for R, L, d, ni, nt in KERNEL_SHAPES.values():
         for direction in ('i2t', 't2i'):
