@@ -192,7 +192,7 @@ def _import_official(a):
             raise ValueError(f"{a.config}: {e}") from None
     else:
         cfg = recipe(a.recipe)[0]
-    from hat_nb.model import import_official
+    from hat_nb.official import import_official
 
     out = import_official(a.ckpt, a.out, cfg)
     src = json.loads((out / "imported_from.json").read_text())

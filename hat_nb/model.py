@@ -4,10 +4,8 @@
 
 # %% ../nbs/03_model.ipynb #cell-02
 from __future__ import annotations
-import pickle, re
 from dataclasses import asdict
 from pathlib import Path
-from types import SimpleNamespace
 
 import timm
 import torch
@@ -18,12 +16,11 @@ from transformers.utils import logging as hf_logging
 
 from .align import attention_weights, scan_scores
 from .config import HATConfig, minilm_path, read_model_config
-from .data import file_sha256, atomic_write, write_json
+from .data import atomic_write, write_json
 
 # %% auto #0
 __all__ = ['PRETRAINED', 'check_architecture', 'ImageTower', 'TextTower', 'load_tokenizer', 'HATModel', 'attention_maps',
-           'save_pretrained', 'from_pretrained', 'Inert', 'load_checkpoint_safely', 'official_key_map',
-           'convert_official_state_dict', 'import_official', 'export_official', 'get_weights']
+           'save_pretrained', 'from_pretrained', 'get_weights']
 
 # %% ../nbs/03_model.ipynb #arch-code
 def check_architecture(cfg: HATConfig) -> HATConfig:
@@ -243,207 +240,6 @@ def from_pretrained(model_dir, map_location="cpu") -> HATModel:
 
 
 HATModel.save_pretrained, HATModel.from_pretrained = save_pretrained, staticmethod(from_pretrained)
-
-# %% ../nbs/03_model.ipynb #23956945
-_SAFE_GLOBALS = {
-    ("collections", "OrderedDict"),
-    ("torch._utils", "_rebuild_tensor_v2"),
-    ("torch._utils", "_rebuild_parameter"),
-    ("torch._utils", "_rebuild_parameter_with_state"),
-    ("torch", "Size"),
-    ("builtins", "set"),
-    ("builtins", "frozenset"),
-    ("builtins", "slice"),
-    ("builtins", "complex"),
-}
-
-
-class Inert(dict):
-    """What a pickled object of any class outside the allowed few becomes: a dict of its pickled state, its arguments
-    kept in `args`; never runs code."""
-
-    qualname = "?"
-
-    def __new__(cls, *args, **kw):
-        self = super().__new__(cls)
-        self.args = args
-        return self
-
-    def __init__(self, *args, **kw):
-        pass
-
-    def __setstate__(self, state):
-        if isinstance(state, dict):
-            self.update(state)
-        else:
-            self["state"] = state
-
-    def append(self, v):
-        self.setdefault("items", []).append(v)
-
-    def extend(self, vs):
-        self.setdefault("items", []).extend(vs)
-
-    def __repr__(self):
-        return f"Inert({self.qualname})"
-
-
-class _InertUnpickler(pickle.Unpickler):
-    """Rebuilds tensors, plain containers and dtypes; every other global becomes an `Inert` subclass, so loading runs no
-    code."""
-
-    def find_class(self, module, name):
-        if (module, name) in _SAFE_GLOBALS or (
-            module == "torch" and isinstance(getattr(torch, name, None), torch.dtype)
-        ):
-            return super().find_class(module, name)
-        return type(name, (Inert,), dict(qualname=f"{module}.{name}"))
-
-
-_inert_pickle = SimpleNamespace(
-    Unpickler=_InertUnpickler, load=lambda f, **kw: _InertUnpickler(f, **kw).load(), __name__="inert_pickle"
-)
-
-
-def load_checkpoint_safely(path) -> dict:
-    """Read a PyTorch (Lightning) checkpoint without running any of its code: tensors and plain containers come back,
-    every other object an `Inert`."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{p}: no such checkpoint file")
-    try:
-        ck = torch.load(p, map_location="cpu", weights_only=False, pickle_module=_inert_pickle)
-    except Exception as e:
-        raise ValueError(f"{p}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(ck, dict):
-        raise ValueError(f"{p}: a checkpoint is a dict, this file holds {ck!r}")
-    return ck
-
-# %% ../nbs/03_model.ipynb #4636591c
-_OFFICIAL_PROJ = ("_1", "_2", "")  # the reference's suffix of level 1, 2, 3
-
-
-def official_key_map(model: HATModel) -> tuple[dict, dict]:
-    """The table from the reference's names to `model`'s: `(renames, unused)`, each {official name or prefix: hat_nb
-    name or why not used}; body tensors go through timm's converter."""
-    if len(model.cfg.img_levels) != 3:
-        raise ValueError(f"the reference has three levels; this model has img_levels {model.cfg.img_levels}")
-    n = len(model.img.body.feature_info)
-    renames = {"text_transformer.": "txt.body.", "vit_model.": "img.body."}
-    for k, stage in enumerate(model.cfg.img_levels):
-        renames[f"vit_model.norm{'' if stage == n else f'_{stage - 1}'}."] = f"img.norms.{k}."
-        renames[f"cross_modal_image_transform{_OFFICIAL_PROJ[k]}."] = f"img_proj.{k}."
-        renames[f"cross_modal_text_transform{_OFFICIAL_PROJ[k]}."] = f"txt_proj.{k}."
-    unused = {
-        f"vit_model.norm_{s - 1}.": f"norm of Swin stage {s}, not a level"
-        for s in range(1, n)
-        if s not in model.cfg.img_levels
-    }
-    unused |= {
-        "vit_model.head.": "the ImageNet classifier",
-        "text_transformer.pooler.": "BERT's pooler ([CLS] head; HAT scores tokens)",
-        "relative_position_index": "a buffer timm rebuilds",
-        "attn_mask": "a buffer timm rebuilds",
-    }
-    return renames, unused
-
-
-def _why_unused(key, unused):
-    return next((why for pat, why in unused.items() if key.startswith(pat) or key.endswith(pat)), None)
-
-
-def convert_official_state_dict(sd: dict, model: HATModel) -> tuple[dict, dict]:
-    """The reference's state dict as `model`'s `(state_dict, unused)`; a `ValueError` names every tensor neither mapped
-    nor known to be unused, every one missing, every shape that differs."""
-    renames, unused = official_key_map(model)
-    out, left, skipped, body = {}, [], {}, {}
-    for k, v in sd.items():
-        why = _why_unused(k, unused)
-        if why:
-            skipped[k] = why
-            continue
-        pat = max(
-            (p for p in renames if k.startswith(p)), key=len, default=None
-        )  # longest prefix: vit_model.norm. before vit_model.
-        if pat is None:
-            left.append(k)
-        elif pat == "vit_model.":
-            body[k[len(pat) :]] = v
-        else:
-            out[renames[pat] + k[len(pat) :]] = v
-    from timm.models.swin_transformer import checkpoint_filter_fn
-
-    if hasattr(model.img.body, "layers"):
-        body = checkpoint_filter_fn(body, model.img.body)  # stage-end downsampling -> timm's stage-start
-    out |= {"img.body." + k: v for k, v in body.items()}
-    own = model.state_dict()
-    probs = [f"{len(left)} official tensor(s) with no place in hat_nb: {sorted(left)[:5]}"] if left else []
-    extra = sorted(out.keys() - own.keys())
-    if extra:
-        probs.append(
-            f"{len(extra)} mapped name(s) this model does not have (another architecture or levels?): {extra[:5]}"
-        )
-    missing = sorted(own.keys() - out.keys())
-    if missing:
-        probs.append(f"{len(missing)} hat_nb tensor(s) not in the checkpoint: {missing[:5]}")
-    shapes = [
-        f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in out.items() if k in own and v.shape != own[k].shape
-    ]
-    if shapes:
-        probs.append(f"{len(shapes)} shape(s) differ (checkpoint vs model config): {shapes[:5]}")
-    if probs:
-        raise ValueError("; ".join(probs))
-    return out, skipped
-
-
-def import_official(ckpt, out_dir, cfg: HATConfig | None = None, tokenizer=None) -> Path:
-    """Turn the authors' released Lightning checkpoint `ckpt` into a `save_pretrained` directory `out_dir` of the model
-    `cfg` (default: the paper's, `HATConfig()`)."""
-    ck = load_checkpoint_safely(ckpt)
-    sd = ck.get("state_dict")
-    if not isinstance(sd, dict) or not sd:
-        raise ValueError(f"{ckpt}: no 'state_dict' in this checkpoint (keys: {sorted(map(str, ck))[:8]})")
-    cfg = cfg or HATConfig()
-    keep_txt = (
-        cfg.txt_model and Path(cfg.txt_model).is_dir()
-    )  # only its tokenizer is read; the weights come from `ckpt`
-    cfg = HATConfig(**{**asdict(cfg), "img_weights": None, "txt_model": cfg.txt_model if keep_txt else None})
-    model = HATModel(cfg, load_weights=False)
-    try:
-        new, skipped = convert_official_state_dict({k: v for k, v in sd.items() if isinstance(v, Tensor)}, model)
-    except ValueError as e:
-        raise ValueError(f"{ckpt}: {e}") from None
-    model.load_state_dict(new, strict=True)
-    out = save_pretrained(model.eval(), out_dir, tokenizer)
-    source = dict(
-        checkpoint=Path(ckpt).name,
-        sha256=file_sha256(ckpt),
-        epoch=ck.get("epoch"),
-        global_step=ck.get("global_step"),
-        tensors_used=len(sd) - len(skipped),
-        tensors_unused=dict(sorted(skipped.items())),
-    )
-    write_json(
-        out / "imported_from.json",
-        {k: v if isinstance(v, (int, str, dict, type(None))) else str(v) for k, v in source.items()},
-    )
-    return out
-
-
-def export_official(model: HATModel, path) -> Path:
-    """Write `model` in the reference's checkpoint layout (`{'state_dict': ...}` with its names; Swin downsampling at
-    stage ends): the inverse of `import_official`."""
-    renames, _ = official_key_map(model)
-    back = {v: k for k, v in renames.items()}
-    sd = {}
-    for k, v in model.state_dict().items():
-        pat = max((p for p in back if k.startswith(p)), key=len)
-        rest = k[len(pat) :]
-        if pat == "img.body.":
-            rest = re.sub(r"^layers\.(\d+)\.downsample", lambda m: f"layers.{int(m.group(1)) - 1}.downsample", rest)
-        sd[back[pat] + rest] = v.detach().cpu().clone()
-    atomic_write(Path(path), lambda p: torch.save(dict(state_dict=sd), p))
-    return Path(path)
 
 # %% ../nbs/03_model.ipynb #weights
 PRETRAINED = {  # setting -> (hub repository, files): the towers the paper starts from

@@ -393,7 +393,7 @@ def use_released_checkpoint(checkpoint, model_cfg, dataset: str, root=".") -> di
     of training; returns what `metrics/<dataset>/train.json` records."""
     import shutil
     from hat_nb.data import write_json
-    from hat_nb.model import import_official
+    from hat_nb.official import import_official
 
     P = {k: Path(root) / v for k, v in dataset_paths(dataset).items()}
     for old in (

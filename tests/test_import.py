@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from timm.models.swin_transformer import checkpoint_filter_fn
 from transformers import BertConfig, BertModel
 from hat_nb.config import tiny_config
-from hat_nb.model import from_pretrained, import_official, load_checkpoint_safely, load_tokenizer, Inert
+from hat_nb.model import from_pretrained, load_tokenizer
+from hat_nb.official import import_official, load_checkpoint_safely, Inert
 sys.path.insert(0, str(Path(__file__).parent))
 from official_ckpt import official_state_dict, save_lightning_checkpoint
 from conftest import cli, run
