@@ -411,7 +411,7 @@ def _known_errors() -> tuple:
         *_loaded("hat_nb.data", "DatasetError", "DiskFullError", "FetchError", "GetDataError"),
         *_loaded("hat_nb.search", "SearchIndexError"),
         *_loaded("hat_nb.config", "MissingExtraError"),
-        *_loaded("hat_nb.train", "CheckpointError", "RunDirError"),
+        *_loaded("hat_nb.runs", "CheckpointError", "RunDirError"),
     )
 
 

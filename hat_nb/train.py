@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_train.ipynb #cell-02
 from __future__ import annotations
-import ast, fcntl, hashlib, json, math, os, pickle, random, shutil, sys, tempfile, time
+import json, math, os, random, shutil, sys, time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,95 +31,27 @@ from .evaluate import amp_dtype, evaluate
 from .loss import HATLoss
 from .config import HATConfig, TrainConfig
 from .model import HATModel, load_tokenizer, save_pretrained
-
-# %% auto #0
-__all__ = ['CHECKPOINT_KEYS', 'NOT_A_CHECKPOINT', 'RESUME_MAY_CHANGE', 'PIPELINE_MAY_CHANGE', 'TRAINING_CODE', 'RUN_FILES',
-           'CheckpointError', 'UnsafeCheckpointError', 'load_checkpoint', 'set_frozen', 'make_optimizer', 'loss_fn',
-           'gpu_determinism', 'RunDirError', 'TrainingStopped', 'run_lock', 'EpochOrder', 'compile_towers',
-           'train_step', 'train', 'settings_diff', 'hat_nb_modules', 'code_fingerprint', 'run_settings',
-           'train_processes', 'continue_interrupted']
-
-# %% ../nbs/07_train.ipynb #cell-11
-def _rng_state():
-    return dict(
-        python=random.getstate(),
-        torch=torch.get_rng_state(),
-        cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    )
-
-
-def _set_rng_state(s):
-    random.setstate(s["python"])
-    torch.set_rng_state(s["torch"])
-    if s["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(s["cuda"])
-
-
-def _save_checkpoint(obj, path: Path):
-    """Write `path` atomically; its previous version becomes `prev.pt` first (a hard link: at no moment is there no
-    `path`)."""
-    if path.exists():
-        atomic_write(path.with_name("prev.pt"), lambda p: os.link(path, p), fsync=False)
-    atomic_write(path, lambda p: torch.save(obj, p))
-
-
-class CheckpointError(RuntimeError):
-    "A checkpoint cannot be read."
-
-
-class UnsafeCheckpointError(CheckpointError):
-    "A checkpoint holds objects other than tensors and plain data: loading it could run code."
-
-
-def _read_checkpoint(path: Path) -> dict:
-    try:
-        return torch.load(
-            path, map_location="cpu", weights_only=True
-        )  # tensors and plain data only: no code runs on load
-    except pickle.UnpicklingError as e:
-        if "Weights only load failed" not in str(e):
-            raise
-        raise UnsafeCheckpointError(
-            f"{path}: refused: it holds objects other than tensors and plain data, and unpickling them "
-            "could run code; only load checkpoints written by hat_nb"
-        ) from None
-
-
-CHECKPOINT_KEYS = {"model", "optimizer", "scheduler", "epoch"}  # what resuming needs beyond the weights
-NOT_A_CHECKPOINT = (
-    "{path}: not a training checkpoint (it holds no optimizer and scheduler state; a model directory's "
-    "model.safetensors holds weights only): resume from a run's last.pt or prev.pt"
+from hat_nb.runs import (
+    PIPELINE_MAY_CHANGE,
+    RESUME_MAY_CHANGE,
+    TRAINING_CODE,
+    CheckpointError,
+    RunDirError,
+    UnsafeCheckpointError,
+    check_same_settings,
+    code_fingerprint,
+    load_checkpoint,
+    rng_state,
+    run_lock,
+    run_settings,
+    save_checkpoint,
+    set_rng_state,
+    settings_diff,
 )
 
-
-def load_checkpoint(path) -> dict:
-    """Read a training checkpoint; a truncated or corrupt file raises `CheckpointError` naming it and, if it loads, the
-    intact `prev.pt` (nothing is modified)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint")
-    if path.suffix == ".safetensors":
-        raise CheckpointError(NOT_A_CHECKPOINT.format(path=path))
-    try:
-        s = _read_checkpoint(path)
-    except UnsafeCheckpointError:
-        raise
-    except Exception as e:
-        msg = f"{path}: truncated or corrupt checkpoint ({type(e).__name__}: {e})"
-        prev = path.with_name("prev.pt")
-        if prev.is_file() and prev.resolve() != path.resolve():
-            try:
-                _read_checkpoint(prev)
-                msg += (
-                    f"; the previous checkpoint {prev} is intact: resume from it with "
-                    f"`hat-nb train --resume-from {prev}` (Python: resume_from='{prev}')"
-                )
-            except Exception:
-                msg += f"; the previous checkpoint {prev} is damaged too: start again with `hat-nb train --restart`"
-        raise CheckpointError(msg) from None
-    if not isinstance(s, dict) or not CHECKPOINT_KEYS <= s.keys():
-        raise CheckpointError(NOT_A_CHECKPOINT.format(path=path))
-    return s
+# %% auto #0
+__all__ = ['RUN_FILES', 'set_frozen', 'make_optimizer', 'loss_fn', 'gpu_determinism', 'TrainingStopped', 'EpochOrder',
+           'compile_towers', 'train_step', 'train', 'train_processes', 'continue_interrupted']
 
 # %% ../nbs/07_train.ipynb #cell-12
 def set_frozen(model, epoch, tc):
@@ -186,10 +118,6 @@ def _init_distributed(tc):
     return rank, W, device
 
 # %% ../nbs/07_train.ipynb #cell-15
-class RunDirError(RuntimeError):
-    "The output directory cannot be used: not writable, or in use by another run."
-
-
 class TrainingStopped(RuntimeError):
     """Training stopped before its end: the loss diverged (NaN/inf; nothing non-finite was saved) or Ctrl-C (a
     checkpoint was written)."""
@@ -197,48 +125,6 @@ class TrainingStopped(RuntimeError):
     def __init__(self, msg, exit_code=2):
         super().__init__(msg)
         self.exit_code = exit_code
-
-
-def _check_writable(out: Path):
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
-            pass
-    except OSError as e:
-        raise RunDirError(f"cannot write to {out} ({e.strerror or e})") from None
-
-
-@contextmanager
-def run_lock(out: Path):
-    """Hold `out/.lock` while a run writes into `out`: a second run is refused; the lock of a killed run dies with it
-    (`flock`)."""
-    _check_writable(out)
-    f = open(out / ".lock", "a+")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.seek(0)
-        pid = f.read().strip() or "?"
-        f.close()
-        raise RunDirError(
-            f"{out} is in use by another run (pid {pid}); wait for it to end or choose another output directory"
-        ) from None
-    f.seek(0)
-    old = f.read().strip()
-    if old:
-        print(f"{out}: taking over the lock of a run that ended (pid {old})")
-    f.seek(0)
-    f.truncate()
-    f.write(str(os.getpid()))
-    f.flush()
-    try:
-        yield
-    finally:
-        f.seek(0)
-        f.truncate()
-        f.flush()  # emptied, not deleted: a run that opened this file keeps waiting on the same lock
-        fcntl.flock(f, fcntl.LOCK_UN)
-        f.close()
 
 
 def _check_images(recs, json_path, data_dir):
@@ -466,112 +352,15 @@ def _setup(mc, tc, out, rank, W, device) -> _Run:
         code=code_fingerprint(),
     )
 
-# %% ../nbs/07_train.ipynb #acae54e37e7d407bbb7b55eff062a284
-RESUME_MAY_CHANGE = (
-    "epochs",
-    "data_dir",
-    "device",
-    "num_workers",
-    "compile",
-    "deterministic",
-    "eval_batch_size",
-    "val_every",
-    "log_every",
-    "ckpt_every_minutes",
-    "model.img_weights",
-)  # an explicit resume: how the run is carried out, a longer run, moved data or weight files
-# the train stage's automatic resume: only what another machine changes
-PIPELINE_MAY_CHANGE = ("device", "num_workers", "compile", "eval_batch_size", "log_every", "ckpt_every_minutes")
-
-
-def settings_diff(old: dict, new: dict, may_change: tuple) -> list[str]:
-    "Keys whose values differ between two runs' recorded settings, except those in `may_change`."
-    return [k for k in dict.fromkeys([*old, *new]) if k not in may_change and old.get(k) != new.get(k)]
-
-
-def _module_imports(src: str) -> list[str]:
-    "The hat_nb modules a module's source imports when it is imported (not those imported inside its functions)."
-    out, todo = [], list(ast.parse(src).body)
-    while todo:
-        n = todo.pop(0)
-        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            continue
-        if isinstance(n, ast.ImportFrom) and n.level == 1:
-            out.append((n.module or "").split(".")[0])
-        elif isinstance(n, ast.ImportFrom) and (n.module or "").startswith("hat_nb."):
-            out.append(n.module.split(".")[1])
-        elif isinstance(n, ast.Import):
-            out += [a.name.split(".")[1] for a in n.names if a.name.startswith("hat_nb.")]
-        todo += list(ast.iter_child_nodes(n))
-    return out
-
-
-def hat_nb_modules(*tops: str) -> tuple[str, ...]:
-    "`tops` and every hat_nb module they import, directly or not, when imported: the library code they run."
-    import hat_nb
-
-    pkg, seen, todo = Path(hat_nb.__file__).parent, [], list(tops)
-    while todo:
-        m = todo.pop(0)
-        if m not in seen:
-            seen.append(m)
-            todo += _module_imports((pkg / f"{m}.py").read_text())
-    return tuple(sorted(seen))
-
-
-TRAINING_CODE = hat_nb_modules("train")  # the hat_nb modules a run executes
-
-
-def code_fingerprint() -> str:
-    """SHA-256 (16 hex digits) of the `TRAINING_CODE` modules: a checkpoint records it, and the pipeline resumes only
-    the same code."""
-    import hat_nb
-
-    h = hashlib.sha256()
-    for m in TRAINING_CODE:
-        h.update((Path(hat_nb.__file__).parent / f"{m}.py").read_bytes())
-    return h.hexdigest()[:16]
-
-
-def run_settings(mc: HATConfig, tc: TrainConfig, train_recs) -> dict:
-    """What a checkpoint records of its run: every model ('model.<key>') and training setting, and a fingerprint of the
-    training data (file names and captions)."""
-    data = hashlib.sha256(json.dumps([[r.path.name, r.captions] for r in train_recs]).encode()).hexdigest()[:16]
-    return json.loads(
-        json.dumps(
-            {**{f"model.{k}": v for k, v in asdict(mc).items()}, **asdict(tc), "training data": data}, default=list
-        )
-    )
-
-
-def _check_same_settings(old: dict | None, new: dict, ckpt: Path):
-    """Resuming is continuing the same run: a checkpoint made with other settings (beyond `RESUME_MAY_CHANGE`) or other
-    data is refused, naming each difference."""
-    if old is None:
-        return  # a checkpoint from before settings were recorded
-    diff = settings_diff(old, new, RESUME_MAY_CHANGE)
-    if diff:
-        what = "; ".join(
-            f"{k} {old.get(k)!r} -> {new.get(k)!r}"
-            if k != "training data"
-            else "the training data (files or captions) changed"
-            for k in diff
-        )
-        raise RunDirError(
-            f"{ckpt} was made with other settings ({what}): resuming would mix two recipes in one run. Continue with "
-            "the "
-            f"checkpoint's settings, train into a new --out, or start over in {ckpt.parent} with --restart"
-        )
-
 # %% ../nbs/07_train.ipynb #72eea5119410473aa328ad9291626812
 def _resume(r: _Run, ckpt: Path, progress: bool):
     s = load_checkpoint(ckpt)
-    _check_same_settings(s.get("settings"), r.settings, ckpt)  # before any state is loaded into this run
+    check_same_settings(s.get("settings"), r.settings, ckpt)  # before any state is loaded into this run
     r.model.load_state_dict(s["model"])
     r.opt.load_state_dict(s["optimizer"])
     r.sch.load_state_dict(s["scheduler"])
     r.scaler.load_state_dict(s["scaler"])
-    _set_rng_state(s["rng"])
+    set_rng_state(s["rng"])
     r.epoch, r.step, r.tot, r.best, r.history = s["epoch"], s.get("step", 0), s.get("tot", 0.0), s["best"], s["history"]
     if progress:
         print(f"resumed from {ckpt} at epoch {r.epoch + 1}, step {r.step}")
@@ -629,13 +418,13 @@ def _open_logs(r: _Run):
 
 def _checkpoint(r: _Run, epoch, step, tot):
     "`last.pt` (the previous one kept as `prev.pt`): everything an exact resume needs, as tensors and plain data only."
-    _save_checkpoint(
+    save_checkpoint(
         dict(
             model=r.model.state_dict(),
             optimizer=r.opt.state_dict(),
             scheduler=r.sch.state_dict(),
             scaler=r.scaler.state_dict(),
-            rng=_rng_state(),
+            rng=rng_state(),
             epoch=epoch,
             step=step,
             tot=tot,

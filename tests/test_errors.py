@@ -37,7 +37,7 @@ def trained(data, tmp_path_factory):
 
 @pytest.mark.slow
 def test_second_run_into_same_dir_refused_and_stale_lock_taken_over(data, trained, tmp_path):
-    from hat_nb.train import run_lock
+    from hat_nb.runs import run_lock
     before = digest(trained)
     with run_lock(trained):                                  # another run (this process) holds the directory
         r = train_cli(data, trained, '--set', 'epochs=3')
@@ -205,7 +205,7 @@ def test_ctrl_c_writes_a_checkpoint_and_resumes(data, tmp_path):
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=300)
     assert p.returncode == 130 and 'interrupted: checkpoint written at epoch' in err and 'Traceback' not in err, err[-2000:]
-    from hat_nb.train import load_checkpoint
+    from hat_nb.runs import load_checkpoint
     s = load_checkpoint(out/'last.pt')
     assert (s['epoch'], s['step']) > (0, 0) and s['epoch'] < 40
     r = run(*args[:-4], '--set', f"epochs={s['epoch'] + 1}", check=False)     # the same run, shortened: it continues

@@ -9,7 +9,7 @@ from hat_nb.pipeline import cpu_numerics_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group('numerics')]   # one worker trains once for both tests
 
-HASH = ("import hashlib, sys; from hat_nb.train import load_checkpoint; s = load_checkpoint(sys.argv[1])['model']; h = hashlib.sha256()\n"
+HASH = ("import hashlib, sys; from hat_nb.runs import load_checkpoint; s = load_checkpoint(sys.argv[1])['model']; h = hashlib.sha256()\n"
         "for k in sorted(s): h.update(k.encode()); h.update(s[k].numpy().tobytes())\nprint(h.hexdigest())")
 
 def capabilities() -> list[str]:

@@ -71,10 +71,10 @@ def test_dvc_yaml_declares_the_paths_of_dataset_paths():
 
 def test_dvc_yaml_deps_hold_the_code_each_stage_runs():
     """Each stage depends on the hat_nb modules it runs: the CLI, the pipeline module and what its notebook imports,
-    with every module those import (`hat_nb.train.hat_nb_modules`, which `TRAINING_CODE` also comes from)."""
+    with every module those import (`hat_nb.runs.hat_nb_modules`, which `TRAINING_CODE` also comes from)."""
     import re
     from dvc.repo import Repo
-    from hat_nb.train import TRAINING_CODE, hat_nb_modules
+    from hat_nb.runs import TRAINING_CODE, hat_nb_modules
     with Repo(str(ROOT)) as repo:
         st = {s.addressing: s for s in repo.index.stages}
     for stage in ('prepare@emoji', 'train@emoji', 'evaluate@emoji', 'report'):
@@ -188,7 +188,7 @@ def test_killed_dvc_repro_resumes_and_reproduces_every_out(demo_repo, tmp_path, 
     checkpoint and ends with the uninterrupted run's files and `dvc.lock`, every stage included, although this caller asks
     for other CPU kernels and 1 thread (the stages pin their numerics: every out is reproducible)."""
     import signal, subprocess, time
-    from hat_nb.train import CheckpointError, load_checkpoint
+    from hat_nb.runs import CheckpointError, load_checkpoint
     whole, _ = demo_repo
     repo, env = _clone(tmp_path)
     env.update(OTHER_CALLER)

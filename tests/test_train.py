@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest, torch
 from conftest import ROOT
 from hat_nb.data import make_fixture
-from hat_nb.train import CheckpointError, load_checkpoint, train
+from hat_nb.runs import CheckpointError, load_checkpoint
+from hat_nb.train import train
 from train_tiny import tiny_recipe
 
 def _run(data, out, epochs, *extra):
