@@ -22,6 +22,7 @@ __all__ = ['CHECKPOINT_KEYS', 'NOT_A_CHECKPOINT', 'RESUME_MAY_CHANGE', 'PIPELINE
 
 # %% ../nbs/06a_runs.ipynb #7623eae2785240b9bd12b16a66d81610
 def rng_state():
+    "The Python, torch and CUDA random number generators' states, as a checkpoint stores them."
     return dict(
         python=random.getstate(),
         torch=torch.get_rng_state(),
@@ -30,6 +31,7 @@ def rng_state():
 
 
 def set_rng_state(s):
+    "Restore the generators to a state `rng_state` returned."
     random.setstate(s["python"])
     torch.set_rng_state(s["torch"])
     if s["cuda"] and torch.cuda.is_available():
