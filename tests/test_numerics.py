@@ -1,5 +1,5 @@
 "Pinned CPU numerics: the same short training gives byte-identical weights whatever instruction set, thread count and CPU vendor\n(Intel, AMD: run under QEMU) the caller has, and differs without the pinning."
-import hashlib, os, shutil, subprocess, sys
+import os, shutil, subprocess, sys
 from pathlib import Path
 import pytest
 from concurrent.futures import ThreadPoolExecutor
