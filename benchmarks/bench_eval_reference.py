@@ -22,13 +22,13 @@ def main(argv=None):
     model = from_pretrained(a.model).to(a.device); tok = load_tokenizer(model.cfg)
     recs = read_karpathy(find_karpathy_json(a.data), splits=a.split)
     rows = []
-    for name, kw in (('fast (default)', dict(amp='auto')), ('fast, i2t only', dict(amp='auto', directions=('i2t',))), ('reference', dict(reference=True))):
+    for name, kw in (('fast (default)', dict(amp='auto')), ('fast, i2t only', dict(amp='auto', scoring=('i2t',))), ('reference', dict(reference=True))):
         if a.device == 'cuda': torch.cuda.synchronize()
         t0 = time.perf_counter()
         res = evaluate(model, recs, tok, batch_size=a.batch_size, device=a.device, progress=False, verbose=False, **kw)
         if a.device == 'cuda': torch.cuda.synchronize()
-        m = res['i2t']
-        rows.append(dict(setting=name, scorings='+'.join(k for k in ('i2t', 't2i', 'both') if k in res), seconds=round(time.perf_counter() - t0, 2),
+        m = res['scoring']['i2t']
+        rows.append(dict(setting=name, scorings='+'.join(k for k in ('i2t', 't2i', 'both') if k in res['scoring']), seconds=round(time.perf_counter() - t0, 2),
                          **{k: m[k] for k in ('i2t_R@1', 'i2t_R@5', 'i2t_R@10', 't2i_R@1', 't2i_R@5', 't2i_R@10', 'rsum')}))
     print(f"device: {torch.cuda.get_device_name() if a.device == 'cuda' else 'cpu'}, {torch.get_num_threads()} threads; "
           f"{res['n_images']} images / {res['n_captions']} captions of {a.data} ({a.split})")

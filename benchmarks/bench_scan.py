@@ -40,24 +40,24 @@ def main(argv=None):
     pairs, flop = a.n_img * a.n_txt, 2 * a.n_img * a.n_txt * a.R * a.L * a.d      # floor: the s = t.v products
     rows = []
     with torch.no_grad():
-        for direction in ('i2t', 't2i'):
+        for scoring in ('i2t', 't2i'):
             ref, loop_s = None, None
-            if not a.no_loop: loop_s, _ = timed(lambda: scan_scores_loop(img, txt, mask, direction), a.device, a.reps)
+            if not a.no_loop: loop_s, _ = timed(lambda: scan_scores_loop(img, txt, mask, scoring), a.device, a.reps)
             for b in ['torch'] + [b for b in backends if b != 'torch']:
-                s, out = timed(lambda: scan_scores(img, txt, mask, direction, backend=b), a.device, a.reps)
+                s, out = timed(lambda: scan_scores(img, txt, mask, scoring, backend=b), a.device, a.reps)
                 if ref is None: ref = out
                 if b not in backends: continue
-                rows.append(dict(direction=direction, backend=b, seconds=s, pairs_per_s=pairs / s, TFLOP_per_s=flop / s / 1e12,
+                rows.append(dict(scoring=scoring, backend=b, seconds=s, pairs_per_s=pairs / s, TFLOP_per_s=flop / s / 1e12,
                                  peak_device_GiB=torch.cuda.max_memory_allocated() / 2**30 if a.device == 'cuda' else None,
                                  speedup_vs_loop=loop_s / s if loop_s else None, max_abs_diff_vs_torch=(out - ref).abs().max().item()))
-            if loop_s: rows.append(dict(direction=direction, backend='loop', seconds=loop_s, pairs_per_s=pairs / loop_s, TFLOP_per_s=flop / loop_s / 1e12,
+            if loop_s: rows.append(dict(scoring=scoring, backend='loop', seconds=loop_s, pairs_per_s=pairs / loop_s, TFLOP_per_s=flop / loop_s / 1e12,
                                         peak_device_GiB=None, speedup_vs_loop=1.0, max_abs_diff_vs_torch=None))
     dev = torch.cuda.get_device_name() if a.device == 'cuda' else f"{platform.processor() or platform.machine()} CPU x{torch.get_num_threads()} threads"
     print(f"device: {dev}; n_img={a.n_img} n_txt={a.n_txt} R={a.R} L={a.L} d={a.d} dtype={a.dtype}")
-    print(f"{'direction':<10}{'backend':<9}{'pairs/s':>14}{'seconds':>10}{'TFLOP/s':>9}{'peak GiB':>10}{'vs loop':>9}{'max |diff|':>12}")
+    print(f"{'scoring':<10}{'backend':<9}{'pairs/s':>14}{'seconds':>10}{'TFLOP/s':>9}{'peak GiB':>10}{'vs loop':>9}{'max |diff|':>12}")
     fmt = lambda v, f: format(v, f) if v is not None else '-'
     for r in rows:
-        print(f"{r['direction']:<10}{r['backend']:<9}{r['pairs_per_s']:>14,.0f}{r['seconds']:>10.3f}{r['TFLOP_per_s']:>9.2f}"
+        print(f"{r['scoring']:<10}{r['backend']:<9}{r['pairs_per_s']:>14,.0f}{r['seconds']:>10.3f}{r['TFLOP_per_s']:>9.2f}"
               f"{fmt(r['peak_device_GiB'], '.2f'):>10}{fmt(r['speedup_vs_loop'], '.1f') + 'x':>9}{fmt(r['max_abs_diff_vs_torch'], '.1e'):>12}")
     if a.json: json.dump(dict(device=dev, args=vars(a), rows=rows), open(a.json, 'w'), indent=1)
     return rows

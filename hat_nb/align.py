@@ -155,7 +155,7 @@ def _grad(img, txt) -> bool:
     return torch.is_grad_enabled() and (img.requires_grad or txt.requires_grad)
 
 
-def pick_backend(backend, img, txt, direction=None) -> str:
+def pick_backend(backend, img, txt, scoring=None) -> str:
     """'auto': the Triton kernels on CUDA without autograd when `triton_plan` has a configuration for the inputs, else
     the torch path; explicit choices are checked."""
     if backend not in BACKENDS:
@@ -165,10 +165,10 @@ def pick_backend(backend, img, txt, direction=None) -> str:
         if triton is None or not img.is_cuda or grad:
             return "torch"
         try:
-            triton_plan(direction or "i2t", img.dtype, txt.shape[1], img.shape[-1])
+            triton_plan(scoring or "i2t", img.dtype, txt.shape[1], img.shape[-1])
         except ValueError:
             return "torch"
-        return "torch" if (direction, img.dtype, txt.shape[1], img.shape[-1]) in _TRITON_FAILED else "triton"
+        return "torch" if (scoring, img.dtype, txt.shape[1], img.shape[-1]) in _TRITON_FAILED else "triton"
     if backend == "triton":
         if triton is None:
             raise ValueError("backend='triton' needs the triton package")
@@ -179,22 +179,22 @@ def pick_backend(backend, img, txt, direction=None) -> str:
                 "backend='triton' needs CUDA tensors (or TRITON_INTERPRET=1 set before import, to run the kernels on "
                 "the CPU)"
             )
-        triton_plan(direction or "i2t", img.dtype, txt.shape[1], img.shape[-1])
+        triton_plan(scoring or "i2t", img.dtype, txt.shape[1], img.shape[-1])
     return backend
 
 
-_TRITON_FAILED = set()  # (direction, dtype, L, d) whose launch failed in this process: 'auto' scores them with torch
+_TRITON_FAILED = set()  # (scoring, dtype, L, d) whose launch failed in this process: 'auto' scores them with torch
 
 
-def _triton_or_torch(img, txt, mask, direction, lam, eps):
+def _triton_or_torch(img, txt, mask, scoring, lam, eps):
     """The fused kernels; if a launch fails (a GPU or triton version they were not checked on), one line on stderr and
     None."""
     try:
-        return triton_scores(img, txt, mask, direction, lam, eps)
+        return triton_scores(img, txt, mask, scoring, lam, eps)
     except Exception as e:  # OutOfResources, a compiler error, a driver error: finish on the torch path
-        _TRITON_FAILED.add((direction, img.dtype, txt.shape[1], img.shape[-1]))
+        _TRITON_FAILED.add((scoring, img.dtype, txt.shape[1], img.shape[-1]))
         print(
-            f"hat_nb: the Triton {direction} kernel failed on this GPU ({type(e).__name__}: "
+            f"hat_nb: the Triton {scoring} kernel failed on this GPU ({type(e).__name__}: "
             f"{str(e).splitlines()[0] if str(e) else ''}); "
             "scoring with backend='torch' instead",
             file=sys.stderr,
@@ -202,7 +202,7 @@ def _triton_or_torch(img, txt, mask, direction, lam, eps):
         return None
 
 
-def _scan_nograd(img, txt, txt_mask, direction, lam, eps, max_elems):
+def _scan_nograd(img, txt, txt_mask, scoring, lam, eps, max_elems):
     "The torch path without autograd: caption chunks sorted by length and trimmed, each Gram matrix computed once."
     (ni, R, d), (nt, L) = img.shape, txt_mask.shape
     ct = min(nt, 16) if img.device.type == "cpu" else max(1, min(nt, max_elems // (R * L)))
@@ -215,7 +215,7 @@ def _scan_nograd(img, txt, txt_mask, direction, lam, eps, max_elems):
         Lc = int(m.sum(1).max())
         caps.append((cols, txt[cols, :Lc], m[:, :Lc]))
     out = torch.empty(ni, nt, device=img.device, dtype=_acc(img))
-    if direction == "i2t":
+    if scoring == "i2t":
         for cols, t, m in caps:
             G = torch.bmm(t, t.transpose(1, 2)).to(_acc(t))
             for i in range(0, ni, ci):
@@ -244,42 +244,42 @@ def scan_scores(
     img: Tensor,
     txt: Tensor,
     txt_mask: Tensor,
-    direction="i2t",
+    scoring="i2t",
     lambda_softmax=9.0,
     eps=1e-8,
     max_elems=None,
     backend="auto",
 ) -> Tensor:
-    """Alignment scores `[n_img, n_txt]` of one level; `direction` is 'i2t', 't2i' or 'both' (mean of the two);
+    """Alignment scores `[n_img, n_txt]` of one level; `scoring` is 'i2t', 't2i' or 'both' (mean of the two);
     `backend` one of `BACKENDS`; chunks of `max_elems` (default `default_chunk(device)`)."""
     _check_inputs(img, txt, txt_mask)
     if not len(img) or not len(txt):
         return img.new_zeros(len(img), len(txt), dtype=_acc(img))  # no images or no captions
     max_elems = max_elems or default_chunk(img.device, _grad(img, txt))
-    if direction == "both":
+    if scoring == "both":
         return (
             scan_scores(img, txt, txt_mask, "i2t", lambda_softmax, eps, max_elems, backend)
             + scan_scores(img, txt, txt_mask, "t2i", lambda_softmax, eps, max_elems, backend)
         ) / 2
-    fn = {"i2t": _cos_mean_i2t, "t2i": _cos_mean_t2i}.get(direction)
+    fn = {"i2t": _cos_mean_i2t, "t2i": _cos_mean_t2i}.get(scoring)
     if fn is None:
-        raise ValueError(f"direction must be 'i2t', 't2i' or 'both', got {direction!r}")
+        raise ValueError(f"scoring must be 'i2t', 't2i' or 'both', got {scoring!r}")
     if backend != "compile":  # trim padding common to all captions (compile: keep shapes fixed)
         L = int(txt_mask.sum(1).max())
         txt, txt_mask = txt[:, :L], txt_mask[:, :L]
-    chosen = pick_backend(backend, img, txt, direction)
+    chosen = pick_backend(backend, img, txt, scoring)
     if chosen == "triton":
         if backend == "triton":
-            return triton_scores(img, txt, txt_mask, direction, lambda_softmax, eps)
-        out = _triton_or_torch(img, txt, txt_mask, direction, lambda_softmax, eps)
+            return triton_scores(img, txt, txt_mask, scoring, lambda_softmax, eps)
+        out = _triton_or_torch(img, txt, txt_mask, scoring, lambda_softmax, eps)
         if out is not None:
             return out
         chosen = "torch"
     backend = chosen
     if backend == "torch" and not _grad(img, txt) and lambda_softmax <= NOGRAD_MAX_LAMBDA:
-        return _scan_nograd(img, txt, txt_mask, direction, lambda_softmax, eps, max_elems)
+        return _scan_nograd(img, txt, txt_mask, scoring, lambda_softmax, eps, max_elems)
     (ni, R, d), (nt, L) = img.shape, txt_mask.shape
-    per_pair = R * L + (L * d if direction == "t2i" and R > d else 0)
+    per_pair = R * L + (L * d if scoring == "t2i" and R > d else 0)
     ct = max(1, min(nt, max_elems // per_pair))
     ci = max(1, min(ni, max_elems // (per_pair * ct)))
     out = torch.empty(ni, nt, device=img.device, dtype=_acc(img))
@@ -305,14 +305,14 @@ def scan_scores(
     return out
 
 # %% ../nbs/02_align.ipynb #cell-11
-def scan_scores_loop(img, txt, txt_mask, direction="i2t", lambda_softmax=9.0, eps=1e-8) -> Tensor:
+def scan_scores_loop(img, txt, txt_mask, scoring="i2t", lambda_softmax=9.0, eps=1e-8) -> Tensor:
     "Reference: loop over captions, materialising the attended vectors (slow; for tests and benchmarks)."
     _check_inputs(img, txt, txt_mask)
     cols = []
     for c in range(txt.shape[0]):
         t = txt[c, txt_mask[c]].float()[None].expand(img.shape[0], -1, -1)  # (I, n, d)
         v = img.float()
-        if direction == "i2t":
+        if scoring == "i2t":
             q, k = v, t  # queries: patches attend over words
         else:
             q, k = t, v  # queries: words attend over patches
@@ -325,17 +325,17 @@ def scan_scores_loop(img, txt, txt_mask, direction="i2t", lambda_softmax=9.0, ep
     return torch.stack(cols, 1)
 
 # %% ../nbs/02_align.ipynb #cell-21
-def attention_weights(img: Tensor, txt: Tensor, direction="t2i", lambda_softmax=9.0, eps=1e-8) -> Tensor:
+def attention_weights(img: Tensor, txt: Tensor, scoring: str, lambda_softmax=9.0, eps=1e-8) -> Tensor:
     """Attention of one pair at one level, `img` (R, d) and `txt` (n, d) real words only: 't2i' (n, R), each word over
     patches; 'i2t' (R, n), each patch over words."""
     v, t = img.to(_acc(img)), txt.to(_acc(img))
-    if direction == "t2i":
+    if scoring == "t2i":
         h = F.leaky_relu(t @ v.T, 0.1)  # (n, R)
         return (lambda_softmax * h / (torch.linalg.vector_norm(h, dim=0, keepdim=True) + eps)).softmax(1)
-    if direction == "i2t":
+    if scoring == "i2t":
         h = F.leaky_relu(v @ t.T, 0.1)  # (R, n)
         return (lambda_softmax * h / (torch.linalg.vector_norm(h, dim=0, keepdim=True) + eps)).softmax(1)
-    raise ValueError(f"direction must be 't2i' or 'i2t', got {direction!r}")
+    raise ValueError(f"scoring must be 't2i' or 'i2t', got {scoring!r}")
 
 # %% ../nbs/02_align.ipynb #cell-24
 def show_attention(image, att: dict, skip=("[CLS]", "[SEP]"), size=1.6, title=None):

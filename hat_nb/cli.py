@@ -172,7 +172,7 @@ def _gpu_check(a):
     from hat_nb.gpu_check import gpu_check, print_report
 
     rows = gpu_check(
-        cpu=a.cpu, json_out=a.json, scoring=not a.no_scoring, train=not a.no_train, progress=lambda r: None
+        cpu=a.cpu, json_out=a.json, scoring_bench=not a.no_scoring, train=not a.no_train, progress=lambda r: None
     )
     print_report(rows)
     bad = [r for r in rows if r.get("ok") is False or r.get("loss_finite") is False]
@@ -378,7 +378,7 @@ def parser():
     o.set_defaults(fn=_import_official)
     ab = sub.add_parser(
         "ablation-table",
-        help="the R@K of every DVC experiment of the ablation axes (train.levels, train.direction), one row each",
+        help="the R@K of every DVC experiment of the ablation axes (train.levels, train.scoring), one row each",
     )
     ab.add_argument("--dataset", default="emoji")
     ab.add_argument("--protocol", default="standard")

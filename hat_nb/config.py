@@ -9,8 +9,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['EXTRAS', 'RECIPES', 'PRESETS', 'check_fields', 'HATConfig', 'minilm_path', 'tiny_config', 'MissingExtraError',
-           'optional_import', 'read_model_config', 'TrainConfig', 'recipe', 'ablation_config']
+__all__ = ['RENAMED_KEYS', 'EXTRAS', 'RECIPES', 'PRESETS', 'check_fields', 'HATConfig', 'minilm_path', 'tiny_config',
+           'MissingExtraError', 'optional_import', 'read_model_config', 'TrainConfig', 'recipe', 'ablation_config']
 
 # %% ../nbs/00_config.ipynb #cell-05
 _TYPES = {
@@ -58,6 +58,9 @@ def _layer_numbers(v) -> bool:
     return len(v) > 0 and all(isinstance(l, int) and l >= 1 for l in v) and all(a < b for a, b in zip(v, v[1:]))
 
 
+RENAMED_KEYS = {"direction": "scoring"}  # old name: new name, for config.json files saved before the rename
+
+
 @dataclass
 class HATConfig:
     "Everything needed to rebuild a `HATModel` (stored as `config.json` by `save_pretrained`)."
@@ -78,7 +81,7 @@ class HATConfig:
     max_len: int = 32  # tokens per caption incl. [CLS]/[SEP]
     embed_dim: int = 768  # shared width of the projections
     lambda_softmax: float = 9.0
-    direction: str = "i2t"  # 'i2t' (paper), 't2i' or 'both' (ensemble)
+    scoring: str = "i2t"  # 'i2t' (paper), 't2i' or 'both' (ensemble)
     img_final_norm: bool = True  # last level normalised by the backbone's own (pretrained) final norm, as the reference
 
     def __post_init__(self):
@@ -96,11 +99,12 @@ class HATConfig:
         self.img_levels, self.txt_levels = tuple(self.img_levels), tuple(self.txt_levels)
         if len(self.img_levels) != len(self.txt_levels):
             raise ValueError(f"img_levels {self.img_levels} and txt_levels {self.txt_levels} must pair up one to one")
-        if self.direction not in ("i2t", "t2i", "both"):
-            raise ValueError(f"direction must be 'i2t', 't2i' or 'both', got {self.direction!r}")
+        if self.scoring not in ("i2t", "t2i", "both"):
+            raise ValueError(f"scoring must be 'i2t', 't2i' or 'both', got {self.scoring!r}")
 
     @classmethod
     def from_dict(cls, d):
+        d = {RENAMED_KEYS.get(k, k): v for k, v in d.items()}  # a config.json written before a key's rename
         known = {f.name for f in fields(cls)}
         bad = sorted(set(d) - known)
         if bad:
@@ -339,8 +343,8 @@ def recipe(name="demo", **overrides) -> tuple[HATConfig, TrainConfig]:
     return HATConfig(**md), TrainConfig(**td)
 
 # %% ../nbs/00_config.ipynb #9a42ed75
-def ablation_config(cfg: HATConfig, levels=(1, 2, 3), direction=None) -> HATConfig:
-    "`cfg` aligning only its level pairs `levels` (1 = the lowest) and scoring in `direction` (None: unchanged)."
+def ablation_config(cfg: HATConfig, levels=(1, 2, 3), scoring=None) -> HATConfig:
+    "`cfg` aligning only its level pairs `levels` (1 = the lowest) and scoring in `scoring` (None: unchanged)."
     n = len(cfg.img_levels)
     if (
         not isinstance(levels, (list, tuple))
@@ -357,5 +361,5 @@ def ablation_config(cfg: HATConfig, levels=(1, 2, 3), direction=None) -> HATConf
         cfg,
         img_levels=tuple(cfg.img_levels[l - 1] for l in keep),
         txt_levels=tuple(cfg.txt_levels[l - 1] for l in keep),
-        direction=direction or cfg.direction,
+        scoring=scoring or cfg.scoring,
     )

@@ -111,23 +111,21 @@ def amp_dtype(device, amp):
 SCORE_DTYPES = {"fp64": torch.float64, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def score_dtype(device, precision="auto", directions=("i2t",)) -> torch.dtype:
+def score_dtype(device, precision="auto", scoring=("i2t",)) -> torch.dtype:
     """dtype in which features are kept and scored: `precision` 'fp64'|'fp32'|'bf16'|'fp16', or 'auto' (fp16 on CUDA
     when only i2t is scored, else fp32; see the table above)."""
     if precision == "auto":
-        return torch.float16 if torch.device(device).type == "cuda" and set(directions) == {"i2t"} else torch.float32
+        return torch.float16 if torch.device(device).type == "cuda" and set(scoring) == {"i2t"} else torch.float32
     if precision not in SCORE_DTYPES:
         raise ValueError(f"precision must be 'auto' or one of {list(SCORE_DTYPES)}, got {precision!r}")
     return SCORE_DTYPES[precision]
 
 
-def plan_memory(n_img, n_txt, R_levels, L, D, dtype_bytes, max_elems, directions=2) -> dict:
+def plan_memory(n_img, n_txt, R_levels, L, D, dtype_bytes, max_elems, scoring=2) -> dict:
     "Memory needed, in GiB: features, score matrices, the largest scoring chunk (~6 fp32 tensors of `max_elems`)."
     gib = lambda b: round(b / 2**30, 3)
     feats = (n_img * sum(R_levels) + n_txt * L * len(R_levels)) * D * dtype_bytes
-    return dict(
-        features_GiB=gib(feats), scores_GiB=gib(directions * n_img * n_txt * 4), chunk_GiB=gib(6 * 4 * max_elems)
-    )
+    return dict(features_GiB=gib(feats), scores_GiB=gib(scoring * n_img * n_txt * 4), chunk_GiB=gib(6 * 4 * max_elems))
 
 
 @torch.no_grad()
@@ -142,12 +140,12 @@ def encode(
     max_len=32,
     progress=True,
     precision="auto",
-    directions=("i2t",),
+    scoring=("i2t",),
 ):
     """Per-level image features `[(n_img, R_l, D)]`, caption features `[(n_txt, L, D)]` (in the `precision` of
     `score_dtype`) and the caption mask."""
     model.eval()
-    dt, keep = amp_dtype(device, amp), score_dtype(device, precision, directions)
+    dt, keep = amp_dtype(device, amp), score_dtype(device, precision, scoring)
     ac = lambda: torch.autocast("cuda", dtype=dt) if dt else torch.autocast("cpu", enabled=False)
     imgs = []
     for x, _ in tqdm(
@@ -177,7 +175,7 @@ def score_all(
     img_feats,
     txt_feats,
     mask,
-    direction="i2t",
+    scoring="i2t",
     img_block=256,
     max_elems=None,
     progress=True,
@@ -192,10 +190,10 @@ def score_all(
     lo, hi = min(rank * per, n), min((rank + 1) * per, n)
     shape = (len(img_feats), per, txt_feats[0].shape[0]) if per_level else (per, txt_feats[0].shape[0])
     out = torch.zeros(shape, device=mask.device, dtype=torch.promote_types(img_feats[0].dtype, torch.float32))
-    for i in tqdm(range(lo, hi, img_block), desc=f"score {direction}", disable=not progress or rank, leave=False):
+    for i in tqdm(range(lo, hi, img_block), desc=f"score {scoring}", disable=not progress or rank, leave=False):
         j = min(i + img_block, hi)
         out[..., i - lo : j - lo, :] = model.similarity(
-            [f[i:j] for f in img_feats], txt_feats, mask, direction, per_level, max_elems=max_elems
+            [f[i:j] for f in img_feats], txt_feats, mask, scoring, per_level, max_elems=max_elems
         )
     if W == 1:
         return out
@@ -205,7 +203,7 @@ def score_all(
 
 # %% ../nbs/06_evaluate.ipynb #cell-11
 REFERENCE_EVAL = dict(
-    directions=("i2t",), amp="none", precision="fp64"
+    scoring=("i2t",), amp="none", precision="fp64"
 )  # the authors' test path: one i2t matrix, fp32 encoders, float64 features and scores
 
 
@@ -214,7 +212,7 @@ def evaluate(
     recs,
     tokenizer,
     protocol="standard",
-    directions=("i2t", "t2i", "both"),
+    scoring=("i2t", "t2i", "both"),
     batch_size=128,
     device="cpu",
     amp="auto",
@@ -231,10 +229,13 @@ def evaluate(
     """Metrics on `recs` by `protocol`: 'standard', 'coco1k' (5 folds of a fifth: 1000 of COCO's 5000), or a list of
     them from one encoding and scoring (then a dict by protocol). With `shard`, every torchrun process must call it.
     `reference`: evaluate exactly as the authors do (`REFERENCE_EVAL`). `levels_out`: also save the per-level scores
-    of the model's own direction there (`torch.save`, `(levels, n_img, n_txt)`), for figures that need no second
+    of the model's own scoring there (`torch.save`, `(levels, n_img, n_txt)`), for figures that need no second
     scoring."""
     if reference:
-        directions, amp, precision = REFERENCE_EVAL["directions"], REFERENCE_EVAL["amp"], REFERENCE_EVAL["precision"]
+        scoring, amp, precision = REFERENCE_EVAL["scoring"], REFERENCE_EVAL["amp"], REFERENCE_EVAL["precision"]
+    scoring = (scoring,) if isinstance(scoring, str) else tuple(scoring)
+    if not scoring or set(scoring) - {"i2t", "t2i", "both"}:
+        raise ValueError(f"scoring must be 'i2t', 't2i', 'both' or a list of them, got {scoring!r}")
     if not len(recs):
         raise ValueError(
             "recs is empty: no images to evaluate (an empty split?); pass the records of a split with images"
@@ -256,29 +257,29 @@ def evaluate(
             R,
             cfg.max_len,
             cfg.embed_dim,
-            score_dtype(device, precision, directions).itemsize,
+            score_dtype(device, precision, scoring).itemsize,
             max_elems or default_chunk(device),
-            len(directions),
+            len(scoring),
         )
         print(f"evaluating {len(ds)} images / {len(ds.captions)} captions on {device}; memory plan: {plan}")
     img, txt, mask = encode(
-        model, ds, tokenizer, batch_size, device, amp, num_workers, cfg.max_len, progress, precision, directions
+        model, ds, tokenizer, batch_size, device, amp, num_workers, cfg.max_len, progress, precision, scoring
     )
     sims, levels = {}, None
     score = lambda d, per_level=False: score_all(
         model, img, txt, mask, d, max_elems=max_elems, progress=progress, shard=shard, per_level=per_level
     )
-    for d in directions:
+    for d in scoring:
         if d == "both" and {"i2t", "t2i"} <= sims.keys():
             sims[d] = (sims["i2t"] + sims["t2i"]) / 2
-        elif levels_out and d == cfg.direction:
+        elif levels_out and d == cfg.scoring:
             levels = score(d, True)
             sims[d] = levels.sum(0)  # the same sum similarity() takes
         else:
             sims[d] = score(d)
     if levels_out:
         if levels is None:
-            levels = score(cfg.direction, True)
+            levels = score(cfg.scoring, True)
         if not shard or world()[0] == 0:  # every process scores (the gathers match), the first saves
             Path(levels_out).parent.mkdir(parents=True, exist_ok=True)
             torch.save(levels.cpu(), levels_out)
@@ -289,7 +290,7 @@ def evaluate(
             d: fold_metrics(s, t2i, 5, len(ds) // 5) if p == "coco1k" else recall_metrics(s, t2i)
             for d, s in sims.items()
         }
-        out[p] = dict(res, n_images=len(ds), n_captions=len(ds.captions), protocol=p)
+        out[p] = dict(scoring=res, n_images=len(ds), n_captions=len(ds.captions), protocol=p)
     res = out[protocols[0]] if isinstance(protocol, str) else out
     if out_json:
         Path(out_json).parent.mkdir(parents=True, exist_ok=True)

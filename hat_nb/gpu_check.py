@@ -60,19 +60,19 @@ def check_kernels(
         img, txt = torch.randn(n_img, R, d, generator=g) / d**0.25, torch.randn(n_txt, L, d, generator=g) / d**0.25
         mask = torch.arange(L)[None] < torch.randint(1, L + 1, (n_txt,), generator=g)[:, None]
         mask[0] = True
-        for direction in ("i2t", "t2i"):
+        for scoring in ("i2t", "t2i"):
             for dt in TRITON_DTYPES:
                 v, t = img.to(dt), txt.to(dt)
-                ref = scan_scores(v.double(), t.double(), mask, direction, backend="torch")
+                ref = scan_scores(v.double(), t.double(), mask, scoring, backend="torch")
                 t0 = time.perf_counter()
-                got = scan_scores(v.to(device), t.to(device), mask.to(device), direction, backend="triton").cpu()
+                got = scan_scores(v.to(device), t.to(device), mask.to(device), scoring, backend="triton").cpu()
                 err = (got.double() - ref).abs().max().item()
                 rows.append(
                     dict(
                         check="kernel",
                         device=str(device),
-                        direction=direction,
-                        kernel=triton_plan(direction, dt, L, d)["kernel"],
+                        scoring=scoring,
+                        kernel=triton_plan(scoring, dt, L, d)["kernel"],
                         dtype=str(dt).replace("torch.", ""),
                         shape=f"R{R} L{L} d{d}",
                         max_abs_err=float(f"{err:.2e}"),
@@ -88,9 +88,9 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def pair_flop(direction, R, L, d) -> int:
+def pair_flop(scoring, R, L, d) -> int:
     "FLOP of one (image, caption) pair at one level as the kernels count them: i2t $4RLd + 2RL^2$, t2i $4RLd$."
-    return 4 * R * L * d + (2 * R * L * L if direction == "i2t" else 0)
+    return 4 * R * L * d + (2 * R * L * L if scoring == "i2t" else 0)
 
 
 def bench_scoring(
@@ -104,12 +104,12 @@ def bench_scoring(
     img_block=256,
     backends=("triton", "compile", "torch"),
     sample={"compile": 0.1, "torch": 0.05},
-    directions=("i2t", "t2i"),
+    scoring=("i2t", "t2i"),
     max_elems=None,
     seed=0,
 ) -> list[dict]:
     """All-pairs scoring of random features shaped like a test set (default COCO 5K, paper model) per backend and
-    direction, in blocks of `img_block` images as `evaluate` scores; backends in `sample` score that fraction of the
+    scoring, in blocks of `img_block` images as `evaluate` scores; backends in `sample` score that fraction of the
     image blocks and are extrapolated. `max_abs_diff` compares the first block with the first backend's."""
     g = torch.Generator(device=device).manual_seed(seed)
     img = [torch.randn(n_img, R, d, device=device, generator=g, dtype=dtype) for R in levels]
@@ -117,9 +117,9 @@ def bench_scoring(
     mask = torch.arange(L, device=device)[None] < torch.randint(8, L + 1, (n_txt,), device=device, generator=g)[:, None]
     cuda, rows, first = torch.device(device).type == "cuda", [], {}
     for backend in backends:
-        for direction in directions:
+        for s in scoring:
             score = lambda i: sum(
-                scan_scores(v[i : i + img_block], t, mask, direction, max_elems=max_elems, backend=backend)
+                scan_scores(v[i : i + img_block], t, mask, s, max_elems=max_elems, backend=backend)
                 for v, t in zip(img, txt)
             )
             blocks = list(range(0, n_img, img_block))
@@ -135,14 +135,14 @@ def bench_scoring(
                 out[i : i + img_block] = score(i)
             _sync(device)
             s = (time.perf_counter() - t0) * len(blocks) / part
-            ref = first.setdefault(direction, out[:img_block].clone())
-            flop = n_img * n_txt * sum(pair_flop(direction, R, L, d) for R in levels)
+            ref = first.setdefault(s, out[:img_block].clone())
+            flop = n_img * n_txt * sum(pair_flop(s, R, L, d) for R in levels)
             rows.append(
                 dict(
                     check="scoring",
                     device=str(device),
                     backend=backend,
-                    direction=direction,
+                    scoring=s,
                     dtype=str(dtype).replace("torch.", ""),
                     shape=f"{n_img}x{n_txt}, R {'/'.join(map(str, levels))}, L {L}, d {d}",
                     seconds=round(s, 2),
@@ -308,7 +308,7 @@ def check_ddp(backend="nccl", world=2, cfg: HATConfig | None = None, batch=8) ->
     )
 
 # %% ../nbs/09_gpu_check.ipynb #37f878c5
-def gpu_check(cpu=False, json_out=None, scoring=True, train=True, progress=print) -> list[dict]:
+def gpu_check(cpu=False, json_out=None, scoring_bench=True, train=True, progress=print) -> list[dict]:
     """Everything a long GPU run depends on, on every visible GPU: the kernels against float64, COCO-5K-shaped scoring
     per backend, the paper training step, a 2-process NCCL step (2+ GPUs). `cpu=True`: the same code in tiny shapes
     on the CPU, kernels in Triton's interpreter."""
@@ -343,7 +343,7 @@ def gpu_check(cpu=False, json_out=None, scoring=True, train=True, progress=print
                 else ((784, 32, 768), (196, 32, 768), (49, 32, 768), (196, 64, 768)),
             )
         )
-    if scoring:
+    if scoring_bench:
         kw = (
             dict(
                 n_img=4,

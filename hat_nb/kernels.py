@@ -279,11 +279,11 @@ TRITON_MAX_L = 64
 ONE_PASS_WIDTHS = (128, 256, 384, 512, 768)  # widths d the one-pass t2i kernel is compiled for in the resource table
 
 
-def triton_plan(direction: str, dtype: torch.dtype, L: int, d: int) -> dict:
+def triton_plan(scoring: str, dtype: torch.dtype, L: int, d: int) -> dict:
     """The kernel and launch configuration `backend='triton'` uses for one level (`L` caption tokens, width `d`);
     `ValueError` naming why when there is none."""
-    if direction not in ("i2t", "t2i"):
-        raise ValueError(f"direction must be 'i2t' or 't2i', got {direction!r}")
+    if scoring not in ("i2t", "t2i"):
+        raise ValueError(f"scoring must be 'i2t' or 't2i', got {scoring!r}")
     if dtype not in TRITON_DTYPES:
         raise ValueError(
             f"backend='triton' scores bf16, fp16 or fp32 features, got {dtype} (fp64 is scored by backend='torch')"
@@ -293,7 +293,7 @@ def triton_plan(direction: str, dtype: torch.dtype, L: int, d: int) -> dict:
     if d < 16 or d % 16:
         raise ValueError(f"backend='triton' needs a width d that is a multiple of 16, got {d}")
     BL, ieee = max(16, triton.next_power_of_2(L)), dtype == torch.float32
-    if direction == "i2t":  # 64-token captions: 16-patch tiles keep the (BR, BL) tiles in registers
+    if scoring == "i2t":  # 64-token captions: 16-patch tiles keep the (BR, BL) tiles in registers
         return dict(kernel="i2t", BR=32 if BL <= 32 else 16, BL=BL, BD=64, IEEE=ieee, num_warps=4)
     if (
         not ieee and BL <= 32 and d in ONE_PASS_WIDTHS
@@ -315,11 +315,11 @@ def triton_plan(direction: str, dtype: torch.dtype, L: int, d: int) -> dict:
     )  # 8 warps at BL 16: ptxas caps at 64 registers and spills
 
 
-def _triton_launch(img, txt, mask, direction, lam, eps, GROUP=16):
+def _triton_launch(img, txt, mask, scoring, lam, eps, GROUP=16):
     """(kernel, args, options, grid) of one `backend='triton'` call: the one place its arguments are built (launch and
     compile check)."""
     (ni, R, d), (nt, L, _) = img.shape, txt.shape
-    plan = triton_plan(direction, img.dtype, L, d)
+    plan = triton_plan(scoring, img.dtype, L, d)
     kernel = {"i2t": _i2t_kernel, "t2i": _t2i_kernel, "t2i_chunked": _t2i_chunked_kernel}[plan.pop("kernel")]
     img, txt, m8 = img.contiguous(), txt.contiguous(), mask.to(torch.int8).contiguous()
     out = torch.empty(ni, nt, device=img.device, dtype=torch.float32)
@@ -327,7 +327,7 @@ def _triton_launch(img, txt, mask, direction, lam, eps, GROUP=16):
         img.dtype == torch.bfloat16 and os.environ.get("TRITON_INTERPRET") == "1"
     )  # the CPU interpreter's bf16 tl.dot is wrong (triton 3.8)
     common = (R, L, d, ni, nt, lam, eps, img.stride(0), img.stride(1), txt.stride(0), txt.stride(1), m8.stride(0))
-    if direction == "i2t":
+    if scoring == "i2t":
         vn = img.float().norm(dim=-1).contiguous()
         tp = F.pad(txt.float() * mask[..., None], (0, 0, 0, plan["BL"] - L))
         G = (tp @ tp.transpose(1, 2)).contiguous()  # caption Gram matrices, (n_txt, BL, BL)
@@ -338,12 +338,12 @@ def _triton_launch(img, txt, mask, direction, lam, eps, GROUP=16):
     return kernel, args, dict(plan, GROUP=GROUP, UP=up), (ni * nt,)
 
 
-def triton_scores(img, txt, mask, direction, lam, eps):
+def triton_scores(img, txt, mask, scoring, lam, eps):
     """Scores `(n_img, n_txt)` in fp32 by the fused kernels: one program per (image, caption) pair, only the score
     written."""
-    kernel, args, opts, grid = _triton_launch(img, txt, mask, direction, lam, eps)
+    kernel, args, opts, grid = _triton_launch(img, txt, mask, scoring, lam, eps)
     kernel[grid](*args, **opts)
-    return args[5] if direction == "i2t" else args[4]
+    return args[5] if scoring == "i2t" else args[4]
 
 # %% ../nbs/01a_kernels.ipynb #0978a435
 GPU_TARGETS = {
@@ -408,11 +408,11 @@ def _gpu_compile_args(kernel, args, opts, target: str):
     return key, src, options, gpu
 
 
-def _gpu_launch(R, L, d, n_img, n_txt, direction, dtype, target):
+def _gpu_launch(R, L, d, n_img, n_txt, scoring, dtype, target):
     """The launch `scan_scores(backend='triton')` makes for inputs of these shapes (the GPU code, also when this process
     interprets)."""
     kernel, args, opts, _ = _triton_launch(
-        *_meta_inputs(R, L, d, n_img, n_txt, getattr(torch, dtype)), direction, 9.0, 1e-8
+        *_meta_inputs(R, L, d, n_img, n_txt, getattr(torch, dtype)), scoring, 9.0, 1e-8
     )
     return kernel, args, dict(opts, UP=False)
 
@@ -444,7 +444,7 @@ def _meta_inputs(R, L, d, n_img, n_txt, dtype):
 
 
 def kernel_resources(
-    shapes=None, targets=tuple(GPU_TARGETS), dtypes=TRITON_DTYPES, directions=("i2t", "t2i")
+    shapes=None, targets=tuple(GPU_TARGETS), dtypes=TRITON_DTYPES, scoring=("i2t", "t2i")
 ) -> list[dict]:
     """Compile every launch `scan_scores(backend='triton')` makes for `shapes` (default `KERNEL_SHAPES`) for each GPU
     target; per row: shared bytes, registers, spills, fits."""
@@ -454,7 +454,7 @@ def kernel_resources(
     shapes = KERNEL_SHAPES if shapes is None else shapes
     if __name__ != "hat_nb.kernels" or not isinstance(_i2t_kernel, triton.runtime.JITFunction):
         return _in_compiling_process(
-            shapes, targets, dtypes, directions
+            shapes, targets, dtypes, scoring
         )  # TRITON_INTERPRET=1 or a notebook: the library, compiling
     cache_file = cache_dir() / "triton_resources.json"
     try:
@@ -462,9 +462,9 @@ def kernel_resources(
     except (OSError, ValueError):
         cache = {}
     tasks = [
-        (name, (*shape, direction, str(dt).replace("torch.", ""), target))
+        (name, (*shape, s, str(dt).replace("torch.", ""), target))
         for name, shape in shapes.items()
-        for direction in directions
+        for s in scoring
         for dt in dtypes
         for target in targets
     ]
@@ -504,8 +504,8 @@ def _in_compiling_process(*args):
         "import json, sys, torch; from hat_nb.kernels import kernel_resources; a = json.load(sys.stdin); "
         "a[2] = [getattr(torch, x) for x in a[2]]; print(json.dumps(kernel_resources(*a)))"
     )
-    shapes, targets, dtypes, directions = args
-    arg = json.dumps([shapes, list(targets), [str(x).replace("torch.", "") for x in dtypes], list(directions)])
+    shapes, targets, dtypes, scoring = args
+    arg = json.dumps([shapes, list(targets), [str(x).replace("torch.", "") for x in dtypes], list(scoring)])
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     r = subprocess.run([sys.executable, "-c", code], input=arg, capture_output=True, text=True, env=env)
     if r.returncode:

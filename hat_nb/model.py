@@ -139,11 +139,11 @@ class HATModel(nn.Module):
         mask = attention_mask.bool()
         return [p(f) for p, f in zip(self.txt_proj, self.txt(input_ids, mask))], mask
 
-    def similarity(self, img_feats, txt_feats, txt_mask, direction=None, per_level=False, **kw) -> Tensor:
+    def similarity(self, img_feats, txt_feats, txt_mask, scoring=None, per_level=False, **kw) -> Tensor:
         "Scores `[n_img, n_txt]` summed over levels (`per_level=True`: stacked `[levels, n_img, n_txt]`)."
         s = torch.stack(
             [
-                scan_scores(i, t, txt_mask, direction or self.cfg.direction, self.cfg.lambda_softmax, **kw)
+                scan_scores(i, t, txt_mask, scoring or self.cfg.scoring, self.cfg.lambda_softmax, **kw)
                 for i, t in zip(img_feats, txt_feats)
             ]
         )
@@ -157,7 +157,7 @@ class HATModel(nn.Module):
 
 # %% ../nbs/03_model.ipynb #cell-14
 @torch.no_grad()
-def attention_maps(model: HATModel, image: Tensor, caption: str, tokenizer, direction="t2i") -> dict:
+def attention_maps(model: HATModel, image: Tensor, caption: str, tokenizer, scoring="i2t") -> dict:
     """Per level, each word's attention over the patches of `image` (a normalised `(3, H, W)` tensor) as `(words, h, w)`
     grids, with the words."""
     model.eval()
@@ -168,8 +168,8 @@ def attention_maps(model: HATModel, image: Tensor, caption: str, tokenizer, dire
     words = tokenizer.convert_ids_to_tokens(ids[0][mask[0]].tolist())
     maps = []
     for v, w in zip(img_feats, txt_feats):
-        a = attention_weights(v[0], w[0][mask[0]], direction, model.cfg.lambda_softmax)
-        a = a if direction == "t2i" else a.T  # (words, R) either way
+        a = attention_weights(v[0], w[0][mask[0]], scoring, model.cfg.lambda_softmax)
+        a = a if scoring == "t2i" else a.T  # (words, R) either way
         side = int(round(v.shape[1] ** 0.5))
         maps.append(a.reshape(len(words), side, -1).float().cpu())
     return dict(words=words, maps=maps)

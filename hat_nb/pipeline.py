@@ -320,7 +320,7 @@ def _ablation_problems(given, at) -> list[str]:
     probs = []
     for k, kw in (
         ("levels", dict(levels=given.get("levels", [1, 2, 3]))),
-        ("direction", dict(direction=given.get("direction"))),
+        ("scoring", dict(scoring=given.get("scoring"))),
     ):
         try:
             ablation_config(mc, **kw)
@@ -360,7 +360,7 @@ def check_stage_values(stage: str, given: dict, root=".", where="params.yaml"):
         probs.append(f"{at}.amp: expected 'none', 'auto', 'bf16' or 'fp16', got {given['amp']!r}")
     if "split" in given and "dataset" in given and (p := _split_problem(given["split"], given["dataset"], Path(root))):
         probs.append(f"{at}.split: {p}")
-    if stage == "train" and ("levels" in given or "direction" in given):
+    if stage == "train" and ("levels" in given or "scoring" in given):
         probs += _ablation_problems(given, at)
     if "datasets" in given and not given["datasets"]:
         probs.append(f"{where}:datasets: empty; name at least one dataset of `catalog` (the demo: datasets: [emoji])")
@@ -435,7 +435,7 @@ def _experiments(node, top=True):
 
 def ablation_table(exp_show: list, dataset: str, protocol="standard"):
     """One row per run of `exp_show` (the JSON of `dvc exp show --json`) that has test metrics for `dataset`: its level
-    pairs, direction, R@K and rsum (the row of its own scoring direction); a run listed twice (the workspace and its
+    pairs, scoring, R@K and rsum (the row of its own scoring); a run listed twice (the workspace and its
     baseline) once, by its first name."""
     import pandas as pd
 
@@ -445,19 +445,19 @@ def ablation_table(exp_show: list, dataset: str, protocol="standard"):
         train = params.get("params.yaml", {}).get("train") or {}
         if not res:
             continue
-        levels, direction = train.get("levels") or [1, 2, 3], train.get("direction") or "i2t"
-        m = res.get(direction) or res["i2t"]  # reference evaluation scores i2t only
+        levels, scoring = train.get("levels") or [1, 2, 3], train.get("scoring") or "i2t"
+        m = res["scoring"].get(scoring) or res["scoring"]["i2t"]  # reference evaluation scores i2t only
         rows.append(
             dict(
                 levels="+".join(f"L{l}" for l in levels),
-                direction=direction,
+                scoring=scoring,
                 experiment=name,
                 **{k: m[k] for k in ("i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10", "rsum")},
             )
         )
     cols = [
         "levels",
-        "direction",
+        "scoring",
         "experiment",
         "i2t_R@1",
         "i2t_R@5",
@@ -469,10 +469,10 @@ def ablation_table(exp_show: list, dataset: str, protocol="standard"):
     ]
     t = pd.DataFrame(rows, columns=cols)
     order = lambda s: (
-        s.map({"i2t": 0, "t2i": 1, "both": 2}) if s.name == "direction" else s.str.len()
+        s.map({"i2t": 0, "t2i": 1, "both": 2}) if s.name == "scoring" else s.str.len()
     )  # fewer levels first
     return (
-        t.sort_values(["direction", "levels"], key=order, kind="stable")
+        t.sort_values(["scoring", "levels"], key=order, kind="stable")
         .drop_duplicates(cols[:2] + cols[3:])
         .reset_index(drop=True)
     )

@@ -555,14 +555,14 @@ def _validate_and_checkpoint(r: _Run, epoch, tot, seconds, progress):
             r.model,
             r.val_recs,
             r.tok,
-            directions=(mc.direction,),
+            scoring=(mc.scoring,),
             batch_size=tc.eval_batch_size,
             device=r.device,
             amp=tc.amp,
             progress=progress,
             verbose=False,
             shard=False,
-        )[mc.direction]  # rank 0 alone: no collectives
+        )["scoring"][mc.scoring]  # rank 0 alone: no collectives
         rec.update(val_score=val["i2t_R@1"] + val["t2i_R@1"], **{f"val_{k}": v for k, v in val.items()})
     r.history.append(rec)
     r.log.write(json.dumps(rec) + "\n")

@@ -11,20 +11,20 @@ CHECK = textwrap.dedent('''
     for R, L, d in ((7, 9, 16), (45, 13, 48), (33, 64, 32), (21, 9, 128), (9, 12, 384)):   # R not a multiple of the tiles; L up to 64; one-pass widths
         img, txt = torch.randn(3, R, d, generator=g) / d**0.25, torch.randn(5, L, d, generator=g) / d**0.25
         mask = torch.arange(L)[None] < torch.tensor([L, 1, 3, L - 2, 5])[:, None]
-        for direction in ('i2t', 't2i'):
-            ref = scan_scores(img.double(), txt.double(), mask, direction, backend='torch')
-            got = scan_scores(img.to(dev), txt.to(dev), mask.to(dev), direction, backend='triton').cpu()
+        for scoring in ('i2t', 't2i'):
+            ref = scan_scores(img.double(), txt.double(), mask, scoring, backend='torch')
+            got = scan_scores(img.to(dev), txt.to(dev), mask.to(dev), scoring, backend='triton').cpu()
             err = (got.double() - ref).abs().max().item()
-            assert err < {tol32}, (R, L, d, direction, err)
+            assert err < {tol32}, (R, L, d, scoring, err)
             b = lambda x: x.bfloat16().to(dev)
-            gb = scan_scores(b(img), b(txt), mask.to(dev), direction, backend='triton').cpu()
-            rb = scan_scores(img.bfloat16().double(), txt.bfloat16().double(), mask, direction, backend='torch')
+            gb = scan_scores(b(img), b(txt), mask.to(dev), scoring, backend='triton').cpu()
+            rb = scan_scores(img.bfloat16().double(), txt.bfloat16().double(), mask, scoring, backend='torch')
             errb = (gb.double() - rb).abs().max().item()
-            assert errb < 3e-3, (R, L, d, direction, 'bf16', errb)
+            assert errb < 3e-3, (R, L, d, scoring, 'bf16', errb)
             pad = torch.cat([txt, 50 * torch.randn(5, 3, d, generator=g)], 1)          # extra padding of garbage changes nothing
             pmask = torch.cat([mask, torch.zeros(5, 3, dtype=torch.bool)], 1)
             if L + 3 <= 64:
-                gp = scan_scores(img.to(dev), pad.to(dev), pmask.to(dev), direction, backend='triton').cpu()
+                gp = scan_scores(img.to(dev), pad.to(dev), pmask.to(dev), scoring, backend='triton').cpu()
                 assert (gp - got).abs().max() < 1e-6
     print('ok')
 ''')
@@ -78,20 +78,20 @@ def test_auto_only_picks_compiled_configurations():
     from hat_nb.kernels import KERNEL_SHAPES, TRITON_DTYPES, _triton_launch, _meta_inputs, triton_plan
     compiled = set()
     for R, L, d, ni, nt in KERNEL_SHAPES.values():
-        for direction in ('i2t', 't2i'):
+        for scoring in ('i2t', 't2i'):
             for dt in TRITON_DTYPES:
-                kernel, _, opts, _ = _triton_launch(*_meta_inputs(R, L, d, ni, nt, dt), direction, 9.0, 1e-8)
+                kernel, _, opts, _ = _triton_launch(*_meta_inputs(R, L, d, ni, nt, dt), scoring, 9.0, 1e-8)
                 compiled.add((kernel.fn.__name__, tuple(sorted((k, v) for k, v in opts.items() if k != 'UP'))))
     cuda = lambda n, L, d, dt: SimpleNamespace(is_cuda=True, requires_grad=False, dtype=dt, shape=(n, L, d))
     picked = 0
-    for direction in ('i2t', 't2i'):
+    for scoring in ('i2t', 't2i'):
         for dt in (*TRITON_DTYPES, torch.float64):
             for L in range(1, 81):
                 for d in (*range(8, 1040, 8), 1536, 2048):
-                    if pick_backend('auto', cuda(4, 49, d, dt), cuda(4, L, d, dt), direction) != 'triton': continue
-                    kernel, _, opts, _ = _triton_launch(*_meta_inputs(49, L, d, 4, 4, dt), direction, 9.0, 1e-8)
+                    if pick_backend('auto', cuda(4, 49, d, dt), cuda(4, L, d, dt), scoring) != 'triton': continue
+                    kernel, _, opts, _ = _triton_launch(*_meta_inputs(49, L, d, 4, 4, dt), scoring, 9.0, 1e-8)
                     key = (kernel.fn.__name__, tuple(sorted((k, v) for k, v in opts.items() if k != 'UP')))
-                    assert key in compiled, (direction, dt, L, d, key)
+                    assert key in compiled, (scoring, dt, L, d, key)
                     picked += 1
     assert picked > 10000                                   # the kernels are the usual choice, not an exception
     with pytest.raises(ValueError, match="fp64 is scored by backend='torch'"): triton_plan('i2t', torch.float64, 32, 768)

@@ -146,11 +146,11 @@ def test_dvc_repro_end_to_end(demo_repo):
     repo, env = demo_repo
     m = repo/'metrics/emoji'
     test = json.loads((m/'test.json').read_text())['standard']
-    assert test['n_images'] == 450 and test['n_captions'] == 605 and {'i2t', 't2i', 'both'} <= set(test)
+    assert test['n_images'] == 450 and test['n_captions'] == 605 and set(test['scoring']) == {'i2t', 't2i', 'both'}
     for f in ('figures/emoji/curves.png', 'figures/emoji/levels.png', 'figures/emoji/retrievals.png', 'figures/tables.png', 'emoji/attention.png'):
         assert (repo/'reports'/f).stat().st_size > 10_000, f
     results = (repo/'reports/results.md').read_text()
-    assert '## emoji test (demo)' in results and 'HAT (this run, i2t)' in results and 'VSE++' not in results
+    assert '## emoji test (demo)' in results and 'HAT (this run, scoring i2t)' in results and 'VSE++' not in results
     load = lambda p: json.loads(p.read_text())
     _check_figures(load(repo/'reports/figures/emoji/figures.json'), load(m/'train_curve.json'), load(m/'recall_at_k.json'), load(m/'eval_details.json'))
     seen = (repo.parent/'repro.log').read_text()
@@ -160,7 +160,7 @@ def test_dvc_repro_end_to_end(demo_repo):
     assert 'Data and pipelines are up to date' in again, again
     assert (repo/'dvc.lock').read_bytes() == lock
     shown = run(BIN/'dvc', 'metrics', 'show', cwd=repo, env=env).stdout
-    assert 'standard.i2t.i2t_R@1' in shown, shown
+    assert 'standard.scoring.i2t.i2t_R@1' in shown, shown
     status = run('git', 'status', '--porcelain', cwd=repo).stdout.split('\n')
     assert [l for l in status if l.strip() and not l.endswith(('dvc.lock', 'params.yaml', '.gitignore'))] == [], status
     assert (repo/'reports/emoji/train.ipynb').is_file() and (repo/'models/emoji/log.jsonl').is_file()    # the run's records, git-ignored
@@ -262,7 +262,7 @@ def test_paper_datasets_one_trained_one_from_released_checkpoint(tmp_path):
     assert list(tables) == ['Flickr30K 1K test', 'COCO 5K test', 'COCO 1K test (mean of 5 folds)'], results
     assert 'SCAN (t2i+i2t ensemble)' in results and 'emoji' not in results and 'ensemble of 2' in results, results
     f30k = tables['Flickr30K 1K test']
-    assert f30k.count("HAT, authors' checkpoint, evaluated by hat_nb (i2t)") == 1 and 'HAT (this run' not in f30k and '(t2i)' not in f30k, f30k
+    assert f30k.count("HAT, authors' checkpoint, evaluated by hat_nb (scoring i2t)") == 1 and 'HAT (this run' not in f30k and 'scoring t2i' not in f30k, f30k
     assert all('HAT (this run' in tables[t] and "authors' checkpoint, evaluated" not in tables[t] for t in list(tables)[1:]), results
     figs = json.loads((repo/'reports/figures/figures.json').read_text())['tables.png']
     assert [a['title'] for a in figs] == list(tables)
@@ -278,11 +278,11 @@ def test_paper_datasets_one_trained_one_from_released_checkpoint(tmp_path):
     assert set(info) == {'imported_from', 'sha256', 'epoch', 'global_step'} and info['imported_from'] == 'weights/hat_flickr30k.ckpt'
     assert not (repo/'models/flickr30k/log.jsonl').exists() and not (repo/'models/flickr30k/last.pt').exists()
     test = json.loads((repo/'metrics/flickr30k/test.json').read_text())['standard']
-    assert set(test) == {'i2t', 'n_images', 'n_captions', 'protocol'} and test['n_images'] == 5
+    assert set(test) == {'scoring', 'n_images', 'n_captions', 'protocol'} and list(test['scoring']) == ['i2t'] and test['n_images'] == 5
     m = from_pretrained(repo/'models/flickr30k/best')
     recs = read_karpathy(repo/'data/flickr30k/dataset_flickr30k.json', splits='test')
     direct = evaluate(m, recs, load_tokenizer(m.cfg), batch_size=8, progress=False, verbose=False, reference=True)
-    assert direct['i2t'] == test['i2t'], (direct['i2t'], test['i2t'])
+    assert direct['scoring'] == test['scoring'], (direct['scoring'], test['scoring'])
     # a checkpoint named but absent: the stage says where to get it
     catalog['flickr30k']['checkpoint'] = 'weights/missing.ckpt'
     _set_params(repo, datasets=['flickr30k'], catalog=catalog)
@@ -346,4 +346,4 @@ def test_stages_in_two_processes_match_one(tmp_path):
     f1, f2 = flat(m1), flat(m2)
     close = lambda a, b: a == pytest.approx(b, rel=1e-4, abs=1e-4) if isinstance(b, (int, float)) else a == b
     assert f1.keys() == f2.keys() and all(close(f2[k], f1[k]) for k in f1), (m1, m2)
-    assert f1['test.json.standard.n_images'] == 5 and 'test.json.standard.i2t.rsum' in f1
+    assert f1['test.json.standard.n_images'] == 5 and 'test.json.standard.scoring.i2t.rsum' in f1

@@ -152,7 +152,7 @@ def test_training_learns_fixture(tmp_path):
     train(mc, tc, tmp_path/'run', progress=False)
     from hat_nb.model import from_pretrained
     m = from_pretrained(tmp_path/'run/best')
-    r = evaluate(m, read_karpathy(data/'dataset_flickr.json'), load_tokenizer(m.cfg), progress=False, verbose=False)['i2t']
+    r = evaluate(m, read_karpathy(data/'dataset_flickr.json'), load_tokenizer(m.cfg), progress=False, verbose=False)['scoring']['i2t']
     chance = {k: 100 * k / 24 for k in (1, 5, 10)}
     assert r['rsum'] > 2 * 2 * sum(chance.values()), r
     assert r['t2i_R@5'] > 2 * chance[5] and r['i2t_R@5'] > 2 * chance[5], r
