@@ -70,7 +70,7 @@ def _scores_tile(v, t, f):
     (I, R, d), (C, L, _) = v.shape, t.shape
     return (v.reshape(I * R, d) @ t.reshape(C * L, d).T).view(I, R, C, L).to(f)
 
-
+# %% ../nbs/02_align.ipynb #332c8892
 def _cos_mean_i2t(v, t, m, lam, eps):
     "Scores (I, C) for image chunk v (I,R,d), caption chunk t (C,L,d), mask m (C,L)."
     f = _acc(v)
@@ -110,7 +110,7 @@ def _softmax_numerators(h, dim, lam, eps):
     cancels in the cosine."""
     return h.mul_(lam / (torch.linalg.vector_norm(h, dim=dim, keepdim=True) + eps)).exp_()
 
-
+# %% ../nbs/02_align.ipynb #6ef4a100
 def _i2t_nograd(v, t, m, G, lam, eps):
     "i2t scores (I, C) of a chunk without autograd; G the chunk's caption Gram matrices (C, L, L)."
     (I, R, d), (C, L, _) = v.shape, t.shape
@@ -182,7 +182,7 @@ def pick_backend(backend, img, txt, scoring=None) -> str:
         triton_plan(scoring or "i2t", img.dtype, txt.shape[1], img.shape[-1])
     return backend
 
-
+# %% ../nbs/02_align.ipynb #67a2cfbc
 _TRITON_FAILED = set()  # (scoring, dtype, L, d) whose launch failed in this process: 'auto' scores them with torch
 
 
@@ -229,7 +229,7 @@ def _scan_nograd(img, txt, txt_mask, scoring, lam, eps, max_elems):
                 out[i : i + ci, cols] = _t2i_nograd(v, t, m, K, lam, eps)
     return out
 
-
+# %% ../nbs/02_align.ipynb #ffb3bafa
 @functools.cache
 def _compiled(fn):
     return torch.compile(fn, dynamic=False)
@@ -239,7 +239,7 @@ def _padded(x, n, fill=0):
     "`x` padded along dim 0 to `n` rows (fixed chunk shapes: no recompilation for the last chunk)."
     return x if len(x) == n else torch.cat([x, x.new_full((n - len(x), *x.shape[1:]), fill)])
 
-
+# %% ../nbs/02_align.ipynb #8bc40919
 def scan_scores(
     img: Tensor,
     txt: Tensor,

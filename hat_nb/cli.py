@@ -10,25 +10,7 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['parser', 'main']
 
-# %% ../nbs/11_cli.ipynb #cell-03
-def _build_emoji(a):
-    from hat_nb.data import build_emoji, read_karpathy, summarize
-
-    out = build_emoji(a.out, n_val=a.n_val, n_test=a.n_test, progress=not a.quiet)
-    if not a.quiet:
-        print(json.dumps(summarize(read_karpathy(out / "dataset_emoji.json")), indent=1))
-
-
-def _check(a):
-    from hat_nb.data import check
-
-    probs = check(a.data_dir, a.images, progress=True)
-    for p in probs:
-        print(p)
-    print(f"{a.data_dir}: {'OK' if not probs else f'{len(probs)} problem(s)'}")
-    return 1 if probs else 0
-
-
+# %% ../nbs/11_cli.ipynb #3a10f1ce
 def _number(v):
     "YAML 1.1 reads `1e-4` (no dot) as text: a string that Python reads as a number is that number."
     if isinstance(v, str):
@@ -61,6 +43,40 @@ def _need_file(p, what: str) -> Path:
     return Path(p)
 
 
+def _positive_int(v):
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {n}")
+    return n
+
+
+def _nonneg_int(v):
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {n}")
+    return n
+
+
+def _query(v):
+    if not v.strip():
+        raise argparse.ArgumentTypeError("empty query: give the text to search for")
+    return v
+
+# %% ../nbs/11_cli.ipynb #70044f27
+def _build_emoji(a):
+    from hat_nb.data import build_emoji, read_karpathy, summarize
+
+    out = build_emoji(a.out, n_val=a.n_val, n_test=a.n_test, progress=not a.quiet)
+    if not a.quiet:
+        print(json.dumps(summarize(read_karpathy(out / "dataset_emoji.json")), indent=1))
+
+
 def _get_data(a):
     from hat_nb.data import get_data
 
@@ -78,6 +94,16 @@ def _get_weights(a):
     print(json.dumps(get_weights(paths, a.files), indent=1))
 
 
+def _check(a):
+    from hat_nb.data import check
+
+    probs = check(a.data_dir, a.images, progress=True)
+    for p in probs:
+        print(p)
+    print(f"{a.data_dir}: {'OK' if not probs else f'{len(probs)} problem(s)'}")
+    return 1 if probs else 0
+
+# %% ../nbs/11_cli.ipynb #c6ece606
 def _recipe(a):
     from dataclasses import asdict
     from hat_nb.config import recipe
@@ -106,6 +132,27 @@ def _train(a):
         print(json.dumps(best))
 
 
+def _import_official(a):
+    from hat_nb.config import HATConfig, recipe
+
+    _need_file(a.ckpt, "no such checkpoint file")
+    if a.config:
+        try:
+            cfg = HATConfig.from_dict(json.loads(Path(a.config).read_text()))
+        except (OSError, ValueError, TypeError) as e:
+            raise ValueError(f"{a.config}: {e}") from None
+    else:
+        cfg = recipe(a.recipe)[0]
+    from hat_nb.official import import_official
+
+    out = import_official(a.ckpt, a.out, cfg)
+    src = json.loads((out / "imported_from.json").read_text())
+    print(
+        f"{a.ckpt} -> {out}: {src['tensors_used']} tensors imported, {len(src['tensors_unused'])} left out as unused "
+        f"(listed in {out / 'imported_from.json'})"
+    )
+
+# %% ../nbs/11_cli.ipynb #1c4ee26d
 def _index(a):
     from hat_nb.config import read_model_config
 
@@ -151,7 +198,7 @@ def _search(a):
             file=sys.stderr,
         )
 
-
+# %% ../nbs/11_cli.ipynb #ec687ee2
 def _search_text(a):
     from hat_nb.config import read_model_config
 
@@ -167,7 +214,7 @@ def _search_text(a):
         for c, s in hits:
             print(f"{s:8.4f}  {c}")
 
-
+# %% ../nbs/11_cli.ipynb #6d0b3766
 def _gpu_check(a):
     from hat_nb.gpu_check import gpu_check, print_report
 
@@ -179,27 +226,6 @@ def _gpu_check(a):
     if bad:
         print(f"hat-nb gpu-check: {len(bad)} check(s) failed", file=sys.stderr)
     return 1 if bad else 0
-
-
-def _import_official(a):
-    from hat_nb.config import HATConfig, recipe
-
-    _need_file(a.ckpt, "no such checkpoint file")
-    if a.config:
-        try:
-            cfg = HATConfig.from_dict(json.loads(Path(a.config).read_text()))
-        except (OSError, ValueError, TypeError) as e:
-            raise ValueError(f"{a.config}: {e}") from None
-    else:
-        cfg = recipe(a.recipe)[0]
-    from hat_nb.official import import_official
-
-    out = import_official(a.ckpt, a.out, cfg)
-    src = json.loads((out / "imported_from.json").read_text())
-    print(
-        f"{a.ckpt} -> {out}: {src['tensors_used']} tensors imported, {len(src['tensors_unused'])} left out as unused "
-        f"(listed in {out / 'imported_from.json'})"
-    )
 
 
 def _ablation_table(a):
@@ -231,37 +257,9 @@ def _stage(a):
         print(f"hat-nb stage {name}: {e}", file=sys.stderr)
         return 2
 
-# %% ../nbs/11_cli.ipynb #cell-04
-def _positive_int(v):
-    try:
-        n = int(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {n}")
-    return n
-
-
-def _nonneg_int(v):
-    try:
-        n = int(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {n}")
-    return n
-
-
-def _query(v):
-    if not v.strip():
-        raise argparse.ArgumentTypeError("empty query: give the text to search for")
-    return v
-
-
-def parser():
-    "The `hat-nb` argument parser: one subcommand per task (`hat-nb -h` lists them)."
-    p = argparse.ArgumentParser("hat-nb", description="HAT image-text retrieval: data, indexing and search.")
-    sub = p.add_subparsers(dest="cmd", required=True)
+# %% ../nbs/11_cli.ipynb #079bbed0
+def _data_parsers(sub):
+    "`build-emoji`, `get-data`, `get-weights`, `check`: the datasets."
     b = sub.add_parser("build-emoji", help="build the emoji demo dataset (npm pack, checksum verified)")
     b.add_argument("out", nargs="?", default="data/emoji")
     b.add_argument("--n-val", type=int, default=120)
@@ -296,6 +294,10 @@ def parser():
     c.add_argument("data_dir")
     c.add_argument("--images", default=None, help="images root (default DATA_DIR/images)")
     c.set_defaults(fn=_check)
+
+
+def _training_parsers(sub):
+    "`recipe`, `train`: a recipe's settings and a training run."
     rc = sub.add_parser("recipe", help="print the resolved settings of a recipe (the model and the training), as JSON")
     rc.add_argument("name")
     rc.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting, as for train")
@@ -317,6 +319,10 @@ def parser():
         help="resume from this checkpoint (e.g. OUT/prev.pt) instead of OUT/last.pt",
     )
     t.set_defaults(fn=_train)
+
+# %% ../nbs/11_cli.ipynb #e02ec011
+def _search_parsers(sub):
+    "`index`, `search`, `search-text`: searching your own images and captions."
     i = sub.add_parser("index", help="encode a folder of images into a search index")
     i.add_argument("images_dir")
     i.add_argument("--model", required=True, help="model directory (save_pretrained format)")
@@ -349,6 +355,10 @@ def parser():
     st.add_argument("--device", default="cpu")
     st.add_argument("--json", action="store_true")
     st.set_defaults(fn=_search_text)
+
+
+def _gpu_parser(sub):
+    "`gpu-check`: the GPU path, before a long run."
     g = sub.add_parser(
         "gpu-check", help="verify the GPU path on every visible GPU: kernels, scoring speed, training step, NCCL"
     )
@@ -361,6 +371,10 @@ def parser():
     g.add_argument("--no-scoring", action="store_true", help="skip the COCO-5K-shaped scoring benchmark")
     g.add_argument("--no-train", action="store_true", help="skip the training-step benchmark")
     g.set_defaults(fn=_gpu_check)
+
+# %% ../nbs/11_cli.ipynb #e8b5f987
+def _pipeline_parsers(sub):
+    "`import-official`, `ablation-table`, `stage`: the authors' weights and the DVC pipeline."
     o = sub.add_parser(
         "import-official",
         help="convert the authors' released Lightning checkpoint (.ckpt) into a model directory; "
@@ -391,9 +405,17 @@ def parser():
     s.add_argument("dataset", nargs="?", help="a dataset of params.yaml's catalog (prepare, train, evaluate)")
     s.add_argument("--params", default="params.yaml")
     s.set_defaults(fn=_stage)
+
+
+def parser():
+    "The `hat-nb` argument parser: one subcommand per task (`hat-nb -h` lists them)."
+    p = argparse.ArgumentParser("hat-nb", description="HAT image-text retrieval: data, indexing and search.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for add in (_data_parsers, _training_parsers, _search_parsers, _gpu_parser, _pipeline_parsers):
+        add(sub)
     return p
 
-
+# %% ../nbs/11_cli.ipynb #e152d9c9
 def _loaded(module: str, *names) -> tuple:
     """The classes `names` of `module` if this process has imported it, else none (an error of a module never loaded
     cannot occur)."""
@@ -411,7 +433,8 @@ def _known_errors() -> tuple:
         *_loaded("hat_nb.data", "DatasetError", "DiskFullError", "FetchError", "GetDataError"),
         *_loaded("hat_nb.search", "SearchIndexError"),
         *_loaded("hat_nb.config", "MissingExtraError"),
-        *_loaded("hat_nb.runs", "CheckpointError", "RunDirError"),
+        *_loaded("hat_nb.checkpoints", "CheckpointError"),
+        *_loaded("hat_nb.runs", "RunDirError"),
     )
 
 

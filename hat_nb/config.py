@@ -60,7 +60,7 @@ def _layer_numbers(v) -> bool:
 
 RENAMED_KEYS = {"direction": "scoring"}  # old name: new name, for config.json files saved before the rename
 
-
+# %% ../nbs/00_config.ipynb #4f2c423a
 @dataclass
 class HATConfig:
     "Everything needed to rebuild a `HATModel` (stored as `config.json` by `save_pretrained`)."
@@ -322,7 +322,7 @@ RECIPES = {
 }
 PRESETS = tuple(RECIPES)
 
-
+# %% ../nbs/00_config.ipynb #4bad9420
 def recipe(name="demo", **overrides) -> tuple[HATConfig, TrainConfig]:
     "Model and training config of preset `name`, with `overrides` (model fields as 'model.<field>')."
     if name not in RECIPES:

@@ -68,7 +68,7 @@ def _caption(s):
             return " ".join(map(str, toks))
     return None
 
-
+# %% ../nbs/01_data.ipynb #717894eb
 def _parse(json_path: Path, images_root: Path):
     "Parse `json_path` into records and a list of problems (structure only; image files are not opened)."
     try:
@@ -162,7 +162,7 @@ def check(data_dir, images_root=None, open_images=True, progress=False) -> list[
         probs += [p for p in found if p]
     return probs
 
-
+# %% ../nbs/01_data.ipynb #2ae30a8e
 def summarize(recs) -> dict:
     "Images, captions and mean caption words per split."
     out = {}
@@ -201,7 +201,7 @@ def _grey_to_8bit(im: Image.Image) -> Image.Image:
         )
     return Image.fromarray(np.round(a * (255 / hi)).astype(np.uint8), "L")
 
-
+# %% ../nbs/01_data.ipynb #9bad5e73
 def load_rgb(path) -> Image.Image:
     """Open `path` as RGB as a person sees it: EXIF orientation applied, transparency composited onto white, 16-bit and
     float grey scaled to 8 bits; every failure (missing, unreadable or truncated, over `MAX_PIXELS`, values out of
@@ -233,7 +233,7 @@ def load_rgb(path) -> Image.Image:
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise DatasetError([f"{path}: unreadable image ({e})"]) from None
 
-
+# %% ../nbs/01_data.ipynb #37d683f3
 def train_transform(size=224, scale=(0.08, 1.0), hflip=True):
     "Paper training augmentation: RandomResizedCrop(size) + horizontal flip, ImageNet normalisation."
     from torchvision import transforms as T
@@ -247,7 +247,7 @@ def train_transform(size=224, scale=(0.08, 1.0), hflip=True):
         ]
     )
 
-
+# %% ../nbs/01_data.ipynb #5f427f4a
 def eval_transform(size=224, resize=None):
     "Paper evaluation transform: Resize(size*256/224) + CenterCrop(size), ImageNet normalisation."
     from torchvision import transforms as T
@@ -347,7 +347,7 @@ def _no_room(e: BaseException | None) -> bool:
         e = e.__cause__ or e.__context__
     return False
 
-
+# %% ../nbs/01_data.ipynb #606a3cc7
 def atomic_write(path, write, fsync=True) -> Path:
     """Create `path` through `write(tmp)` (a file or a folder at the temporary path `tmp` beside it), then rename it
     into place; when the disk fills, a `DiskFullError` naming `path` (the old version kept)."""
@@ -384,7 +384,7 @@ def atomic_write(path, write, fsync=True) -> Path:
         shutil.rmtree(tmp.parent, ignore_errors=True)
     return path
 
-
+# %% ../nbs/01_data.ipynb #2fad309b
 def write_json(path, obj, **kw) -> Path:
     "Write `obj` to `path` as indented JSON with a trailing newline, atomically."
     return atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=1, **kw) + "\n"))
@@ -440,7 +440,7 @@ def file_sha256(p) -> str:
 class FetchError(RuntimeError):
     "The emoji package could not be fetched with npm, or its checksum is not the pinned one."
 
-
+# %% ../nbs/01_data.ipynb #e29e32c1
 def _npm_reason(out: str) -> list[str]:
     "npm's error lines without its stack trace and error-object fields."
     lines = [re.sub(r"^npm (error|ERR!) ?", "", l) for l in out.splitlines() if l.startswith(("npm error", "npm ERR!"))]
@@ -567,7 +567,7 @@ def _write_emoji(tgz, out: Path, n_val, n_test, progress):
         json.dumps(dict(dataset="emoji", source=EMOJI_PKG, images=images), sort_keys=True, indent=1) + "\n"
     )
 
-
+# %% ../nbs/01_data.ipynb #727156cb
 def build_emoji(out="data/emoji", n_val=120, n_test=250, tarball=None, progress=True) -> Path:
     """Build the emoji demo dataset into `out`; an existing valid build is left as is, and `out` is only replaced once a
     new build is complete."""
@@ -635,7 +635,7 @@ class GetDataError(RuntimeError):
 def _fmt(n):
     return f"{n:,}" if n is not None else "?"
 
-
+# %% ../nbs/01_data.ipynb #a5d9424d
 def download(url, dest, sha256=None, progress=True, chunk=1 << 20) -> Path:
     "Fetch `url` to `dest` (kept if already there), resuming `dest.part`; checks the announced size and `sha256`."
     import http.client, urllib.error, urllib.request
@@ -732,7 +732,7 @@ def _room(archive: Path, wanted: dict, out: Path):
     if need > free:
         raise GetDataError(f"{out}: {need / 1e9:.1f} GB needed to unpack {archive.name}, {free / 1e9:.1f} GB free")
 
-
+# %% ../nbs/01_data.ipynb #b1869b27
 def _unpack(archive: Path, wanted: dict, images: Path, progress) -> int:
     """Write each member of `archive` named in `wanted` ({file name: path under images/}) unless present; the number it
     holds."""
@@ -776,7 +776,7 @@ def _sources(name, files, download_missing, mirror, progress) -> list[Path]:
         files.append(download(url, cache_dir() / "downloads" / a, ARCHIVES[a]["sha256"], progress))
     return files
 
-
+# %% ../nbs/01_data.ipynb #66835ccf
 def get_data(name, files=(), out=None, download_missing=False, mirror=None, progress=True) -> dict:
     """Lay out `name` ('flickr30k' or 'coco') in `out` (default data/<name>) from `files` and/or downloads; then `check`
     it."""
@@ -822,7 +822,7 @@ def get_data(name, files=(), out=None, download_missing=False, mirror=None, prog
         )
     return _checked(name, out, progress)
 
-
+# %% ../nbs/01_data.ipynb #a3cea482
 def _checked(name, out: Path, progress=False) -> dict:
     """`check` of the laid-out `out` and the protocols' test-split size; its summary, or `DatasetError` with every
     problem."""

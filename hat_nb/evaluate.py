@@ -72,7 +72,7 @@ def median_rank(r: torch.Tensor) -> float:
     the mean of the two middle ranks, rounded down)."""
     return float(math.floor(r.double().quantile(0.5).item()) + 1)
 
-
+# %% ../nbs/06_evaluate.ipynb #7435e39d
 def recall_metrics(sims, txt2img, ks=(1, 5, 10)) -> dict:
     "R@K (percent) for i2t and t2i, rsum, median and mean rank."
     sims = torch.as_tensor(sims)
@@ -127,7 +127,7 @@ def plan_memory(n_img, n_txt, R_levels, L, D, dtype_bytes, max_elems, scoring=2)
     feats = (n_img * sum(R_levels) + n_txt * L * len(R_levels)) * D * dtype_bytes
     return dict(features_GiB=gib(feats), scores_GiB=gib(scoring * n_img * n_txt * 4), chunk_GiB=gib(6 * 4 * max_elems))
 
-
+# %% ../nbs/06_evaluate.ipynb #1d23c1c8
 @torch.no_grad()
 def encode(
     model,
@@ -168,7 +168,7 @@ def encode(
             )
     return [torch.cat(l) for l in zip(*imgs)], [torch.cat(l) for l in zip(*txts)], mask.to(device)
 
-
+# %% ../nbs/06_evaluate.ipynb #e72c9cf6
 @torch.no_grad()
 def score_all(
     model,
@@ -206,7 +206,61 @@ REFERENCE_EVAL = dict(
     scoring=("i2t",), amp="none", precision="fp64"
 )  # the authors' test path: one i2t matrix, fp32 encoders, float64 features and scores
 
+# %% ../nbs/06_evaluate.ipynb #d5d516cf
+def _checked_scoring(scoring) -> tuple:
+    "`scoring` as a tuple of 'i2t', 't2i', 'both'; anything else is an error naming it."
+    scoring = (scoring,) if isinstance(scoring, str) else tuple(scoring)
+    if not scoring or set(scoring) - {"i2t", "t2i", "both"}:
+        raise ValueError(f"scoring must be 'i2t', 't2i', 'both' or a list of them, got {scoring!r}")
+    return scoring
 
+
+def _checked_protocols(protocol, n_images) -> tuple:
+    "`protocol` as a tuple of 'standard', 'coco1k'; coco1k needs images in 5 equal folds."
+    protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol)
+    if not protocols or set(protocols) - {"standard", "coco1k"}:
+        raise ValueError(f"protocol must be 'standard', 'coco1k' or a list of them, got {protocol!r}")
+    if "coco1k" in protocols and n_images % 5:
+        raise ValueError(f"coco1k needs a number of images divisible into 5 folds (COCO: 5000), got {n_images}")
+    return protocols
+
+
+def _print_plan(model, ds, device, precision, scoring, max_elems):
+    "One line: what is evaluated, where, and the memory it will take (`plan_memory`)."
+    cfg = model.cfg
+    with torch.no_grad():
+        R = [f.shape[1] for f in model.encode_images(torch.zeros(1, 3, cfg.img_size, cfg.img_size, device=device))]
+    itemsize = score_dtype(device, precision, scoring).itemsize
+    plan = plan_memory(
+        len(ds),
+        len(ds.captions),
+        R,
+        cfg.max_len,
+        cfg.embed_dim,
+        itemsize,
+        max_elems or default_chunk(device),
+        len(scoring),
+    )
+    print(f"evaluating {len(ds)} images / {len(ds.captions)} captions on {device}; memory plan: {plan}")
+
+
+def _score_matrices(score, scoring, own, keep_levels) -> tuple[dict, Tensor | None]:
+    """`{scoring: (n_img, n_txt) matrix}` from `score(scoring, per_level)`; 'both' averages the other two when they are
+    there. With `keep_levels`, also the per-level scores of the model's `own` scoring (computed once)."""
+    sims, levels = {}, None
+    for d in scoring:
+        if d == "both" and {"i2t", "t2i"} <= sims.keys():
+            sims[d] = (sims["i2t"] + sims["t2i"]) / 2
+        elif keep_levels and d == own:
+            levels = score(d, True)
+            sims[d] = levels.sum(0)  # the same sum similarity() takes
+        else:
+            sims[d] = score(d, False)
+    if keep_levels and levels is None:
+        levels = score(own, True)
+    return sims, levels
+
+# %% ../nbs/06_evaluate.ipynb #6fc25654
 def evaluate(
     model,
     recs,
@@ -226,71 +280,41 @@ def evaluate(
     reference=False,
     levels_out=None,
 ) -> dict:
-    """Metrics on `recs` by `protocol`: 'standard', 'coco1k' (5 folds of a fifth: 1000 of COCO's 5000), or a list of
-    them from one encoding and scoring (then a dict by protocol). With `shard`, every torchrun process must call it.
-    `reference`: evaluate exactly as the authors do (`REFERENCE_EVAL`). `levels_out`: also save the per-level scores
-    of the model's own scoring there (`torch.save`, `(levels, n_img, n_txt)`), for figures that need no second
-    scoring."""
+    """Metrics on `recs` by `protocol` ('standard', 'coco1k' or a list of them) for each `scoring`, from one encoding;
+    the arguments are described above."""
     if reference:
         scoring, amp, precision = REFERENCE_EVAL["scoring"], REFERENCE_EVAL["amp"], REFERENCE_EVAL["precision"]
-    scoring = (scoring,) if isinstance(scoring, str) else tuple(scoring)
-    if not scoring or set(scoring) - {"i2t", "t2i", "both"}:
-        raise ValueError(f"scoring must be 'i2t', 't2i', 'both' or a list of them, got {scoring!r}")
+    scoring = _checked_scoring(scoring)
     if not len(recs):
         raise ValueError(
             "recs is empty: no images to evaluate (an empty split?); pass the records of a split with images"
         )
-    cfg = model.cfg
-    ds = ImageDataset(recs, eval_transform(cfg.img_size))
-    protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol)
-    bad = [p for p in protocols if p not in ("standard", "coco1k")]
-    if bad or not protocols:
-        raise ValueError(f"protocol must be 'standard', 'coco1k' or a list of them, got {protocol!r}")
-    if "coco1k" in protocols and len(ds) % 5:
-        raise ValueError(f"coco1k needs a number of images divisible into 5 folds (COCO: 5000), got {len(ds)}")
+    ds = ImageDataset(recs, eval_transform(model.cfg.img_size))
+    protocols = _checked_protocols(protocol, len(ds))
     if verbose:
-        with torch.no_grad():
-            R = [f.shape[1] for f in model.encode_images(torch.zeros(1, 3, cfg.img_size, cfg.img_size, device=device))]
-        plan = plan_memory(
-            len(ds),
-            len(ds.captions),
-            R,
-            cfg.max_len,
-            cfg.embed_dim,
-            score_dtype(device, precision, scoring).itemsize,
-            max_elems or default_chunk(device),
-            len(scoring),
-        )
-        print(f"evaluating {len(ds)} images / {len(ds.captions)} captions on {device}; memory plan: {plan}")
+        _print_plan(model, ds, device, precision, scoring, max_elems)
     img, txt, mask = encode(
-        model, ds, tokenizer, batch_size, device, amp, num_workers, cfg.max_len, progress, precision, scoring
+        model, ds, tokenizer, batch_size, device, amp, num_workers, model.cfg.max_len, progress, precision, scoring
     )
-    sims, levels = {}, None
-    score = lambda d, per_level=False: score_all(
+    score = lambda d, per_level: score_all(
         model, img, txt, mask, d, max_elems=max_elems, progress=progress, shard=shard, per_level=per_level
     )
-    for d in scoring:
-        if d == "both" and {"i2t", "t2i"} <= sims.keys():
-            sims[d] = (sims["i2t"] + sims["t2i"]) / 2
-        elif levels_out and d == cfg.scoring:
-            levels = score(d, True)
-            sims[d] = levels.sum(0)  # the same sum similarity() takes
-        else:
-            sims[d] = score(d)
-    if levels_out:
-        if levels is None:
-            levels = score(cfg.scoring, True)
-        if not shard or world()[0] == 0:  # every process scores (the gathers match), the first saves
-            Path(levels_out).parent.mkdir(parents=True, exist_ok=True)
-            torch.save(levels.cpu(), levels_out)
-    t2i = ds.txt2img
-    out = {}
-    for p in protocols:
-        res = {
-            d: fold_metrics(s, t2i, 5, len(ds) // 5) if p == "coco1k" else recall_metrics(s, t2i)
-            for d, s in sims.items()
-        }
-        out[p] = dict(scoring=res, n_images=len(ds), n_captions=len(ds.captions), protocol=p)
+    sims, levels = _score_matrices(score, scoring, model.cfg.scoring, bool(levels_out))
+    if levels_out and (not shard or world()[0] == 0):  # every process scores (the gathers match), the first saves
+        Path(levels_out).parent.mkdir(parents=True, exist_ok=True)
+        torch.save(levels.cpu(), levels_out)
+    metrics = lambda p, s: (
+        fold_metrics(s, ds.txt2img, 5, len(ds) // 5) if p == "coco1k" else recall_metrics(s, ds.txt2img)
+    )
+    out = {
+        p: dict(
+            scoring={d: metrics(p, s) for d, s in sims.items()},
+            n_images=len(ds),
+            n_captions=len(ds.captions),
+            protocol=p,
+        )
+        for p in protocols
+    }
     res = out[protocols[0]] if isinstance(protocol, str) else out
     if out_json:
         Path(out_json).parent.mkdir(parents=True, exist_ok=True)

@@ -44,7 +44,7 @@ def peak_tflops(name: str) -> float | None:
     "Dense bf16 peak of a GPU from its name (None when unknown: MFU is then not reported)."
     return next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
 
-
+# %% ../nbs/09_gpu_check.ipynb #62dfb5b5
 PAPER_LEVELS = (784, 196, 49)  # Swin-B patches per level at 224 px
 
 
@@ -92,7 +92,7 @@ def pair_flop(scoring, R, L, d) -> int:
     "FLOP of one (image, caption) pair at one level as the kernels count them: i2t $4RLd + 2RL^2$, t2i $4RLd$."
     return 4 * R * L * d + (2 * R * L * L if scoring == "i2t" else 0)
 
-
+# %% ../nbs/09_gpu_check.ipynb #dbf472ff
 def bench_scoring(
     device,
     n_img=5000,
@@ -117,9 +117,9 @@ def bench_scoring(
     mask = torch.arange(L, device=device)[None] < torch.randint(8, L + 1, (n_txt,), device=device, generator=g)[:, None]
     cuda, rows, first = torch.device(device).type == "cuda", [], {}
     for backend in backends:
-        for s in scoring:
+        for sc in scoring:
             score = lambda i: sum(
-                scan_scores(v[i : i + img_block], t, mask, s, max_elems=max_elems, backend=backend)
+                scan_scores(v[i : i + img_block], t, mask, sc, max_elems=max_elems, backend=backend)
                 for v, t in zip(img, txt)
             )
             blocks = list(range(0, n_img, img_block))
@@ -135,14 +135,14 @@ def bench_scoring(
                 out[i : i + img_block] = score(i)
             _sync(device)
             s = (time.perf_counter() - t0) * len(blocks) / part
-            ref = first.setdefault(s, out[:img_block].clone())
-            flop = n_img * n_txt * sum(pair_flop(s, R, L, d) for R in levels)
+            ref = first.setdefault(sc, out[:img_block].clone())
+            flop = n_img * n_txt * sum(pair_flop(sc, R, L, d) for R in levels)
             rows.append(
                 dict(
                     check="scoring",
                     device=str(device),
                     backend=backend,
-                    scoring=s,
+                    scoring=sc,
                     dtype=str(dtype).replace("torch.", ""),
                     shape=f"{n_img}x{n_txt}, R {'/'.join(map(str, levels))}, L {L}, d {d}",
                     seconds=round(s, 2),
@@ -159,7 +159,7 @@ def bench_scoring(
 # %% ../nbs/09_gpu_check.ipynb #c730d239
 TRAIN_VARIANTS = ("eager", "fused", "compiled", "frozen", "deterministic")
 
-
+# %% ../nbs/09_gpu_check.ipynb #0301950f
 def bench_train_step(
     device,
     cfg: HATConfig | None = None,
@@ -280,7 +280,7 @@ def _ddp_worker(rank, world, backend, port, cfg, batch, q):
     finally:
         dist.destroy_process_group()
 
-
+# %% ../nbs/09_gpu_check.ipynb #898d8b7e
 def check_ddp(backend="nccl", world=2, cfg: HATConfig | None = None, batch=8) -> dict:
     """One DDP training step in `world` processes (NCCL on GPUs, gloo on the CPU): after it, every process must hold the
     same parameters."""

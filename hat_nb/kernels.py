@@ -124,6 +124,9 @@ if triton is not None:
             total += tl.where(rin, num / tl.maximum(vn * an, eps), 0.0)
         tl.store(OUT + i.to(tl.int64) * soi + c, tl.sum(total, axis=0) / R)
 
+# %% ../nbs/01a_kernels.ipynb #70a7119f
+if triton is not None:
+
     @triton.jit
     def _t2i_logits(s, word, rin, lam, eps):
         "LeakyReLU, each patch (row) normalised over the real words, times lambda; padded words 0, rows past R -inf."
@@ -209,6 +212,9 @@ if triton is not None:
             m = m_new
         nrm = tl.sum(acca * acca, axis=1) + tl.sum(accb * accb, axis=1)
         tl.store(OUT + i.to(tl.int64) * soi + c, _t2i_score(num, l, nrm, TN, c, L, word, ls, lin, eps))
+
+# %% ../nbs/01a_kernels.ipynb #b57e25fe
+if triton is not None:
 
     @triton.jit
     def _t2i_chunked_kernel(
@@ -314,7 +320,7 @@ def triton_plan(scoring: str, dtype: torch.dtype, L: int, d: int) -> dict:
         kernel="t2i_chunked", BR=16, BL=BL, BD=32, BC=128, IEEE=ieee, num_warps=4 if BL == 16 else 8
     )  # 8 warps at BL 16: ptxas caps at 64 registers and spills
 
-
+# %% ../nbs/01a_kernels.ipynb #906cba2e
 def _triton_launch(img, txt, mask, scoring, lam, eps, GROUP=16):
     """(kernel, args, options, grid) of one `backend='triton'` call: the one place its arguments are built (launch and
     compile check)."""
@@ -388,7 +394,7 @@ def _ptxas_resources(ptx: str, arch: str) -> dict:
         registers=int(re.search(r"Used (\d+) registers", log).group(1)), spill_bytes=int(spill[1]) + int(spill[2])
     )
 
-
+# %% ../nbs/01a_kernels.ipynb #16bbc174
 def _gpu_compile_args(kernel, args, opts, target: str):
     """(cache key, source, options, target) of one launch, specialised exactly as the launcher specialises it, for a GPU
     target."""
@@ -435,14 +441,14 @@ def _compile_task(task) -> tuple[str, dict]:
     except Exception as e:
         return key, dict(shared_bytes=None, registers=None, spill_bytes=None, error=f"{type(e).__name__}: {e}"[:300])
 
-
+# %% ../nbs/01a_kernels.ipynb #5b3fd98f
 def _meta_inputs(R, L, d, n_img, n_txt, dtype):
     """Shape-only stand-ins for a level's features (no memory): the launcher builds its arguments from them as from real
     ones."""
     meta = lambda *s, dt=dtype: torch.empty(*s, dtype=dt, device="meta")
     return meta(n_img, R, d), meta(n_txt, L, d), meta(n_txt, L, dt=torch.bool)
 
-
+# %% ../nbs/01a_kernels.ipynb #f63c672a
 def kernel_resources(
     shapes=None, targets=tuple(GPU_TARGETS), dtypes=TRITON_DTYPES, scoring=("i2t", "t2i")
 ) -> list[dict]:
@@ -494,7 +500,7 @@ def kernel_resources(
     cache_file.write_text(json.dumps(cache))
     return rows
 
-
+# %% ../nbs/01a_kernels.ipynb #f4508e87
 def _in_compiling_process(*args):
     """`kernel_resources(*args)` in a fresh Python without TRITON_INTERPRET (whose kernels compile) importing
     `hat_nb.kernels`."""

@@ -20,7 +20,7 @@ from .data import atomic_write, write_json
 
 # %% auto #0
 __all__ = ['PRETRAINED', 'check_architecture', 'ImageTower', 'TextTower', 'load_tokenizer', 'HATModel', 'attention_maps',
-           'save_pretrained', 'from_pretrained', 'get_weights']
+           'save_pretrained', 'load_weights_strictly', 'from_pretrained', 'get_weights']
 
 # %% ../nbs/03_model.ipynb #arch-code
 def check_architecture(cfg: HATConfig) -> HATConfig:
@@ -199,29 +199,25 @@ def save_pretrained(model: HATModel, out_dir, tokenizer=None):
     write_json(out / "config.json", cfg, default=list)
     return out
 
-
+# %% ../nbs/03_model.ipynb #e21d4fe4
 def _check_weights_match(model, sd, d: Path):
-    "A clear error when `config.json` and `model.safetensors` describe different models (e.g. an edited `embed_dim`)."
+    "The likeliest mismatch of `config.json` and `model.safetensors`, an edited `embed_dim`, said in those words."
     D = sd.get("img_proj.0.weight")
     if D is not None and D.shape[0] != model.cfg.embed_dim:
         raise ValueError(
             f"{d / 'config.json'} does not match {d / 'model.safetensors'} (embed_dim {model.cfg.embed_dim} vs "
             f"{D.shape[0]})"
         )
-    own = model.state_dict()
-    diff = [
-        f"{k}: {tuple(v.shape)} in the weights, {tuple(own[k].shape)} from the config"
-        for k, v in sd.items()
-        if k in own and v.shape != own[k].shape
-    ]
-    diff += [f"{k}: only in the weights" for k in sd.keys() - own.keys()] + [
-        f"{k}: not in the weights" for k in own.keys() - sd.keys()
-    ]
-    if diff:
-        raise ValueError(
-            f"{d / 'config.json'} does not match {d / 'model.safetensors'} ({len(diff)} tensor(s) differ, e.g. "
-            f"{'; '.join(sorted(diff)[:3])})"
-        )
+
+
+def load_weights_strictly(model, sd: dict, where: str):
+    """`model.load_state_dict(sd, strict=True)`, its report of missing, unexpected and mis-shaped tensors as one
+    `ValueError` line that starts with `where`."""
+    try:
+        model.load_state_dict(sd, strict=True)
+    except RuntimeError as e:
+        report = str(e).split(":", 1)[-1]  # after torch's "Error(s) in loading state_dict for HATModel:"
+        raise ValueError(f"{where}: " + "; ".join(l.strip() for l in report.splitlines() if l.strip())) from None
 
 
 def from_pretrained(model_dir, map_location="cpu") -> HATModel:
@@ -235,7 +231,7 @@ def from_pretrained(model_dir, map_location="cpu") -> HATModel:
     except Exception as e:
         raise ValueError(f"{d / 'model.safetensors'}: unreadable ({e})") from None
     _check_weights_match(model, sd, d)
-    model.load_state_dict(sd, strict=True)
+    load_weights_strictly(model, sd, f"{d / 'config.json'} does not match {d / 'model.safetensors'}")
     return model.eval()
 
 
@@ -279,7 +275,7 @@ def _from_hub(key, dest: Path) -> Path:
     except Exception as e:  # offline and not cached, unreachable endpoint, unknown repository
         raise FileNotFoundError(f"{repo}: not fetched ({type(e).__name__}: {str(e).splitlines()[0]})") from None
 
-
+# %% ../nbs/03_model.ipynb #9e328b16
 def get_weights(paths: dict, files=()) -> dict:
     "Put each tower of `paths` ({setting: path}) there, from `files` or the hub; {setting: where it came from}."
     from hat_nb.data import atomic_write, record_sha256, verify_sha256

@@ -4,95 +4,35 @@
 
 # %% ../nbs/03a_official.ipynb #2445901d
 from __future__ import annotations
-import pickle, re
+import re
 from dataclasses import asdict
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 from torch import Tensor
 
+from .checkpoints import CheckpointError, inert_class, read_checkpoint_file
 from .config import HATConfig
 from .data import atomic_write, file_sha256, write_json
-from .model import HATModel, save_pretrained
+from .model import HATModel, load_weights_strictly, save_pretrained
 
 # %% auto #0
-__all__ = ['Inert', 'load_checkpoint_safely', 'official_key_map', 'convert_official_state_dict', 'import_official',
+__all__ = ['LIGHTNING_STAND_INS', 'load_checkpoint_safely', 'official_key_map', 'convert_official_state_dict', 'import_official',
            'export_official']
 
 # %% ../nbs/03a_official.ipynb #23956945
-_SAFE_GLOBALS = {
-    ("collections", "OrderedDict"),
-    ("torch._utils", "_rebuild_tensor_v2"),
-    ("torch._utils", "_rebuild_parameter"),
-    ("torch._utils", "_rebuild_parameter_with_state"),
-    ("torch", "Size"),
-    ("builtins", "set"),
-    ("builtins", "frozenset"),
-    ("builtins", "slice"),
-    ("builtins", "complex"),
+_CALLBACK = "pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint"
+LIGHTNING_STAND_INS = {  # what Lightning 1.3 pickles beside the tensors -> a harmless stand-in
+    "pytorch_lightning.utilities.parsing.AttributeDict": dict,  # the hyper-parameters: a dict subclass
+    _CALLBACK: inert_class(_CALLBACK),  # a callback's class, the key of its state
 }
 
 
-class Inert(dict):
-    """What a pickled object of any class outside the allowed few becomes: a dict of its pickled state, its arguments
-    kept in `args`; never runs code."""
-
-    qualname = "?"
-
-    def __new__(cls, *args, **kw):
-        self = super().__new__(cls)
-        self.args = args
-        return self
-
-    def __init__(self, *args, **kw):
-        pass
-
-    def __setstate__(self, state):
-        if isinstance(state, dict):
-            self.update(state)
-        else:
-            self["state"] = state
-
-    def append(self, v):
-        self.setdefault("items", []).append(v)
-
-    def extend(self, vs):
-        self.setdefault("items", []).extend(vs)
-
-    def __repr__(self):
-        return f"Inert({self.qualname})"
-
-
-class _InertUnpickler(pickle.Unpickler):
-    """Rebuilds tensors, plain containers and dtypes; every other global becomes an `Inert` subclass, so loading runs no
-    code."""
-
-    def find_class(self, module, name):
-        if (module, name) in _SAFE_GLOBALS or (
-            module == "torch" and isinstance(getattr(torch, name, None), torch.dtype)
-        ):
-            return super().find_class(module, name)
-        return type(name, (Inert,), dict(qualname=f"{module}.{name}"))
-
-
-_inert_pickle = SimpleNamespace(
-    Unpickler=_InertUnpickler, load=lambda f, **kw: _InertUnpickler(f, **kw).load(), __name__="inert_pickle"
-)
-
-
 def load_checkpoint_safely(path) -> dict:
-    """Read a PyTorch (Lightning) checkpoint without running any of its code: tensors and plain containers come back,
-    every other object an `Inert`."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{p}: no such checkpoint file")
-    try:
-        ck = torch.load(p, map_location="cpu", weights_only=False, pickle_module=_inert_pickle)
-    except Exception as e:
-        raise ValueError(f"{p}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from None
+    "The authors' Lightning `.ckpt` as a dict, read without running its code (with `LIGHTNING_STAND_INS`)."
+    ck = read_checkpoint_file(path, LIGHTNING_STAND_INS, inert_fallback=True)
     if not isinstance(ck, dict):
-        raise ValueError(f"{p}: a checkpoint is a dict, this file holds {ck!r}")
+        raise CheckpointError(f"{path}: a checkpoint is a dict, this file holds a {type(ck).__name__}")
     return ck
 
 # %% ../nbs/03a_official.ipynb #4636591c
@@ -123,14 +63,14 @@ def official_key_map(model: HATModel) -> tuple[dict, dict]:
     }
     return renames, unused
 
-
+# %% ../nbs/03a_official.ipynb #a0c8049f
 def _why_unused(key, unused):
     return next((why for pat, why in unused.items() if key.startswith(pat) or key.endswith(pat)), None)
 
 
 def convert_official_state_dict(sd: dict, model: HATModel) -> tuple[dict, dict]:
-    """The reference's state dict as `model`'s `(state_dict, unused)`; a `ValueError` names every tensor neither mapped
-    nor known to be unused, every one missing, every shape that differs."""
+    """The reference's state dict under `model`'s names: `(state_dict, unused)`; a `ValueError` names every tensor
+    neither mapped nor known to be unused (missing and mis-shaped ones: `load_weights_strictly`)."""
     renames, unused = official_key_map(model)
     out, left, skipped, body = {}, [], {}, {}
     for k, v in sd.items():
@@ -152,26 +92,11 @@ def convert_official_state_dict(sd: dict, model: HATModel) -> tuple[dict, dict]:
     if hasattr(model.img.body, "layers"):
         body = checkpoint_filter_fn(body, model.img.body)  # stage-end downsampling -> timm's stage-start
     out |= {"img.body." + k: v for k, v in body.items()}
-    own = model.state_dict()
-    probs = [f"{len(left)} official tensor(s) with no place in hat_nb: {sorted(left)[:5]}"] if left else []
-    extra = sorted(out.keys() - own.keys())
-    if extra:
-        probs.append(
-            f"{len(extra)} mapped name(s) this model does not have (another architecture or levels?): {extra[:5]}"
-        )
-    missing = sorted(own.keys() - out.keys())
-    if missing:
-        probs.append(f"{len(missing)} hat_nb tensor(s) not in the checkpoint: {missing[:5]}")
-    shapes = [
-        f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in out.items() if k in own and v.shape != own[k].shape
-    ]
-    if shapes:
-        probs.append(f"{len(shapes)} shape(s) differ (checkpoint vs model config): {shapes[:5]}")
-    if probs:
-        raise ValueError("; ".join(probs))
+    if left:
+        raise ValueError(f"{len(left)} official tensor(s) with no place in hat_nb: {sorted(left)[:5]}")
     return out, skipped
 
-
+# %% ../nbs/03a_official.ipynb #8337c265
 def import_official(ckpt, out_dir, cfg: HATConfig | None = None, tokenizer=None) -> Path:
     """Turn the authors' released Lightning checkpoint `ckpt` into a `save_pretrained` directory `out_dir` of the model
     `cfg` (default: the paper's, `HATConfig()`)."""
@@ -189,7 +114,7 @@ def import_official(ckpt, out_dir, cfg: HATConfig | None = None, tokenizer=None)
         new, skipped = convert_official_state_dict({k: v for k, v in sd.items() if isinstance(v, Tensor)}, model)
     except ValueError as e:
         raise ValueError(f"{ckpt}: {e}") from None
-    model.load_state_dict(new, strict=True)
+    load_weights_strictly(model, new, str(ckpt))
     out = save_pretrained(model.eval(), out_dir, tokenizer)
     source = dict(
         checkpoint=Path(ckpt).name,
@@ -205,7 +130,7 @@ def import_official(ckpt, out_dir, cfg: HATConfig | None = None, tokenizer=None)
     )
     return out
 
-
+# %% ../nbs/03a_official.ipynb #7a587709
 def export_official(model: HATModel, path) -> Path:
     """Write `model` in the reference's checkpoint layout (`{'state_dict': ...}` with its names; Swin downsampling at
     stage ends): the inverse of `import_official`."""

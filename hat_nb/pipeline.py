@@ -95,7 +95,7 @@ def notebook_params(nb_path) -> dict:
             out[target.id] = None
     return out
 
-
+# %% ../nbs/10_pipeline.ipynb #9c52a57b
 def load_params(params_file) -> dict:
     "The whole `params.yaml`; a missing or invalid file raises `ParamsError` naming it."
     params_file = Path(params_file)
@@ -109,7 +109,7 @@ def load_params(params_file) -> dict:
         raise ParamsError(f"{params_file}: expected a mapping of sections, got {type(allp).__name__}")
     return allp
 
-
+# %% ../nbs/10_pipeline.ipynb #6c8ed486
 def check_recipe_overrides(section: dict, declared: dict, where="train"):
     """Build the recipe of a `train` section once per override, so a bad value fails here, named
     `train.overrides.<key>`, before any work."""
@@ -138,7 +138,7 @@ def check_recipe_overrides(section: dict, declared: dict, where="train"):
         raise ParamsError("\n".join(probs))
     return section
 
-
+# %% ../nbs/10_pipeline.ipynb #9465c5f2
 def dataset_paths(dataset: str) -> dict:
     "Every path the stages of `dataset` read or write (the one place they are written; `dvc.yaml` declares the same)."
     m, r = f"metrics/{dataset}", f"reports/{dataset}"
@@ -157,7 +157,7 @@ def dataset_paths(dataset: str) -> dict:
         notebooks=r,
     )
 
-
+# %% ../nbs/10_pipeline.ipynb #1e4da6c9
 REPORT = dict(
     published="pipelines/published.csv",
     seeds="pipelines/demo_seeds.csv",
@@ -177,7 +177,7 @@ GET_DATA = {
 class DataMissingError(ParamsError):
     "A dataset named in `params.yaml` has no data yet."
 
-
+# %% ../nbs/10_pipeline.ipynb #53b237cb
 def _check_data(dataset: str, root: Path):
     from hat_nb.data import find_karpathy_json
 
@@ -212,7 +212,7 @@ def _check_checkpoint(path, root: Path, where: str):
             "weights')"
         )
 
-
+# %% ../nbs/10_pipeline.ipynb #42f57137
 def stage_parameters(stage: str, dataset: str | None, allp: dict, declared: dict, where="params.yaml") -> dict:
     """The notebook parameters of `stage` (for `dataset`): its `params.yaml` section, plus the dataset's name and
     `catalog` entry."""
@@ -240,7 +240,7 @@ def stage_parameters(stage: str, dataset: str | None, allp: dict, declared: dict
             given["overrides"] = over
     return given
 
-
+# %% ../nbs/10_pipeline.ipynb #b2ad521e
 CATALOG_KEYS = {"recipe", "protocols", "captions_per_image", "overrides", "checkpoint", "reference_eval"}
 
 
@@ -334,7 +334,7 @@ def _nproc_problem(v) -> str | None:
         return None
     return f"expected 'auto' (one process per visible GPU, 1 without one) or a number of processes >= 1, got {v!r}"
 
-
+# %% ../nbs/10_pipeline.ipynb #894ee72c
 def stage_nproc(nproc=None) -> int:
     """Processes of a train stage (`params.yaml: train.nproc`): 'auto' (or empty) is one per visible GPU, 1 without a
     GPU; a number is taken as it is."""
@@ -344,7 +344,7 @@ def stage_nproc(nproc=None) -> int:
 
     return max(1, torch.cuda.device_count())
 
-
+# %% ../nbs/10_pipeline.ipynb #19f2315d
 def check_stage_values(stage: str, given: dict, root=".", where="params.yaml"):
     """The values a stage notebook would fail on only after it started (as a papermill traceback): a count below its
     minimum, a device this machine lacks, a split with no images, no dataset at all."""
@@ -432,7 +432,7 @@ def _experiments(node, top=True):
         for k in ("experiments", "revs"):
             yield from _experiments(node.get(k), False)
 
-
+# %% ../nbs/10_pipeline.ipynb #d74ada8b
 def ablation_table(exp_show: list, dataset: str, protocol="standard"):
     """One row per run of `exp_show` (the JSON of `dvc exp show --json`) that has test metrics for `dataset`: its level
     pairs, scoring, R@K and rsum (the row of its own scoring); a run listed twice (the workspace and its

@@ -4,21 +4,21 @@
 
 # %% ../nbs/06a_runs.ipynb #8edb47106e1a46a883d545849b8ab81b
 from __future__ import annotations
-import ast, fcntl, hashlib, json, os, pickle, random, tempfile
+import ast, fcntl, functools, hashlib, json, os, random, tempfile
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
+from .checkpoints import CheckpointError, UnsafeCheckpointError, read_checkpoint_file
 from .config import HATConfig, TrainConfig
 from .data import atomic_write
 
 # %% auto #0
-__all__ = ['CHECKPOINT_KEYS', 'NOT_A_CHECKPOINT', 'RESUME_MAY_CHANGE', 'PIPELINE_MAY_CHANGE', 'TRAINING_CODE', 'rng_state',
-           'set_rng_state', 'save_checkpoint', 'CheckpointError', 'UnsafeCheckpointError', 'load_checkpoint',
-           'RunDirError', 'run_lock', 'settings_diff', 'hat_nb_modules', 'code_fingerprint', 'run_settings',
-           'check_same_settings']
+__all__ = ['CHECKPOINT_KEYS', 'NOT_A_CHECKPOINT', 'RESUME_MAY_CHANGE', 'PIPELINE_MAY_CHANGE', 'rng_state', 'set_rng_state',
+           'save_checkpoint', 'load_checkpoint', 'RunDirError', 'run_lock', 'settings_diff', 'hat_nb_modules',
+           'training_code', 'code_fingerprint', 'run_settings', 'check_same_settings']
 
 # %% ../nbs/06a_runs.ipynb #7623eae2785240b9bd12b16a66d81610
 def rng_state():
@@ -45,29 +45,7 @@ def save_checkpoint(obj, path: Path):
         atomic_write(path.with_name("prev.pt"), lambda p: os.link(path, p), fsync=False)
     atomic_write(path, lambda p: torch.save(obj, p))
 
-
-class CheckpointError(RuntimeError):
-    "A checkpoint cannot be read."
-
-
-class UnsafeCheckpointError(CheckpointError):
-    "A checkpoint holds objects other than tensors and plain data: loading it could run code."
-
-
-def _read_checkpoint(path: Path) -> dict:
-    try:
-        return torch.load(
-            path, map_location="cpu", weights_only=True
-        )  # tensors and plain data only: no code runs on load
-    except pickle.UnpicklingError as e:
-        if "Weights only load failed" not in str(e):
-            raise
-        raise UnsafeCheckpointError(
-            f"{path}: refused: it holds objects other than tensors and plain data, and unpickling them "
-            "could run code; only load checkpoints written by hat_nb"
-        ) from None
-
-
+# %% ../nbs/06a_runs.ipynb #4785997c
 CHECKPOINT_KEYS = {"model", "optimizer", "scheduler", "epoch"}  # what resuming needs beyond the weights
 NOT_A_CHECKPOINT = (
     "{path}: not a training checkpoint (it holds no optimizer and scheduler state; a model directory's "
@@ -84,15 +62,15 @@ def load_checkpoint(path) -> dict:
     if path.suffix == ".safetensors":
         raise CheckpointError(NOT_A_CHECKPOINT.format(path=path))
     try:
-        s = _read_checkpoint(path)
-    except UnsafeCheckpointError:
-        raise
-    except Exception as e:
-        msg = f"{path}: truncated or corrupt checkpoint ({type(e).__name__}: {e})"
+        s = read_checkpoint_file(path)  # tensors and plain data only: no code runs on load
+    except UnsafeCheckpointError as e:
+        raise UnsafeCheckpointError(f"{e}; only load checkpoints written by hat_nb") from None
+    except CheckpointError as e:
+        msg = str(e)
         prev = path.with_name("prev.pt")
         if prev.is_file() and prev.resolve() != path.resolve():
             try:
-                _read_checkpoint(prev)
+                read_checkpoint_file(prev)
                 msg += (
                     f"; the previous checkpoint {prev} is intact: resume from it with "
                     f"`hat-nb train --resume-from {prev}` (Python: resume_from='{prev}')"
@@ -172,7 +150,7 @@ def settings_diff(old: dict, new: dict, may_change: tuple) -> list[str]:
     "Keys whose values differ between two runs' recorded settings, except those in `may_change`."
     return [k for k in dict.fromkeys([*old, *new]) if k not in may_change and old.get(k) != new.get(k)]
 
-
+# %% ../nbs/06a_runs.ipynb #c3336781
 def _module_imports(src: str) -> list[str]:
     "The hat_nb modules a module's source imports when it is imported (not those imported inside its functions)."
     out, todo = [], list(ast.parse(src).body)
@@ -202,17 +180,20 @@ def hat_nb_modules(*tops: str) -> tuple[str, ...]:
             todo += _module_imports((pkg / f"{m}.py").read_text())
     return tuple(sorted(seen))
 
-
-TRAINING_CODE = hat_nb_modules("train")  # the hat_nb modules a run executes
+# %% ../nbs/06a_runs.ipynb #ea6a438a
+@functools.cache  # read on first use, once: importing hat_nb.runs parses no source
+def training_code() -> tuple[str, ...]:
+    "The hat_nb modules a training run executes: `train` and all it imports."
+    return hat_nb_modules("train")
 
 
 def code_fingerprint() -> str:
-    """SHA-256 (16 hex digits) of the `TRAINING_CODE` modules: a checkpoint records it, and the pipeline resumes only
+    """SHA-256 (16 hex digits) of the `training_code()` modules: a checkpoint records it, and the pipeline resumes only
     the same code."""
     import hat_nb
 
     h = hashlib.sha256()
-    for m in TRAINING_CODE:
+    for m in training_code():
         h.update((Path(hat_nb.__file__).parent / f"{m}.py").read_bytes())
     return h.hexdigest()[:16]
 
@@ -227,7 +208,7 @@ def run_settings(mc: HATConfig, tc: TrainConfig, train_recs) -> dict:
         )
     )
 
-
+# %% ../nbs/06a_runs.ipynb #87d19797
 def check_same_settings(old: dict | None, new: dict, ckpt: Path):
     """Resuming is continuing the same run: a checkpoint made with other settings (beyond `RESUME_MAY_CHANGE`) or other
     data is refused, naming each difference."""

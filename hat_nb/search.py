@@ -80,7 +80,7 @@ def _save_npz(path, **arrays):
     with open(path, "wb") as f:
         np.savez(f, **arrays)
 
-
+# %% ../nbs/08_search.ipynb #d71f36b1
 @torch.no_grad()
 def _encode_shards(todo, part: Path, plan: dict, model, tf, batch_size, shard_size, device, progress):
     """Encode `todo` [(relative path, file)] in shards under `part`; finished shards of the same `plan` are not encoded
@@ -113,7 +113,7 @@ def _encode_shards(todo, part: Path, plan: dict, model, tf, batch_size, shard_si
     bar.close()
     return sorted(part.glob("shard_*.npz"))
 
-
+# %% ../nbs/08_search.ipynb #5e2bd093
 class _NpyRows:
     "Rows of a `.npy` file read with plain file reads (no memory map: pages read stay out of this process's memory)."
 
@@ -165,7 +165,7 @@ def first_stage_index(dim: int, n: int):
         return faiss.IndexFlatIP(dim)
     return faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
 
-
+# %% ../nbs/08_search.ipynb #a6da8bcd
 def _write_index_files(part: Path, paths, prev: dict, old_dir: Path, shards, n_levels: int, block: int):
     """Token files, pooled embeddings and the FAISS index of `paths` (in order), row blocks at a time: old rows from
     `old_dir`, new ones shard by shard."""
@@ -209,7 +209,7 @@ def _write_index_files(part: Path, paths, prev: dict, old_dir: Path, shards, n_l
         w.close()  # checks every row was written
     return index
 
-
+# %% ../nbs/08_search.ipynb #c8c21b99
 def _check_index_out(out: Path, images: Path, model_dir):
     """`--out` may be new, empty, or an index: anything else (the images, the model, a folder of documents) is never
     replaced."""
@@ -225,7 +225,7 @@ def _check_index_out(out: Path, images: Path, model_dir):
             "choose a new or empty folder for --out"
         )
 
-
+# %% ../nbs/08_search.ipynb #edb25122
 def build_index(images_dir, model_dir, out_dir, batch_size=64, shard_size=1024, device="cpu", progress=True) -> dict:
     """Encode every image under `images_dir` with the model in `model_dir` into a search index at `out_dir`; an existing
     index of the same folder and model is updated (new files encoded, removed ones dropped, unchanged ones kept)."""
@@ -358,7 +358,7 @@ class Searcher:
         top = s.topk(min(k, len(cand)))
         return [(self.paths[cand[i]], round(v, 4)) for v, i in zip(top.values.tolist(), top.indices.tolist())]
 
-
+# %% ../nbs/08_search.ipynb #965c1430
 @torch.no_grad()
 def search_captions(image, captions, model_dir, k=5, device="cpu") -> list[tuple[str, float]]:
     "Image→text: rank the `captions` (a list, or a text file with one per line) for one image by the full HAT score."

@@ -34,7 +34,7 @@ from .model import HATModel, load_tokenizer, save_pretrained
 from hat_nb.runs import (
     PIPELINE_MAY_CHANGE,
     RESUME_MAY_CHANGE,
-    TRAINING_CODE,
+    training_code,
     CheckpointError,
     RunDirError,
     UnsafeCheckpointError,
@@ -79,7 +79,7 @@ def loss_fn(tc) -> HATLoss:
     "The loss a `TrainConfig` describes (over the global batch under torchrun)."
     return HATLoss(tc.loss, tc.margin, tc.max_violation, tc.temperature, tc.mask_same_image)
 
-
+# %% ../nbs/07_train.ipynb #8800866e
 def gpu_determinism():
     """Deterministic CUDA kernels for this process: cuBLAS with a fixed workspace (`CUBLAS_WORKSPACE_CONFIG`, before its
     first use), cuDNN without autotuning, `torch.use_deterministic_algorithms` (ops without a deterministic kernel
@@ -166,7 +166,7 @@ class EpochOrder(Sampler):
             ]
         return iter([(self.epoch, k) for k in perm])
 
-
+# %% ../nbs/07_train.ipynb #a91c47bc
 def _workers(tc, device) -> int:
     if tc.num_workers is not None:
         return tc.num_workers
@@ -198,7 +198,7 @@ def compile_towers(model, tc, device):
     model.img.compile()
     model.txt.compile()
 
-
+# %% ../nbs/07_train.ipynb #1d67cce2
 def train_step(model, net, opt, scaler, batch, tc, device, dt, loss=None) -> torch.Tensor:
     "One optimisation step on `batch`; returns the loss as a device tensor (no host synchronisation)."
     nb, loss = dict(non_blocking=True), loss or loss_fn(tc)
@@ -219,7 +219,7 @@ def train_step(model, net, opt, scaler, batch, tc, device, dt, loss=None) -> tor
     scaler.update()
     return loss.detach()
 
-
+# %% ../nbs/07_train.ipynb #62960b05
 def train(mc: HATConfig, tc: TrainConfig, out_dir, resume=True, resume_from=None, progress=True) -> dict:
     """Train, validating every `val_every` epochs; writes `last.pt`, `prev.pt`, `best/`, `log.jsonl`, `dvclive/`,
     `train_config.json` in `out_dir`. Returns the best validation metrics."""
@@ -298,7 +298,7 @@ class _Run:
     def main(self):
         return self.rank == 0
 
-
+# %% ../nbs/07_train.ipynb #f8dcb18e
 def _read_splits(tc):
     "Training and validation records of `tc.data_dir`; every image file must exist."
     json_path = find_karpathy_json(tc.data_dir)
@@ -311,7 +311,7 @@ def _read_splits(tc):
     _check_images(train_recs + val_recs, json_path, tc.data_dir)
     return train_recs, val_recs
 
-
+# %% ../nbs/07_train.ipynb #a85731f1
 def _setup(mc, tc, out, rank, W, device) -> _Run:
     random.seed(tc.seed)
     torch.manual_seed(tc.seed)
@@ -396,7 +396,7 @@ def _cut_back_dvclive(d: Path, g0: int):
         if len(keep) < len(rows):
             f.write_text(os.linesep.join([head, *keep]) + os.linesep)
 
-
+# %% ../nbs/07_train.ipynb #94c7e0f4
 def _open_logs(r: _Run):
     "`train_config.json`; `log.jsonl` cut back to the resumed position and opened for appending; DVCLive."
     write_json(r.out / "train_config.json", dict(model=asdict(r.mc), train=asdict(r.tc), world_size=r.W), default=list)
@@ -450,7 +450,7 @@ def _log_step(r: _Run, epoch, step, loss, pairs_s, bar):
     r.live.log_metric("train/loss", l)
     r.live.log_metric("train/lr", lr)
 
-
+# %% ../nbs/07_train.ipynb #6ccaa852
 def _train_epoch(r: _Run, epoch: int, progress: bool):
     "Train one epoch from the resumed position; returns (summed loss as a device tensor, seconds)."
     tc, W = r.tc, r.W
@@ -539,7 +539,7 @@ def _stop_on_sigint(r: _Run):
     finally:
         signal.signal(signal.SIGINT, old)
 
-
+# %% ../nbs/07_train.ipynb #d4d364db
 def _validate_and_checkpoint(r: _Run, epoch, tot, seconds, progress):
     tc, mc = r.tc, r.mc
     _check_finite(r, epoch, tot)

@@ -22,7 +22,7 @@ from hat_nb.data import read_karpathy, find_karpathy_json
 from hat_nb.evaluate import evaluate
 model = from_pretrained(sys.argv[1]); tok = load_tokenizer(model.cfg)
 res = evaluate(model, read_karpathy(find_karpathy_json(sys.argv[2]), splits='test'), tok)
-print(sorted(res))
+print(sorted(res['scoring']))
 '''
 
 def test_the_wheel_alone_trains_evaluates_indexes_and_searches(tmp_path):
