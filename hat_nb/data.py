@@ -139,8 +139,7 @@ def check(data_dir, images_root=None, open_images=True, progress=False) -> list[
     present = [r for r in recs if r.path.is_file()]
     probs += [f"{r.path}: image file missing" for r in recs if not r.path.is_file()]
     if open_images:  # decoded in full, as training will (a truncated JPEG passes a header check)
-        from concurrent.futures import ThreadPoolExecutor
-        from tqdm.auto import tqdm
+        from tqdm.contrib.concurrent import thread_map
 
         def decode(r):
             try:
@@ -149,16 +148,14 @@ def check(data_dir, images_root=None, open_images=True, progress=False) -> list[
             except DatasetError as e:
                 return e.problems[0]
 
-        with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
-            found = list(
-                tqdm(
-                    pool.map(decode, present),
-                    total=len(present),
-                    desc="checking images",
-                    unit="img",
-                    disable=not progress,
-                )
-            )
+        found = thread_map(  # decoding releases the GIL: threads overlap file reads and decoding
+            decode,
+            present,
+            max_workers=min(8, os.cpu_count() or 1),
+            desc="checking images",
+            unit="img",
+            disable=not progress,
+        )
         probs += [p for p in found if p]
     return probs
 

@@ -377,7 +377,6 @@ def _refit_cosine(r: _Run, progress: bool):
     sch.T_max = E
     for g, base in zip(r.opt.param_groups, sch.base_lrs):
         g["lr"] = sch.eta_min + (base - sch.eta_min) * (1 + math.cos(math.pi * e / E)) / 2
-    sch._last_lr = [g["lr"] for g in r.opt.param_groups]
     if progress:
         print(
             f"epochs {old} -> {E} with a cosine schedule: from epoch {e + 1} the lr follows the cosine of a {E}-epoch "

@@ -25,8 +25,8 @@ def demo_results(results_md: Path, seeds_csv=root/'pipelines/demo_seeds.csv') ->
     "The demo section of a report's results.md (as the run printed it; its last row is the spread over seeds)."
     text = Path(results_md).read_text()
     sec = text.split('## emoji test (demo)', 1)[1].split('\n## ', 1)[0].strip()
-    return (f"{sec}\n\nPer seed (`train.overrides: {{seed: N}}`): `{seeds_csv.relative_to(root)}`. With the pinned CPU numerics a fresh clone prints\n"
-            f"these numbers on any x86-64 CPU, Intel or AMD (`10_pipeline`: \"Same numbers on every x86-64 CPU\").")
+    return (f"{sec}\n\nPer seed: `{seeds_csv.relative_to(root)}`. With pinned CPU numerics, these numbers on any x86-64 CPU "
+            "(`10_pipeline`).")
 
 def set_demo_results(results_md, nb_path=root/'nbs/index.ipynb'):
     nb = json.loads(nb_path.read_text())
