@@ -98,8 +98,7 @@ def _refusal(e: Exception) -> str | None:
 
 
 def read_checkpoint_file(path, stand_ins: dict | None = None, inert_fallback=False):
-    """The object in the `torch.save` file `path`, read without running code: tensors, plain data and `stand_ins`
-    ({'module.Class': stand-in}); anything else raises `UnsafeCheckpointError` (`inert_fallback`: an `Inert`)."""
+    "The object in the `torch.save` file `path`, read without running any code it names."
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"{p}: no such checkpoint file")

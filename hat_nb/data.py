@@ -103,8 +103,7 @@ def _parse(json_path: Path, images_root: Path):
 
 # %% ../nbs/01_data.ipynb #cell-07
 def read_karpathy(json_path, images_root=None, splits=None, captions_per_image=None) -> list[ImageRecord]:
-    """Images of `json_path` (optionally only `splits`, e.g. `('train','restval')`; with `captions_per_image`, the first
-    N captions of each image in file order); raises `DatasetError` listing every problem."""
+    "The images of a Karpathy-format JSON file, optionally of some `splits`; every problem in one `DatasetError`."
     json_path = Path(json_path)
     images_root = Path(images_root) if images_root is not None else json_path.parent / "images"
     if isinstance(splits, str):
@@ -200,9 +199,7 @@ def _grey_to_8bit(im: Image.Image) -> Image.Image:
 
 # %% ../nbs/01_data.ipynb #9bad5e73
 def load_rgb(path) -> Image.Image:
-    """Open `path` as RGB as a person sees it: EXIF orientation applied, transparency composited onto white, 16-bit and
-    float grey scaled to 8 bits; every failure (missing, unreadable or truncated, over `MAX_PIXELS`, values out of
-    range) is a `DatasetError` naming the file."""
+    "Open `path` as RGB as a person sees it; every failure is a `DatasetError` naming the file."
     try:
         with Image.open(path) as im:
             if im.width * im.height > MAX_PIXELS:
@@ -346,8 +343,7 @@ def _no_room(e: BaseException | None) -> bool:
 
 # %% ../nbs/01_data.ipynb #606a3cc7
 def atomic_write(path, write, fsync=True) -> Path:
-    """Create `path` through `write(tmp)` (a file or a folder at the temporary path `tmp` beside it), then rename it
-    into place; when the disk fills, a `DiskFullError` naming `path` (the old version kept)."""
+    "Create `path` through `write(tmp)` and a rename: readers see the old version or the new one, never a part."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / "new"

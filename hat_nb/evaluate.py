@@ -245,8 +245,7 @@ def _print_plan(model, ds, device, precision, scoring, max_elems):
 
 
 def _score_matrices(score, scoring, own, keep_levels) -> tuple[dict, Tensor | None]:
-    """`{scoring: (n_img, n_txt) matrix}` from `score(scoring, per_level)`; 'both' averages the other two when they are
-    there. With `keep_levels`, also the per-level scores of the model's `own` scoring (computed once)."""
+    "The score matrix of each `scoring`, and with `keep_levels` the per-level scores of the model's own."
     sims, levels = {}, None
     for d in scoring:
         if d == "both" and {"i2t", "t2i"} <= sims.keys():

@@ -108,9 +108,7 @@ def bench_scoring(
     max_elems=None,
     seed=0,
 ) -> list[dict]:
-    """All-pairs scoring of random features shaped like a test set (default COCO 5K, paper model) per backend and
-    scoring, in blocks of `img_block` images as `evaluate` scores; backends in `sample` score that fraction of the
-    image blocks and are extrapolated. `max_abs_diff` compares the first block with the first backend's."""
+    "All-pairs scoring of random features shaped like a test set, per backend and scoring, as `evaluate` scores."
     g = torch.Generator(device=device).manual_seed(seed)
     img = [torch.randn(n_img, R, d, device=device, generator=g, dtype=dtype) for R in levels]
     txt = [torch.randn(n_txt, L, d, device=device, generator=g, dtype=dtype) for _ in levels]
@@ -172,11 +170,7 @@ def bench_train_step(
     load_weights=False,
     seed=0,
 ) -> list[dict]:
-    """Pairs/s of the trainer's own `train_step` on a synthetic batch (random weights unless `load_weights`), per
-    variant of `TRAIN_VARIANTS`: 'eager' (torch.optim.Adam, every parameter training), 'fused' (the trainer's
-    optimizer: Adam fused into one kernel on CUDA), 'compiled' (+ `torch.compile` of the towers), 'frozen' (a
-    frozen-tower epoch: only the projections train), 'deterministic' ('fused' under `gpu_determinism`; it stays on,
-    so run it last). FLOPs from torch's counter; MFU against `peak` (default `peak_tflops` of the GPU)."""
+    "Pairs/s, TFLOP/s and MFU of the trainer's own `train_step` on a synthetic batch, per variant."
     from torch.utils.flop_counter import FlopCounterMode
     from hat_nb.evaluate import amp_dtype
     from hat_nb.train import compile_towers, gpu_determinism, make_optimizer, set_frozen
@@ -309,9 +303,7 @@ def check_ddp(backend="nccl", world=2, cfg: HATConfig | None = None, batch=8) ->
 
 # %% ../nbs/09_gpu_check.ipynb #37f878c5
 def gpu_check(cpu=False, json_out=None, scoring_bench=True, train=True, progress=print) -> list[dict]:
-    """Everything a long GPU run depends on, on every visible GPU: the kernels against float64, COCO-5K-shaped scoring
-    per backend, the paper training step, a 2-process NCCL step (2+ GPUs). `cpu=True`: the same code in tiny shapes
-    on the CPU, kernels in Triton's interpreter."""
+    "Everything a long GPU run depends on, checked on every visible GPU; `cpu=True`: tiny shapes on the CPU."
     if cpu:
         if os.environ.get("TRITON_INTERPRET") != "1":
             raise RuntimeError(

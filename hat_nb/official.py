@@ -69,8 +69,7 @@ def _why_unused(key, unused):
 
 
 def convert_official_state_dict(sd: dict, model: HATModel) -> tuple[dict, dict]:
-    """The reference's state dict under `model`'s names: `(state_dict, unused)`; a `ValueError` names every tensor
-    neither mapped nor known to be unused (missing and mis-shaped ones: `load_weights_strictly`)."""
+    "The reference's state dict under `model`'s names, and the tensors left out with the reason."
     renames, unused = official_key_map(model)
     out, left, skipped, body = {}, [], {}, {}
     for k, v in sd.items():

@@ -415,8 +415,7 @@ def use_released_checkpoint(checkpoint, model_cfg, dataset: str, root=".") -> di
 
 # %% ../nbs/10_pipeline.ipynb #6e9a84ed
 def _experiments(node, top=True):
-    """(name, params, metrics) of every run in the JSON of `dvc exp show --json`: baselines and their experiments,
-    then the workspace (a `dvc repro` not yet committed: its metrics are not in the baseline's DVC cache entry)."""
+    "(name, params, metrics) of every run in `dvc exp show --json`, the uncommitted workspace last."
     if isinstance(node, list):
         for n in node:
             if not (top and isinstance(n, dict) and n.get("rev") == "workspace"):
@@ -434,9 +433,7 @@ def _experiments(node, top=True):
 
 # %% ../nbs/10_pipeline.ipynb #d74ada8b
 def ablation_table(exp_show: list, dataset: str, protocol="standard"):
-    """One row per run of `exp_show` (the JSON of `dvc exp show --json`) that has test metrics for `dataset`: its level
-    pairs, scoring, R@K and rsum (the row of its own scoring); a run listed twice (the workspace and its
-    baseline) once, by its first name."""
+    "One row per DVC experiment with test metrics for `dataset`: level pairs, scoring, R@K, rsum."
     import pandas as pd
 
     rows = []

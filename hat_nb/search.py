@@ -227,8 +227,7 @@ def _check_index_out(out: Path, images: Path, model_dir):
 
 # %% ../nbs/08_search.ipynb #edb25122
 def build_index(images_dir, model_dir, out_dir, batch_size=64, shard_size=1024, device="cpu", progress=True) -> dict:
-    """Encode every image under `images_dir` with the model in `model_dir` into a search index at `out_dir`; an existing
-    index of the same folder and model is updated (new files encoded, removed ones dropped, unchanged ones kept)."""
+    "Encode every image under `images_dir` into a search index at `out_dir`, or update the index there."
     out, part = Path(out_dir), Path(str(out_dir) + ".partial")
     root = Path(images_dir).resolve()
     _check_index_out(out, root, model_dir)

@@ -81,9 +81,7 @@ def loss_fn(tc) -> HATLoss:
 
 # %% ../nbs/07_train.ipynb #8800866e
 def gpu_determinism():
-    """Deterministic CUDA kernels for this process: cuBLAS with a fixed workspace (`CUBLAS_WORKSPACE_CONFIG`, before its
-    first use), cuDNN without autotuning, `torch.use_deterministic_algorithms` (ops without a deterministic kernel
-    warn, they do not stop the run)."""
+    "Deterministic CUDA kernels for this process (cuBLAS workspace, no cuDNN autotuning, deterministic ops)."
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -137,9 +135,7 @@ def _check_images(recs, json_path, data_dir):
 
 # %% ../nbs/07_train.ipynb #cell-16
 class EpochOrder(Sampler):
-    """Keys `(epoch, k)` of one epoch's shuffled order (seeded by seed and epoch), from position `start`: a resumed
-    epoch continues where it stopped. With `world` processes, each takes its `rank`-th share of every global batch of
-    `batch` keys, so the global batches are the same in any number of processes (an incomplete last one is dropped)."""
+    "Keys `(epoch, k)` of one epoch's seeded shuffled order from position `start`, this rank's share of each batch."
 
     def __init__(self, n, seed, batch=1, rank=0, world=1):
         if batch % world:
@@ -624,9 +620,7 @@ RUN_FILES = ("last.pt", "prev.pt", "best", "dvclive", "log.jsonl", "train_config
 
 
 def continue_interrupted(mc: HATConfig, tc: TrainConfig, out_dir, progress=True) -> bool:
-    """For a pipeline stage: True when `out_dir` holds an unfinished run of these settings, data and training code
-    (resume it); else False, with the old run's files cleared — an unfinished run of other settings moved to
-    `out_dir/interrupted/` first."""
+    "For a pipeline stage: True when `out_dir` holds an unfinished run of these settings to resume."
     out = Path(out_dir)
     say = print if progress else (lambda *a: None)
     try:
