@@ -10,7 +10,7 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['parser', 'main']
 
-# %% ../nbs/11_cli.ipynb #3a10f1ce
+# %% ../nbs/11_cli.ipynb #b2b7235e
 def _number(v):
     "YAML 1.1 reads `1e-4` (no dot) as text: a string that Python reads as a number is that number."
     if isinstance(v, str):
@@ -42,7 +42,7 @@ def _need_file(p, what: str) -> Path:
         raise FileNotFoundError(f"{p}: {what}")
     return Path(p)
 
-
+# %% ../nbs/11_cli.ipynb #af8f6434
 def _positive_int(v):
     try:
         n = int(v)
@@ -257,7 +257,7 @@ def _stage(a):
         print(f"hat-nb stage {name}: {e}", file=sys.stderr)
         return 2
 
-# %% ../nbs/11_cli.ipynb #079bbed0
+# %% ../nbs/11_cli.ipynb #c7f6fa96
 def _data_parsers(sub):
     "`build-emoji`, `get-data`, `get-weights`, `check`: the datasets."
     b = sub.add_parser("build-emoji", help="build the emoji demo dataset (npm pack, checksum verified)")
@@ -295,7 +295,7 @@ def _data_parsers(sub):
     c.add_argument("--images", default=None, help="images root (default DATA_DIR/images)")
     c.set_defaults(fn=_check)
 
-
+# %% ../nbs/11_cli.ipynb #963f22ed
 def _training_parsers(sub):
     "`recipe`, `train`: a recipe's settings and a training run."
     rc = sub.add_parser("recipe", help="print the resolved settings of a recipe (the model and the training), as JSON")

@@ -16,8 +16,8 @@ from .config import recipe
 from .train import train_step
 
 # %% auto #0
-__all__ = ['PEAK_TFLOPS', 'PAPER_LEVELS', 'TRAIN_VARIANTS', 'print_report', 'peak_tflops', 'check_kernels', 'pair_flop',
-           'bench_scoring', 'bench_train_step', 'check_ddp', 'gpu_check']
+__all__ = ['PEAK_TFLOPS', 'PAPER_LEVELS', 'TRAIN_VARIANTS', 'GPU_CHECK_SIZES', 'print_report', 'peak_tflops', 'check_kernels',
+           'pair_flop', 'bench_scoring', 'bench_train_step', 'check_ddp', 'gpu_check']
 
 # %% ../nbs/09_gpu_check.ipynb #d33bd925
 def print_report(rows: list[dict]):
@@ -157,6 +157,32 @@ def bench_scoring(
 # %% ../nbs/09_gpu_check.ipynb #c730d239
 TRAIN_VARIANTS = ("eager", "fused", "compiled", "frozen", "deterministic")
 
+# %% ../nbs/09_gpu_check.ipynb #6b82c553
+def _synthetic_batch(cfg: HATConfig, batch: int, pin: bool) -> dict:
+    "A training batch of random images and token ids shaped for `cfg` (pinned for fast copies to a GPU)."
+    x = dict(
+        images=torch.randn(batch, 3, cfg.img_size, cfg.img_size),
+        input_ids=torch.randint(1000, 2000, (batch, cfg.max_len)),
+        attention_mask=torch.ones(batch, cfg.max_len, dtype=torch.bool),
+        img_idx=torch.arange(batch),
+    )
+    return {k: v.pin_memory() for k, v in x.items()} if pin else x
+
+
+def _variant(v: str, cfg: HATConfig, tc, device, load_weights: bool) -> tuple:
+    "The model and optimizer of one `TRAIN_VARIANTS` entry, set up as the trainer sets them up."
+    from hat_nb.train import compile_towers, gpu_determinism, make_optimizer, set_frozen
+
+    cuda = torch.device(device).type == "cuda"
+    m = HATModel(cfg, load_weights=load_weights).to(device).train()
+    set_frozen(m, 0 if v == "frozen" else 10**6, tc)
+    opt = torch.optim.Adam(m.parameters(), lr=tc.lr) if v == "eager" else make_optimizer(m, tc, 1, str(device))[0]
+    if v in ("compiled", "frozen"):
+        compile_towers(m, tc, "cuda" if cuda else "cpu")
+    if v == "deterministic" and cuda:
+        gpu_determinism()
+    return m, opt
+
 # %% ../nbs/09_gpu_check.ipynb #0301950f
 def bench_train_step(
     device,
@@ -173,7 +199,6 @@ def bench_train_step(
     "Pairs/s, TFLOP/s and MFU of the trainer's own `train_step` on a synthetic batch, per variant."
     from torch.utils.flop_counter import FlopCounterMode
     from hat_nb.evaluate import amp_dtype
-    from hat_nb.train import compile_towers, gpu_determinism, make_optimizer, set_frozen
 
     bad = [v for v in variants if v not in TRAIN_VARIANTS]
     if bad:
@@ -182,25 +207,12 @@ def bench_train_step(
     cuda = torch.device(device).type == "cuda"
     mc, tc = recipe("paper_f30k", batch_size=batch, loss="vsepp", compile="on" if cuda else "off", amp=amp)
     dt = amp_dtype(device, amp)
-    x = dict(
-        images=torch.randn(batch, 3, cfg.img_size, cfg.img_size),
-        input_ids=torch.randint(1000, 2000, (batch, cfg.max_len)),
-        attention_mask=torch.ones(batch, cfg.max_len, dtype=torch.bool),
-        img_idx=torch.arange(batch),
-    )
-    if cuda:
-        x = {k: v.pin_memory() for k, v in x.items()}
+    x = _synthetic_batch(cfg, batch, pin=cuda)
     peak = peak or (peak_tflops(torch.cuda.get_device_name(device)) if cuda else None)
     rows, flops = [], {}
     for v in variants:
         torch.manual_seed(seed)
-        m = HATModel(cfg, load_weights=load_weights).to(device).train()
-        set_frozen(m, 0 if v == "frozen" else 10**6, tc)
-        opt = torch.optim.Adam(m.parameters(), lr=tc.lr) if v == "eager" else make_optimizer(m, tc, 1, str(device))[0]
-        if v in ("compiled", "frozen"):
-            compile_towers(m, tc, "cuda" if cuda else "cpu")
-        if v == "deterministic" and cuda:
-            gpu_determinism()
+        m, opt = _variant(v, cfg, tc, device, load_weights)
         scaler = torch.amp.GradScaler("cuda", enabled=dt == torch.float16)
         step = lambda: train_step(m, m, opt, scaler, x, tc, device, dt)
         kind = "frozen" if v == "frozen" else "training"  # every variant but 'frozen' does the same arithmetic
@@ -302,76 +314,65 @@ def check_ddp(backend="nccl", world=2, cfg: HATConfig | None = None, batch=8) ->
     )
 
 # %% ../nbs/09_gpu_check.ipynb #37f878c5
-def gpu_check(cpu=False, json_out=None, scoring_bench=True, train=True, progress=print) -> list[dict]:
-    "Everything a long GPU run depends on, checked on every visible GPU; `cpu=True`: tiny shapes on the CPU."
+GPU_CHECK_SIZES = {  # each check's arguments: the paper's shapes on the GPUs, tiny ones on the CPU
+    "gpu": dict(
+        kernels=dict(shapes=((784, 32, 768), (196, 32, 768), (49, 32, 768), (196, 64, 768))),
+        scoring={},
+        train=dict(batch=64, steps=10, warmup=3, variants=("fused", "compiled", "deterministic")),
+    ),
+    "cpu": dict(
+        kernels=dict(shapes=((7, 9, 32), (20, 12, 128), (5, 40, 48))),
+        scoring=dict(
+            n_img=4,
+            n_txt=6,
+            levels=(16, 4),
+            L=9,
+            d=128,
+            dtype=torch.float32,
+            img_block=4,
+            sample={},
+            backends=("triton", "torch"),
+        ),
+        train=dict(batch=4, steps=2, warmup=1, variants=("eager",)),
+    ),
+}
+
+
+def _check_devices(cpu: bool) -> list[str]:
+    "The devices `gpu_check` runs on: every visible GPU, or the CPU with Triton's interpreter on."
     if cpu:
         if os.environ.get("TRITON_INTERPRET") != "1":
             raise RuntimeError(
                 "gpu_check(cpu=True) runs the kernels in Triton's interpreter: set TRITON_INTERPRET=1 before importing "
-                "hat_nb "
-                "(`hat-nb gpu-check --cpu` does)"
+                "hat_nb (`hat-nb gpu-check --cpu` does)"
             )
-        devices = ["cpu"]
-    else:
-        if not torch.cuda.is_available():
-            raise RuntimeError("no CUDA device is visible (use --cpu for the small CPU run)")
-        devices = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-        os.environ.setdefault(
-            "CUBLAS_WORKSPACE_CONFIG", ":4096:8"
-        )  # before cuBLAS starts: the deterministic variant needs it
-    rows = []
+        return ["cpu"]
+    if not torch.cuda.is_available():
+        raise RuntimeError("no CUDA device is visible (use --cpu for the small CPU run)")
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before cuBLAS starts: the deterministic variant
+    return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+
+
+def gpu_check(cpu=False, json_out=None, scoring_bench=True, train=True, progress=print) -> list[dict]:
+    "Everything a long GPU run depends on, checked on every visible GPU; `cpu=True`: tiny shapes on the CPU."
+    devices, size, rows = _check_devices(cpu), GPU_CHECK_SIZES["cpu" if cpu else "gpu"], []
 
     def add(r):
-        rows.extend(r if isinstance(r, list) else [r])
         for x in r if isinstance(r, list) else [r]:
+            rows.append(x)
             progress(json.dumps(x))
 
     for dev in devices:
-        add(
-            check_kernels(
-                dev,
-                shapes=((7, 9, 32), (20, 12, 128), (5, 40, 48))
-                if cpu
-                else ((784, 32, 768), (196, 32, 768), (49, 32, 768), (196, 64, 768)),
-            )
-        )
+        add(check_kernels(dev, **size["kernels"]))
     if scoring_bench:
-        kw = (
-            dict(
-                n_img=4,
-                n_txt=6,
-                levels=(16, 4),
-                L=9,
-                d=128,
-                dtype=torch.float32,
-                img_block=4,
-                backends=("triton", "torch"),
-                sample={},
-            )
-            if cpu
-            else {}
-        )
-        add(bench_scoring(devices[0], **kw))
+        add(bench_scoring(devices[0], **size["scoring"]))
     if train:
-        add(
-            bench_train_step(
-                devices[0],
-                tiny_config() if cpu else None,
-                batch=4 if cpu else 64,
-                steps=2 if cpu else 10,
-                warmup=1 if cpu else 3,
-                variants=("eager",) if cpu else ("fused", "compiled", "deterministic"),
-            )
-        )
-    if cpu:
-        add(check_ddp("gloo", 2))
-    elif len(devices) >= 2:
-        add(check_ddp("nccl", 2))
+        add(bench_train_step(devices[0], tiny_config() if cpu else None, **size["train"]))
+    if cpu or len(devices) >= 2:  # NCCL needs two GPUs; the CPU run checks the same step over gloo
+        add(check_ddp("gloo" if cpu else "nccl", 2))
     if json_out:
         from hat_nb.data import write_json
 
-        write_json(
-            json_out,
-            dict(device=torch.cuda.get_device_name(0) if not cpu else "cpu", torch=torch.__version__, rows=rows),
-        )
+        device = "cpu" if cpu else torch.cuda.get_device_name(0)
+        write_json(json_out, dict(device=device, torch=torch.__version__, rows=rows))
     return rows

@@ -280,24 +280,44 @@ def build_index(images_dir, model_dir, out_dir, batch_size=64, shard_size=1024, 
         out=str(out),
     )
 
+# %% ../nbs/08_search.ipynb #c22fe1c6
+def _read_meta(d: Path) -> dict:
+    "The `meta.json` of the index at `d`; missing (an unfinished build?) or unreadable, a `SearchIndexError`."
+    mf = d / "meta.json"
+    if not mf.is_file():
+        partial = Path(str(d) + ".partial").exists()
+        extra = f" (an unfinished build is in {d}.partial; rerun `hat-nb index` to resume it)" if partial else ""
+        raise SearchIndexError(f"{d}: not a complete index, meta.json missing{extra}")
+    try:
+        return json.loads(mf.read_text())
+    except (OSError, ValueError) as e:
+        raise SearchIndexError(f"{mf}: unreadable ({e}); rebuild the index with `hat-nb index`") from None
+
+
+def _open_index(d: Path, n: int, n_levels: int, rebuild: str) -> tuple:
+    "The FAISS index and the level tokens (memory-mapped) at `d`, checked to hold `n` images each."
+    import faiss
+
+    try:
+        index = faiss.read_index(str(d / "index.faiss"))
+    except RuntimeError as e:
+        msg = str(e).strip().splitlines()[-1]
+        raise SearchIndexError(f"{d / 'index.faiss'}: unreadable FAISS index ({msg}); {rebuild}") from None
+    try:
+        tokens = [np.load(d / f"tokens_L{i}.npy", mmap_mode="r") for i in range(n_levels)]  # read on demand
+    except (OSError, ValueError) as e:
+        raise SearchIndexError(f"{d}: unreadable token file ({e}); {rebuild}") from None
+    if index.ntotal != n or any(len(t) != n for t in tokens):
+        raise SearchIndexError(f"{d}: the index files disagree on the number of images; {rebuild}")
+    return index, tokens
+
 # %% ../nbs/08_search.ipynb #cell-06
 class Searcher:
     "A loaded index plus its model: `query(text, k, prefilter)` for text→image search."
 
     def __init__(self, index_dir, model_dir=None, device="cpu"):
         d = Path(index_dir)
-        mf = d / "meta.json"
-        if not mf.is_file():
-            extra = (
-                f" (an unfinished build is in {d}.partial; rerun `hat-nb index` to resume it)"
-                if Path(str(d) + ".partial").exists()
-                else ""
-            )
-            raise SearchIndexError(f"{d}: not a complete index, meta.json missing{extra}")
-        try:
-            self.meta = json.loads(mf.read_text())
-        except (OSError, ValueError) as e:
-            raise SearchIndexError(f"{mf}: unreadable ({e}); rebuild the index with `hat-nb index`") from None
+        self.meta = _read_meta(d)
         self.root = Path(self.meta.get("root", "."))
         model_dir = Path(model_dir or self.meta["model_dir"])
         if model_fingerprint(model_dir) != self.meta["model_fingerprint"]:
@@ -305,26 +325,11 @@ class Searcher:
                 f"{d} was built with another model (fingerprint {self.meta['model_fingerprint'][:12]}…), not "
                 f"{model_dir}; rebuild the index or pass the model it was built with"
             )
-        import faiss
-
         self.model, self.device = from_pretrained(model_dir).to(device), device
         self.tok = load_tokenizer(self.model.cfg)
         rebuild = f"rebuild it with `hat-nb index {self.root} --model {model_dir} --out {d}`"
-        try:
-            self.index = faiss.read_index(str(d / "index.faiss"))
-        except RuntimeError as e:
-            raise SearchIndexError(
-                f"{d / 'index.faiss'}: unreadable FAISS index ({str(e).strip().splitlines()[-1]}); {rebuild}"
-            ) from None
-        try:
-            self.tokens = [
-                np.load(d / f"tokens_L{i}.npy", mmap_mode="r") for i in range(self.meta["n_levels"])
-            ]  # read on demand
-        except (OSError, ValueError) as e:
-            raise SearchIndexError(f"{d}: unreadable token file ({e}); {rebuild}") from None
+        self.index, self.tokens = _open_index(d, len(self.meta["paths"]), self.meta["n_levels"], rebuild)
         self.paths = [str(self.root / p) for p in self.meta["paths"]]  # stored relative to the indexed folder
-        if self.index.ntotal != len(self.paths) or any(len(t) != len(self.paths) for t in self.tokens):
-            raise SearchIndexError(f"{d}: the index files disagree on the number of images; {rebuild}")
 
     @torch.no_grad()
     def encode_text(self, texts):
