@@ -43,24 +43,22 @@ def _need_file(p, what: str) -> Path:
     return Path(p)
 
 # %% ../nbs/11_cli.ipynb #af8f6434
-def _positive_int(v):
-    try:
-        n = int(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {n}")
-    return n
+def _int_at_least(lo: int, what: str):
+    "An argparse `type`: an integer of at least `lo`, else an error saying `what` it expected and what it got."
+
+    def read(v):
+        try:
+            n = int(v)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {v!r}") from None
+        if n < lo:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {n}")
+        return n
+
+    return read
 
 
-def _nonneg_int(v):
-    try:
-        n = int(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {n}")
-    return n
+_positive_int, _nonneg_int = _int_at_least(1, "a positive integer"), _int_at_least(0, "an integer >= 0")
 
 
 def _query(v):
