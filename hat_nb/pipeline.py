@@ -442,8 +442,9 @@ def ablation_table(exp_show: list, dataset: str, protocol="standard"):
         train = params.get("params.yaml", {}).get("train") or {}
         if not res:
             continue
-        levels, scoring = train.get("levels") or [1, 2, 3], train.get("scoring") or "i2t"
-        m = res["scoring"].get(scoring) or res["scoring"]["i2t"]  # reference evaluation scores i2t only
+        levels, scoring = train.get("levels") or [1, 2, 3], train.get("scoring") or train.get("direction") or "i2t"
+        by = res.get("scoring", res)  # experiments run before `direction` became `scoring` keep the old layout
+        m = by.get(scoring) or by["i2t"]  # reference evaluation scores i2t only
         rows.append(
             dict(
                 levels="+".join(f"L{l}" for l in levels),
