@@ -50,6 +50,12 @@ def _check_inputs(img, txt, txt_mask):
     empty = (~txt_mask.any(1)).nonzero().flatten()
     if len(empty):
         raise ValueError(f"caption(s) {empty[:10].tolist()} have no tokens (all-False mask)")
+    holes = (txt_mask[:, 1:] & ~txt_mask[:, :-1]).any(1).nonzero().flatten()
+    if len(holes):  # padding is trimmed from the right: a left-padded caption would lose its words
+        raise ValueError(
+            f"caption(s) {holes[:10].tolist()} are not right-padded (a real token after padding): the mask must be "
+            "True then False along each row; tokenize with padding_side='right'"
+        )
     if img.shape[1] == 0 or img.shape[2] == 0:
         raise ValueError(f"img has no tokens or no width: shape {tuple(img.shape)}")
 
@@ -57,6 +63,12 @@ def _check_inputs(img, txt, txt_mask):
 def _acc(x: Tensor) -> torch.dtype:
     "Accumulation dtype: fp32, or fp64 for fp64 inputs (a float64 reference, as the reference implementation scores)."
     return torch.promote_types(x.dtype, torch.float32)
+
+
+def _operand(x: Tensor) -> Tensor:
+    """`x` as a matmul operand whose products cannot overflow: fp16 upcast to fp32 (an fp16 product saturates at
+    65,504, i.e. tokens of norm 256), every other dtype as it is (bf16 has fp32's range)."""
+    return x.float() if x.dtype == torch.float16 else x
 
 
 def _root(x: Tensor) -> Tensor:
@@ -73,6 +85,7 @@ def _scores_tile(v, t, f):
 # %% ../nbs/02_align.ipynb #332c8892
 def _cos_mean_i2t(v, t, m, lam, eps):
     "Scores (I, C) for image chunk v (I,R,d), caption chunk t (C,L,d), mask m (C,L)."
+    v, t = _operand(v), _operand(t)
     f = _acc(v)
     s = _scores_tile(v, t, f)  # (I, R, C, L)
     h = F.leaky_relu(s, 0.1)
@@ -86,6 +99,7 @@ def _cos_mean_i2t(v, t, m, lam, eps):
 
 
 def _cos_mean_t2i(v, t, m, lam, eps):
+    v, t = _operand(v), _operand(t)
     f = _acc(v)
     s = _scores_tile(v, t, f)  # (I, R, C, L)
     h = F.leaky_relu(s, 0.1) * m[None, None]
@@ -113,6 +127,7 @@ def _softmax_numerators(h, dim, lam, eps):
 # %% ../nbs/02_align.ipynb #6ef4a100
 def _i2t_nograd(v, t, m, G, lam, eps):
     "i2t scores (I, C) of a chunk without autograd; G the chunk's caption Gram matrices (C, L, L)."
+    v, t = _operand(v), _operand(t)
     (I, R, d), (C, L, _) = v.shape, t.shape
     f = _acc(v)
     s = (t.reshape(C * L, d) @ v.reshape(I * R, d).T).to(f)  # (C·L, I·R): one row per word
@@ -127,6 +142,7 @@ def _i2t_nograd(v, t, m, G, lam, eps):
 def _t2i_nograd(v, t, m, K, lam, eps):
     """t2i scores (I, C) of a chunk without autograd; K the images' Gram matrices (I, R, R), or None to form the
     attended vectors."""
+    v, t = _operand(v), _operand(t)
     (I, R, d), (C, L, _) = v.shape, t.shape
     f = _acc(v)
     s = (v.reshape(I * R, d) @ (t * m[..., None]).reshape(C * L, d).T).to(f)  # (I·R, C·L); padded words score 0
@@ -217,14 +233,16 @@ def _scan_nograd(img, txt, txt_mask, scoring, lam, eps, max_elems):
     out = torch.empty(ni, nt, device=img.device, dtype=_acc(img))
     if scoring == "i2t":
         for cols, t, m in caps:
-            G = torch.bmm(t, t.transpose(1, 2)).to(_acc(t))
+            tt = _operand(t)
+            G = torch.bmm(tt, tt.transpose(1, 2)).to(_acc(t))
             for i in range(0, ni, ci):
                 out[i : i + ci, cols] = _i2t_nograd(img[i : i + ci], t, m, G, lam, eps)
     else:
         gram = R <= d  # |a_j|^2 from K (R² per word) when cheaper than forming a_j (R·d)
         for i in range(0, ni, ci):
             v = img[i : i + ci]
-            K = torch.bmm(v, v.transpose(1, 2)).to(_acc(v)) if gram else None
+            vv = _operand(v)
+            K = torch.bmm(vv, vv.transpose(1, 2)).to(_acc(v)) if gram else None
             for cols, t, m in caps:
                 out[i : i + ci, cols] = _t2i_nograd(v, t, m, K, lam, eps)
     return out
@@ -255,6 +273,12 @@ def scan_scores(
     _check_inputs(img, txt, txt_mask)
     if not len(img) or not len(txt):
         return img.new_zeros(len(img), len(txt), dtype=_acc(img))  # no images or no captions
+    with torch.autocast(img.device.type, enabled=False):  # the dtypes below are the inputs' and _acc's, not autocast's
+        return _scan_scores(img, txt, txt_mask, scoring, lambda_softmax, eps, max_elems, backend)
+
+
+def _scan_scores(img, txt, txt_mask, scoring, lambda_softmax, eps, max_elems, backend) -> Tensor:
+    "`scan_scores` of checked, non-empty inputs, outside autocast."
     max_elems = max_elems or default_chunk(img.device, _grad(img, txt))
     if scoring == "both":
         return (

@@ -17,8 +17,8 @@ except ImportError:
     triton = None
 
 # %% auto #0
-__all__ = ['TRITON_DTYPES', 'TRITON_MAX_L', 'ONE_PASS_WIDTHS', 'GPU_TARGETS', 'KERNEL_SHAPES', 'triton_plan', 'triton_scores',
-           'kernel_resources', 'resources_table']
+__all__ = ['TRITON_DTYPES', 'TRITON_MAX_L', 'ONE_PASS_WIDTHS', 'GPU_TARGETS', 'KERNEL_SHAPES', 'triton_plan', 'device_scope',
+           'triton_scores', 'kernel_resources', 'resources_table']
 
 # %% ../nbs/01a_kernels.ipynb #cell-07
 if triton is not None:
@@ -320,6 +320,14 @@ def triton_plan(scoring: str, dtype: torch.dtype, L: int, d: int) -> dict:
         kernel="t2i_chunked", BR=16, BL=BL, BD=32, BC=128, IEEE=ieee, num_warps=4 if BL == 16 else 8
     )  # 8 warps at BL 16: ptxas caps at 64 registers and spills
 
+# %% ../nbs/01a_kernels.ipynb #4d327d7e
+def device_scope(device):
+    "A context in which CUDA's current device is `device` (a `torch.device` or a string such as 'cuda:1'); else no-op."
+    import contextlib
+
+    device = torch.device(device)
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+
 # %% ../nbs/01a_kernels.ipynb #906cba2e
 def _triton_launch(img, txt, mask, scoring, lam, eps, GROUP=16):
     """(kernel, args, options, grid) of one `backend='triton'` call: the one place its arguments are built (launch and
@@ -348,7 +356,8 @@ def triton_scores(img, txt, mask, scoring, lam, eps):
     """Scores `(n_img, n_txt)` in fp32 by the fused kernels: one program per (image, caption) pair, only the score
     written."""
     kernel, args, opts, grid = _triton_launch(img, txt, mask, scoring, lam, eps)
-    kernel[grid](*args, **opts)
+    with device_scope(img.device):  # launched on the tensors' GPU, not on CUDA's current one
+        kernel[grid](*args, **opts)
     return args[5] if scoring == "i2t" else args[4]
 
 # %% ../nbs/01a_kernels.ipynb #0978a435
