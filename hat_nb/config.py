@@ -205,7 +205,7 @@ class TrainConfig:
     )
     epochs: int = 100
     batch_size: int = 58
-    drop_last: bool = False  # reference: the last partial batch of an epoch is kept (always dropped under torchrun)
+    drop_last: bool = False  # reference: the last partial batch is kept (split among the processes under torchrun)
     optimizer: str = "adam"  # 'adam' | 'adamw'
     lr: float = 1e-4
     weight_decay: float = 0.0

@@ -5,6 +5,7 @@
 # %% ../nbs/04_distributed.ipynb #cell-02
 from __future__ import annotations
 import codecs, json, os, signal, subprocess, sys, tempfile, warnings
+from datetime import timedelta
 from pathlib import Path
 import torch
 import torch.distributed as dist
@@ -12,21 +13,47 @@ import torch.nn.functional as F
 from torch.distributed.nn.functional import all_gather
 
 # %% auto #0
-__all__ = ['world', 'gather_cat', 'gather_batch', 'run_processes', 'write_result']
+__all__ = ['PROCESS_GROUP_TIMEOUT', 'world', 'shard_rows', 'row_counts', 'gather_cat', 'gather_batch', 'run_processes',
+           'write_result']
 
 # %% ../nbs/04_distributed.ipynb #cell-05
+PROCESS_GROUP_TIMEOUT = timedelta(minutes=60)
+
+
 def world() -> tuple[int, int]:
     "(rank, world size); (0, 1) outside a process group."
     return (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
 
 # %% ../nbs/04_distributed.ipynb #cell-09
-def gather_cat(x: torch.Tensor) -> torch.Tensor:
-    "Concatenate `x` from every process along dim 0, keeping gradients to every part; `x` itself in one process."
+def shard_rows(n: int, rank: int, world: int) -> tuple[int, int]:
+    "Rows `[lo, hi)` of `n` that process `rank` of `world` holds: contiguous, sizes differing by at most one."
+    per, extra = divmod(n, world)
+    lo = rank * per + min(rank, extra)
+    return lo, lo + per + (rank < extra)
+
+
+def row_counts(x: torch.Tensor) -> list[int]:
+    "`len(x)` of every process, in rank order (one all-gather); `[len(x)]` in one process."
+    if world()[1] == 1:
+        return [len(x)]
+    n = torch.tensor([len(x)], device=x.device)
+    parts = [torch.empty_like(n) for _ in range(world()[1])]
+    dist.all_gather(parts, n)
+    return [int(p) for p in parts]
+
+
+def gather_cat(x: torch.Tensor, counts: list[int] | None = None) -> torch.Tensor:
+    """Concatenate `x` from every process along dim 0, keeping gradients to every part; `counts` the processes' row
+    counts (`row_counts`, asked for when not given); `x` itself in one process."""
     if world()[1] == 1:
         return x
+    counts = counts or row_counts(x)
+    n = max(counts)
+    padded = torch.cat([x, x.new_zeros(n - len(x), *x.shape[1:])]) if len(x) < n else x
     with warnings.catch_warnings():  # deprecated in favour of a private API; still the public autograd-aware gather
         warnings.simplefilter("ignore", FutureWarning)
-        return torch.cat(all_gather(x.contiguous()), 0)
+        parts = all_gather(padded.contiguous())
+    return torch.cat([p[:c] for p, c in zip(parts, counts)], 0)
 
 # %% ../nbs/04_distributed.ipynb #cell-12
 def _pad_tokens(t: torch.Tensor, L: int) -> torch.Tensor:
@@ -37,14 +64,15 @@ def _pad_tokens(t: torch.Tensor, L: int) -> torch.Tensor:
 def gather_batch(img_feats: list, txt_feats: list, txt_mask: torch.Tensor, img_ids: torch.Tensor | None, max_len: int):
     "(all image features, all caption features, all masks, all ids, this process's global indices) of the global batch."
     rank, W = world()
-    b = img_feats[0].shape[0]
-    mine = torch.arange(rank * b, (rank + 1) * b, device=txt_mask.device)
+    counts = row_counts(txt_mask)
+    lo = sum(counts[:rank])
+    mine = torch.arange(lo, lo + counts[rank], device=txt_mask.device)
     if W == 1:
         return img_feats, txt_feats, txt_mask, img_ids, mine
-    all_img = [gather_cat(f) for f in img_feats]
-    all_txt = [gather_cat(_pad_tokens(f, max_len)) for f in txt_feats]
-    all_mask = gather_cat(_pad_tokens(txt_mask.float(), max_len)).bool()
-    ids = gather_cat(img_ids.float()).long() if img_ids is not None else None
+    all_img = [gather_cat(f, counts) for f in img_feats]
+    all_txt = [gather_cat(_pad_tokens(f, max_len), counts) for f in txt_feats]
+    all_mask = gather_cat(_pad_tokens(txt_mask.float(), max_len), counts).bool()
+    ids = gather_cat(img_ids.float(), counts).long() if img_ids is not None else None
     return all_img, all_txt, all_mask, ids, mine
 
 # %% ../nbs/04_distributed.ipynb #4683cf27

@@ -8,18 +8,21 @@ from __future__ import annotations
 import json, math, os, sys
 from pathlib import Path
 import torch
-from torch.utils.data import DataLoader
+from torch import Tensor
+from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from .align import default_chunk
 from .data import Collate, ImageDataset, eval_transform, find_karpathy_json, read_karpathy, write_json
-from .distributed import run_processes, world, write_result
+from .distributed import PROCESS_GROUP_TIMEOUT, gather_cat, run_processes, shard_rows, world, write_result
+from .kernels import device_scope
 from .model import from_pretrained, load_tokenizer
 import torch.distributed as dist
 
 # %% auto #0
-__all__ = ['SCORE_DTYPES', 'REFERENCE_EVAL', 'ranks', 'median_rank', 'recall_metrics', 'fold_metrics', 'amp_dtype', 'score_dtype',
-           'plan_memory', 'encode', 'score_all', 'evaluate', 'evaluate_dir']
+__all__ = ['CPU_AS_CUDA', 'SCORE_DTYPES', 'REFERENCE_EVAL', 'ranks', 'median_rank', 'recall_metrics', 'fold_metrics',
+           'cuda_choices', 'amp_dtype', 'score_dtype', 'MemoryPlanError', 'plan_memory', 'image_tokens', 'encode',
+           'score_rows', 'gather_rows', 'score_all', 'free_memory', 'evaluate', 'evaluate_dir']
 
 # %% ../nbs/06_evaluate.ipynb #cell-04
 def _check_ranking_inputs(sims, txt2img):
@@ -99,12 +102,23 @@ def fold_metrics(sims, txt2img, n_folds=5, fold=1000) -> dict:
     return {k: round(sum(m[k] for m in folds) / n_folds, 2) for k in folds[0]}
 
 # %% ../nbs/06_evaluate.ipynb #cell-10
+CPU_AS_CUDA = "HAT_NB_CPU_AS_CUDA"
+
+
+def cuda_choices(device) -> bool:
+    """Whether `device` takes the CUDA branch's choices (autocast, GradScaler, compiled towers): CUDA devices, and the
+    CPU when the environment sets HAT_NB_CPU_AS_CUDA=1 (tests run the GPU recipe's code path so)."""
+    kind = torch.device(device).type
+    return kind == "cuda" or (kind == "cpu" and os.environ.get(CPU_AS_CUDA) == "1")
+
+
 def amp_dtype(device, amp):
     "autocast dtype for `amp` in 'auto'|'bf16'|'fp16'|'none' on `device` (CPU: always fp32)."
-    if torch.device(device).type != "cuda" or amp == "none":
+    if not cuda_choices(device) or amp == "none":
         return None
     if amp == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        cuda = torch.device(device).type == "cuda"
+        return torch.bfloat16 if not cuda or torch.cuda.is_bf16_supported() else torch.float16
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
 
 
@@ -121,13 +135,71 @@ def score_dtype(device, precision="auto", scoring=("i2t",)) -> torch.dtype:
     return SCORE_DTYPES[precision]
 
 
-def plan_memory(n_img, n_txt, R_levels, L, D, dtype_bytes, max_elems, scoring=2) -> dict:
-    "Memory needed, in GiB: features, score matrices, the largest scoring chunk (~6 fp32 tensors of `max_elems`)."
-    gib = lambda b: round(b / 2**30, 3)
-    feats = (n_img * sum(R_levels) + n_txt * L * len(R_levels)) * D * dtype_bytes
-    return dict(features_GiB=gib(feats), scores_GiB=gib(scoring * n_img * n_txt * 4), chunk_GiB=gib(6 * 4 * max_elems))
+class MemoryPlanError(ValueError):
+    "An evaluation that cannot fit in the memory it would run in, refused before anything is encoded."
+
+
+def plan_memory(
+    n_img, n_txt, R_levels, L, D, dtype_bytes, max_elems, scoring=1, free_bytes=None, img_block=256, txt_block=4096
+) -> dict:
+    """GiB an evaluation holds at once, with its features on the device (`device_GiB`) or in host memory, moved to the
+    device a block at a time (`blocks_GiB`); with `free_bytes`, where the features go (`store`; None: nowhere)."""
+    acc = max(dtype_bytes, 4)  # products and scores: fp32, fp64 for fp64 features
+    per_img, per_txt = sum(R_levels) * D * dtype_bytes, len(R_levels) * L * D * dtype_bytes
+    feats = n_img * per_img + n_txt * per_txt
+    scores = n_img * n_txt * (scoring * acc + acc + 2)  # the matrices kept; ranking: one masked copy, two bool masks
+    chunk = 6 * acc * max_elems  # the largest scoring chunk: ~6 tensors of max_elems in the accumulation dtype
+    blocks = min(n_img, img_block) * per_img + min(n_txt, txt_block) * per_txt
+    need = dict(device=feats + scores + chunk, host=blocks + scores + chunk)
+    gib = lambda b: round(b / 2**30, 2)
+    plan = dict(
+        features_GiB=gib(feats),
+        scores_GiB=gib(scores),
+        chunk_GiB=gib(chunk),
+        device_GiB=gib(need["device"]),
+        blocks_GiB=gib(need["host"]),
+    )
+    if free_bytes is not None:
+        plan.update(free_GiB=gib(free_bytes), store=next((k for k in need if need[k] <= free_bytes), None))
+    return plan
 
 # %% ../nbs/06_evaluate.ipynb #1d23c1c8
+def image_tokens(model, device) -> list[int]:
+    "Patches per level of one image at the model's input size (one forward of a blank image)."
+    size = model.cfg.img_size
+    with torch.no_grad():
+        return [f.shape[1] for f in model.encode_images(torch.zeros(1, 3, size, size, device=device))]
+
+
+def _buffers(n, shapes, dtype, store, pin) -> list[Tensor]:
+    "One uninitialised buffer of `n` rows per level shape, on `store` (page-locked host memory with `pin`, if granted)."
+    try:
+        return [torch.empty((n, *s), dtype=dtype, device=store, pin_memory=pin) for s in shapes]
+    except RuntimeError:  # the driver refused to page-lock that much: ordinary host memory, slower copies
+        return [torch.empty((n, *s), dtype=dtype, device=store) for s in shapes]
+
+
+def _share_rows(buffers, device, block=1024):
+    """Every process filled its `shard_rows` of `buffers`; fill in the others' rows, all-gathered `block` rows at a time
+    through `device` (NCCL gathers device memory)."""
+    rank, W = world()
+    n = len(buffers[0])
+    spans = [shard_rows(n, r, W) for r in range(W)]
+    most = max(hi - lo for lo, hi in spans)
+    for off in range(0, most, block):
+        k = min(block, most - off)
+        for b in buffers:
+            lo, hi = spans[rank]
+            mine = torch.zeros((k, *b.shape[1:]), dtype=b.dtype, device=device)
+            m = max(0, min(k, hi - lo - off))
+            mine[:m] = b[lo + off : lo + off + m]
+            parts = [torch.empty_like(mine) for _ in range(W)]
+            dist.all_gather(parts, mine)
+            for (lo, hi), p in zip(spans, parts):
+                m = max(0, min(k, hi - lo - off))
+                b[lo + off : lo + off + m] = p[:m]
+
+
 @torch.no_grad()
 def encode(
     model,
@@ -141,34 +213,80 @@ def encode(
     progress=True,
     precision="auto",
     scoring=("i2t",),
+    store=None,
+    shard=False,
 ):
     """Per-level image features `[(n_img, R_l, D)]`, caption features `[(n_txt, L, D)]` (in the `precision` of
-    `score_dtype`) and the caption mask."""
+    `score_dtype`, written into buffers on `store`, default `device`) and the caption mask; `shard`: see above."""
     model.eval()
     dt, keep = amp_dtype(device, amp), score_dtype(device, precision, scoring)
-    ac = lambda: torch.autocast("cuda", dtype=dt) if dt else torch.autocast("cpu", enabled=False)
-    imgs = []
-    for x, _ in tqdm(
-        DataLoader(ds, batch_size, num_workers=num_workers), desc="encode images", disable=not progress, leave=False
-    ):
+    store = torch.device(store or device)
+    pin = store.type == "cpu" and torch.device(device).type == "cuda"
+    ac = lambda: torch.autocast(torch.device(device).type, dtype=dt or torch.float32, enabled=dt is not None)
+    rank, W = world() if shard else (0, 1)
+    lo, hi = shard_rows(len(ds), rank, W)
+    D, R = model.cfg.embed_dim, image_tokens(model, device)
+    img, i = _buffers(hi - lo, [(r, D) for r in R], keep, store, pin), 0
+    loader = DataLoader(Subset(ds, range(lo, hi)), batch_size, num_workers=num_workers)
+    for x, _ in tqdm(loader, desc="encode images", disable=not progress, leave=False):
         with ac():
-            imgs.append([f.to(keep) for f in model.encode_images(x.to(device))])
-    coll = Collate(tokenizer, max_len)
-    ids, mask = coll.tokenize(ds.captions)
-    txts = []
-    for i in tqdm(range(0, len(ids), batch_size), desc="encode captions", disable=not progress, leave=False):
+            feats = model.encode_images(x.to(device))
+        for b, f in zip(img, feats):
+            b[i : i + len(x)].copy_(f)
+        i += len(x)
+    ids, mask = Collate(tokenizer, max_len).tokenize(ds.captions)
+    txt = _buffers(len(ids), [(ids.shape[1], D)] * len(R), keep, store, pin)
+    tlo, thi = shard_rows(len(ids), rank, W)
+    for i in tqdm(range(tlo, thi, batch_size), desc="encode captions", disable=not progress, leave=False):
+        j = min(i + batch_size, thi)
         with ac():
-            txts.append(
-                [
-                    f.to(keep)
-                    for f in model.encode_texts(
-                        ids[i : i + batch_size].to(device), mask[i : i + batch_size].to(device)
-                    )[0]
-                ]
-            )
-    return [torch.cat(l) for l in zip(*imgs)], [torch.cat(l) for l in zip(*txts)], mask.to(device)
+            feats = model.encode_texts(ids[i:j].to(device), mask[i:j].to(device))[0]
+        for b, f in zip(txt, feats):
+            b[i:j].copy_(f)
+    if W > 1:
+        _share_rows(txt, device)
+    return img, txt, mask.to(device)
 
 # %% ../nbs/06_evaluate.ipynb #e72c9cf6
+@torch.no_grad()
+def score_rows(
+    model,
+    img_feats,
+    txt_feats,
+    mask,
+    scoring="i2t",
+    img_block=256,
+    txt_block=None,
+    max_elems=None,
+    progress=True,
+    per_level=False,
+    device=None,
+) -> Tensor:
+    """Scores `(n, n_txt)` of the `n` images of `img_feats` against every caption (`per_level`: `(levels, n, n_txt)`),
+    on `device` (default: the mask's); features kept elsewhere are moved there a block at a time."""
+    device = torch.device(device or mask.device)
+    n, n_txt = len(img_feats[0]), len(txt_feats[0])
+    if txt_block is None:  # captions already there: one block, no copy; else 4,096 at a time
+        txt_block = n_txt if txt_feats[0].device == device else 4096
+    dtype = torch.promote_types(img_feats[0].dtype, torch.float32)
+    out = torch.zeros((len(img_feats), n, n_txt) if per_level else (n, n_txt), device=device, dtype=dtype)
+    mask = mask.to(device)
+    for i in tqdm(range(0, n, img_block), desc=f"score {scoring}", disable=not progress, leave=False):
+        v = [f[i : i + img_block].to(device, non_blocking=True) for f in img_feats]
+        for j in range(0, n_txt, txt_block):
+            t = [f[j : j + txt_block].to(device, non_blocking=True) for f in txt_feats]
+            m = mask[j : j + txt_block]
+            out[..., i : i + len(v[0]), j : j + len(m)] = model.similarity(
+                v, t, m, scoring, per_level, max_elems=max_elems
+            )
+    return out
+
+
+def gather_rows(out: Tensor) -> Tensor:
+    "Score rows (dim -2) of every torchrun process in rank order, whatever their counts; `out` itself in one process."
+    return out if world()[1] == 1 else gather_cat(out.movedim(-2, 0).contiguous()).movedim(0, -2)
+
+
 @torch.no_grad()
 def score_all(
     model,
@@ -185,21 +303,19 @@ def score_all(
     """All-pairs scores `(n_img, n_txt)` in fp32 (`per_level`: `(levels, n_img, n_txt)`), image blocks of `img_block`;
     under torchrun (and `shard`), images are split across processes."""
     rank, W = world() if shard else (0, 1)
-    n = img_feats[0].shape[0]
-    per = -(-n // W)  # this process's share of the images (the last may be short)
-    lo, hi = min(rank * per, n), min((rank + 1) * per, n)
-    shape = (len(img_feats), per, txt_feats[0].shape[0]) if per_level else (per, txt_feats[0].shape[0])
-    out = torch.zeros(shape, device=mask.device, dtype=torch.promote_types(img_feats[0].dtype, torch.float32))
-    for i in tqdm(range(lo, hi, img_block), desc=f"score {scoring}", disable=not progress or rank, leave=False):
-        j = min(i + img_block, hi)
-        out[..., i - lo : j - lo, :] = model.similarity(
-            [f[i:j] for f in img_feats], txt_feats, mask, scoring, per_level, max_elems=max_elems
-        )
-    if W == 1:
-        return out
-    parts = [torch.empty_like(out) for _ in range(W)]
-    dist.all_gather(parts, out)
-    return torch.cat(parts, -2)[..., :n, :]
+    lo, hi = shard_rows(len(img_feats[0]), rank, W)
+    out = score_rows(
+        model,
+        [f[lo:hi] for f in img_feats],
+        txt_feats,
+        mask,
+        scoring,
+        img_block,
+        max_elems=max_elems,
+        progress=progress and not rank,
+        per_level=per_level,
+    )
+    return gather_rows(out) if W > 1 else out
 
 # %% ../nbs/06_evaluate.ipynb #cell-11
 REFERENCE_EVAL = dict(
@@ -225,23 +341,46 @@ def _checked_protocols(protocol, n_images) -> tuple:
     return protocols
 
 
-def _print_plan(model, ds, device, precision, scoring, max_elems):
-    "One line: what is evaluated, where, and the memory it will take (`plan_memory`)."
-    cfg = model.cfg
-    with torch.no_grad():
-        R = [f.shape[1] for f in model.encode_images(torch.zeros(1, 3, cfg.img_size, cfg.img_size, device=device))]
-    itemsize = score_dtype(device, precision, scoring).itemsize
+def free_memory(device) -> int | None:
+    "Bytes free on `device`: CUDA's own count, or the host's available memory (`/proc/meminfo`; None where unknown)."
+    if torch.device(device).type == "cuda":
+        return torch.cuda.mem_get_info(torch.device(device))[0]
+    try:
+        info = dict(l.split(":", 1) for l in Path("/proc/meminfo").read_text().splitlines())
+        return int(info["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _memory_plan(model, ds, device, precision, scoring, max_elems, rank, W) -> dict:
+    """`plan_memory` of this process's share (its images, every caption) against the free memory; refused in one line
+    (`MemoryPlanError`) when it fits nowhere. CPU: features in host memory, which is the device."""
+    cfg, lo_hi = model.cfg, shard_rows(len(ds), rank, W)
+    dtype = score_dtype(device, precision, scoring)
+    free = free_memory(device)
     plan = plan_memory(
-        len(ds),
+        lo_hi[1] - lo_hi[0],
         len(ds.captions),
-        R,
+        image_tokens(model, device),
         cfg.max_len,
         cfg.embed_dim,
-        itemsize,
+        dtype.itemsize,
         max_elems or default_chunk(device),
         len(scoring),
+        free_bytes=free,
     )
-    print(f"evaluating {len(ds)} images / {len(ds.captions)} captions on {device}; memory plan: {plan}")
+    if torch.device(device).type != "cuda" and plan.get("store") == "host":
+        plan["store"] = None  # no separate device to move blocks to
+    if free is not None and plan["store"] is None:
+        need = plan["device_GiB"] if torch.device(device).type != "cuda" else plan["blocks_GiB"]
+        raise MemoryPlanError(
+            f"evaluating {len(ds)} images / {len(ds.captions)} captions in {str(dtype).replace('torch.', '')} needs "
+            f"{need} GiB on {device} at least, {plan['free_GiB']} GiB is free (features {plan['features_GiB']} GiB, "
+            f"scores {plan['scores_GiB']} GiB, scoring chunk {plan['chunk_GiB']} GiB): evaluate fewer images, a lower "
+            "precision, a smaller max_elems, or on several GPUs (torchrun shares the images)"
+        )
+    plan.setdefault("store", "device")
+    return plan
 
 
 def _score_matrices(score, scoring, own, keep_levels) -> tuple[dict, Tensor | None]:
@@ -290,15 +429,35 @@ def evaluate(
         )
     ds = ImageDataset(recs, eval_transform(model.cfg.img_size))
     protocols = _checked_protocols(protocol, len(ds))
-    if verbose:
-        _print_plan(model, ds, device, precision, scoring, max_elems)
-    img, txt, mask = encode(
-        model, ds, tokenizer, batch_size, device, amp, num_workers, model.cfg.max_len, progress, precision, scoring
-    )
-    score = lambda d, per_level: score_all(
-        model, img, txt, mask, d, max_elems=max_elems, progress=progress, shard=shard, per_level=per_level
-    )
-    sims, levels = _score_matrices(score, scoring, model.cfg.scoring, bool(levels_out))
+    rank, W = world() if shard else (0, 1)
+    with device_scope(device):  # Triton launches and CUDA queries on `device`, whatever the current device
+        plan = _memory_plan(model, ds, device, precision, scoring, max_elems, rank, W)
+        if verbose:
+            where = f" in {W} processes" if W > 1 else ""
+            shown = {
+                k: v for k, v in plan.items() if k != "free_GiB"
+            }  # (the free memory is the machine's, not the plan's)
+            print(f"evaluating {len(ds)} images / {len(ds.captions)} captions on {device}{where}; memory plan: {shown}")
+        img, txt, mask = encode(
+            model,
+            ds,
+            tokenizer,
+            batch_size,
+            device,
+            amp,
+            num_workers,
+            model.cfg.max_len,
+            progress,
+            precision,
+            scoring,
+            store=device if plan["store"] == "device" else "cpu",
+            shard=shard,
+        )
+        rows = lambda d, per_level: score_rows(
+            model, img, txt, mask, d, max_elems=max_elems, progress=progress and not rank, per_level=per_level
+        )
+        score = lambda d, per_level: gather_rows(rows(d, per_level)) if W > 1 else rows(d, per_level)
+        sims, levels = _score_matrices(score, scoring, model.cfg.scoring, bool(levels_out))
     if levels_out and (not shard or world()[0] == 0):  # every process scores (the gathers match), the first saves
         Path(levels_out).parent.mkdir(parents=True, exist_ok=True)
         torch.save(levels.cpu(), levels_out)
@@ -334,6 +493,11 @@ def evaluate_dir(model_dir, data_dir, split="test", captions_per_image=None, npr
     torchrun processes (scoring shared) or in this one."""
     if nproc == 1:
         return _evaluate_here(model_dir, data_dir, split, captions_per_image, **kw)
+    if str(kw.get("device", "")).startswith("cuda:"):
+        raise ValueError(
+            f"device={kw['device']!r} names one GPU, but nproc={nproc} processes each need their own: use "
+            "device='cuda' (process k takes GPU k), or nproc=1"
+        )
     return run_processes(
         "hat_nb.evaluate",
         dict(
@@ -356,7 +520,7 @@ def _evaluate_job(path):
     if device.startswith("cuda"):
         device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
         torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo", timeout=PROCESS_GROUP_TIMEOUT)
     first = world()[0] == 0
     if not first:
         kw.update(out_json=None, progress=False, verbose=False)

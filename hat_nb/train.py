@@ -26,8 +26,8 @@ from hat_nb.data import (
     train_transform,
     write_json,
 )
-from .distributed import run_processes, world, write_result
-from .evaluate import amp_dtype, evaluate
+from .distributed import PROCESS_GROUP_TIMEOUT, run_processes, shard_rows, world, write_result
+from .evaluate import amp_dtype, cuda_choices, evaluate
 from .loss import HATLoss
 from .config import HATConfig, TrainConfig
 from .model import HATModel, load_tokenizer, save_pretrained
@@ -51,7 +51,7 @@ from hat_nb.runs import (
 
 # %% auto #0
 __all__ = ['RUN_FILES', 'set_frozen', 'make_optimizer', 'loss_fn', 'gpu_determinism', 'TrainingStopped', 'EpochOrder',
-           'compile_towers', 'train_step', 'train', 'train_processes', 'continue_interrupted']
+           'compile_towers', 'train_step', 'train', 'step_seed', 'train_processes', 'continue_interrupted']
 
 # %% ../nbs/07_train.ipynb #cell-12
 def set_frozen(model, epoch, tc):
@@ -92,6 +92,13 @@ def _init_distributed(tc):
     W = int(os.environ.get("WORLD_SIZE", 1))
     cuda = torch.cuda.is_available() and tc.device in ("auto", "cuda")
     local, n_gpu = int(os.environ.get("LOCAL_WORLD_SIZE", W)), torch.cuda.device_count()
+    if W > 1 and tc.device.startswith("cuda:"):
+        raise ValueError(
+            f"device={tc.device!r} names one GPU, but {W} processes were started and each needs its own: use --set "
+            "device=cuda (process k takes GPU LOCAL_RANK k), or start one process for that GPU"
+        )
+    if tc.batch_size < W:
+        raise ValueError(f"batch_size {tc.batch_size} (the global batch) is smaller than the {W} processes")
     if tc.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(
             f"device={tc.device!r} but no CUDA device is visible here (torch {torch.__version__}); use --set "
@@ -103,7 +110,7 @@ def _init_distributed(tc):
             f"(torchrun --nproc_per_node {n_gpu}), or train on the CPU with --set device=cpu"
         )
     if W > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo")
+        dist.init_process_group("nccl" if cuda else "gloo", timeout=PROCESS_GROUP_TIMEOUT)
     rank, W = world()
     if cuda:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if W > 1 else "cuda"
@@ -111,8 +118,8 @@ def _init_distributed(tc):
             torch.cuda.set_device(device)
     else:
         device = "cpu" if tc.device == "auto" else tc.device
-    if tc.batch_size % W:
-        raise ValueError(f"batch_size {tc.batch_size} (the global batch) must divide by the {W} processes")
+    if device.startswith("cuda:") and W == 1:
+        torch.cuda.set_device(device)  # every launch, allocation and stream of this process on the named GPU
     return rank, W, device
 
 # %% ../nbs/07_train.ipynb #cell-15
@@ -135,32 +142,36 @@ def _check_images(recs, json_path, data_dir):
 
 # %% ../nbs/07_train.ipynb #cell-16
 class EpochOrder(Sampler):
-    "Keys `(epoch, k)` of one epoch's seeded shuffled order from position `start`, this rank's share of each batch."
+    """Batches of keys `(epoch, k)`: one epoch's seeded shuffled order from position `start` in global batches of
+    `batch`, this rank's share (`shard_rows`) of each."""
 
-    def __init__(self, n, seed, batch=1, rank=0, world=1):
-        if batch % world:
-            raise ValueError(f"batch {batch} (the global batch) must divide by the {world} processes")
+    def __init__(self, n, seed, batch=1, rank=0, world=1, drop_last=False):
+        if batch < world:
+            raise ValueError(
+                f"batch {batch} (the global batch) is smaller than the {world} processes: each needs a pair"
+            )
         self.n, self.seed, self.batch, self.rank, self.world, self.epoch, self.start = n, seed, batch, rank, world, 0, 0
+        self.drop_last = drop_last
 
     def set(self, epoch, start=0):
         self.epoch, self.start = epoch, start
 
+    def batches(self, keys: int) -> int:
+        "Global batches in `keys` keys: the full ones, and the last partial one unless dropped or smaller than `world`."
+        full, rest = divmod(keys, self.batch)
+        return full + (rest >= self.world and rest > 0 and not self.drop_last)
+
     def __len__(self):
-        left = self.n - self.start
-        return left if self.world == 1 else left // self.batch * (self.batch // self.world)
+        return self.batches(self.n - self.start)
 
     def __iter__(self):
         perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 1000 + self.epoch)).tolist()[
             self.start :
         ]
-        if self.world > 1:
-            b, share = self.batch, self.batch // self.world
-            perm = [
-                k
-                for g in range(0, len(perm) - b + 1, b)
-                for k in perm[g + self.rank * share : g + (self.rank + 1) * share]
-            ]
-        return iter([(self.epoch, k) for k in perm])
+        for g in range(len(self)):
+            keys = perm[g * self.batch : (g + 1) * self.batch]
+            lo, hi = shard_rows(len(keys), self.rank, self.world)
+            yield [(self.epoch, k) for k in keys[lo:hi]]
 
 # %% ../nbs/07_train.ipynb #a91c47bc
 def _workers(tc, device) -> int:
@@ -181,14 +192,14 @@ def _loader(ds, coll, tc, device, W, rank):
         prefetch_factor=4 if nw else None,
         generator=torch.Generator().manual_seed(tc.seed),
     )  # worker seeds never draw from the global RNG
-    order = EpochOrder(len(ds), tc.seed, tc.batch_size, rank, W)  # one process's share of the same global batches
-    return DataLoader(ds, tc.batch_size // W, sampler=order, drop_last=tc.drop_last or W > 1, **kw), order
+    order = EpochOrder(len(ds), tc.seed, tc.batch_size, rank, W, tc.drop_last)  # this process's share of each batch
+    return DataLoader(ds, batch_sampler=order, **kw), order
 
 
 def compile_towers(model, tc, device):
     """torch.compile the tower modules (their `forward` calls timm's `forward_intermediates`); compiled code is cached
     on disk."""
-    if tc.compile == "off" or (tc.compile == "auto" and not device.startswith("cuda")):
+    if tc.compile == "off" or (tc.compile == "auto" and not cuda_choices(device)):
         return
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "inductor"))  # a resumed run reuses it
     model.img.compile()
@@ -230,7 +241,7 @@ def train(mc: HATConfig, tc: TrainConfig, out_dir, resume=True, resume_from=None
 
 
 def _run(mc, tc, out, rank, W, device, resume, resume_from, progress) -> dict:
-    "Set up, resume, then for each epoch: train it, validate and checkpoint (rank 0), and wait for the others."
+    "Set up, resume, then for each epoch: train, validate (every rank), log and checkpoint (rank 0), wait for the others."
     r = _setup(mc, tc, out, rank, W, device)
     ckpt = Path(resume_from) if resume_from else out / "last.pt"
     if resume and ckpt.is_file():
@@ -243,8 +254,10 @@ def _run(mc, tc, out, rank, W, device, resume, resume_from, progress) -> dict:
             for epoch in range(r.epoch, tc.epochs):
                 tot, seconds = _train_epoch(r, epoch, progress)
                 r.sch.step()
+                _check_finite(r, epoch, tot)  # every rank: `tot` is the all-reduced loss
+                val = _validate(r, epoch, progress)
                 if r.main:
-                    _validate_and_checkpoint(r, epoch, tot, seconds, progress)
+                    _log_and_checkpoint(r, epoch, tot, seconds, val, progress)
                 if W > 1:
                     dist.barrier()
                 if r.stop and epoch + 1 < tc.epochs:
@@ -317,15 +330,15 @@ def _setup(mc, tc, out, rank, W, device) -> _Run:
     model = HATModel(mc).to(device)
     tok = load_tokenizer(mc)
     ds = CaptionDataset(train_recs, train_transform(mc.img_size, tc.crop_scale, tc.hflip), seed=tc.seed)
-    steps = len(ds) // tc.batch_size if tc.drop_last or W > 1 else math.ceil(len(ds) / tc.batch_size)
+    dl, order = _loader(ds, Collate(tok, mc.max_len), tc, device, W, rank)
+    steps = order.batches(len(ds))
     if tc.max_steps_per_epoch:
         steps = min(steps, tc.max_steps_per_epoch)
     if steps == 0:
         raise ValueError(f"batch_size {tc.batch_size} exceeds the {len(ds)} training captions")
-    dl, order = _loader(ds, Collate(tok, mc.max_len), tc, device, W, rank)
     opt, sch = make_optimizer(model, tc, steps, device)
     dt = amp_dtype(device, tc.amp)
-    scaler = torch.amp.GradScaler("cuda", enabled=dt == torch.float16)
+    scaler = torch.amp.GradScaler(torch.device(device).type, enabled=dt == torch.float16)
     return _Run(
         mc,
         tc,
@@ -433,6 +446,11 @@ def _checkpoint(r: _Run, epoch, step, tot):
     r.last_ckpt = time.monotonic()
 
 # %% ../nbs/07_train.ipynb #cell-20
+def step_seed(seed: int, rank: int, epoch: int, step: int) -> int:
+    "The global RNG's seed of one step of one rank under torchrun: a function of the position only (exact resume)."
+    return (((seed * 1_000_003 + rank) * 1_000_003 + epoch) * 1_000_003 + step) % 2**63
+
+
 def _log_step(r: _Run, epoch, step, loss, pairs_s, bar):
     l, g, lr = (
         loss.item() / r.W,
@@ -469,11 +487,13 @@ def _train_epoch(r: _Run, epoch: int, progress: bool):
     for step, b in enumerate(r.dl, start=first):
         if step >= r.steps:
             break
+        if W > 1:  # dropout and drop-path masks of their own on every rank, the same after a resume
+            torch.manual_seed(step_seed(tc.seed, r.rank, epoch, step))
         loss = train_step(r.model, net, r.opt, r.scaler, b, tc, r.device, r.dt, r.loss)
         if W > 1:
             dist.all_reduce(loss)  # each process holds W x its share of the global batch's loss: summed, W x that loss
         tot += loss
-        seen += len(b["img_idx"]) * W
+        seen += len(b["img_idx"]) if W == 1 else tc.batch_size
         bar.update()
         if r.main and ((step + 1) % tc.log_every == 0 or step + 1 == r.steps):
             _log_step(r, epoch, step, loss, seen / (time.time() - tw), bar)
@@ -535,9 +555,26 @@ def _stop_on_sigint(r: _Run):
         signal.signal(signal.SIGINT, old)
 
 # %% ../nbs/07_train.ipynb #d4d364db
-def _validate_and_checkpoint(r: _Run, epoch, tot, seconds, progress):
-    tc, mc = r.tc, r.mc
-    _check_finite(r, epoch, tot)
+def _validate(r: _Run, epoch, progress) -> dict:
+    """This epoch's validation metrics (`{}` when it does not validate), computed by every process: `evaluate` shares
+    the encoding and the scoring among them."""
+    if not _should_validate(epoch, r.tc):
+        return {}
+    return evaluate(
+        r.model,
+        r.val_recs,
+        r.tok,
+        scoring=(r.mc.scoring,),
+        batch_size=r.tc.eval_batch_size,
+        device=r.device,
+        amp=r.tc.amp,
+        progress=progress and r.main,
+        verbose=False,
+    )["scoring"][r.mc.scoring]
+
+
+def _log_and_checkpoint(r: _Run, epoch, tot, seconds, val: dict, progress):
+    "Rank 0: the epoch's record (log, DVCLive, console), `best/` when validation improved, the end-of-epoch checkpoint."
     rec = dict(
         kind="epoch",
         epoch=epoch,
@@ -545,19 +582,7 @@ def _validate_and_checkpoint(r: _Run, epoch, tot, seconds, progress):
         lr=r.opt.param_groups[0]["lr"],
         seconds=round(seconds, 1),
     )
-    if _should_validate(epoch, tc):
-        val = evaluate(
-            r.model,
-            r.val_recs,
-            r.tok,
-            scoring=(mc.scoring,),
-            batch_size=tc.eval_batch_size,
-            device=r.device,
-            amp=tc.amp,
-            progress=progress,
-            verbose=False,
-            shard=False,
-        )["scoring"][mc.scoring]  # rank 0 alone: no collectives
+    if val:
         rec.update(val_score=val["i2t_R@1"] + val["t2i_R@1"], **{f"val_{k}": v for k, v in val.items()})
     r.history.append(rec)
     r.log.write(json.dumps(rec) + "\n")
