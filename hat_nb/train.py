@@ -241,7 +241,7 @@ def train(mc: HATConfig, tc: TrainConfig, out_dir, resume=True, resume_from=None
 
 
 def _run(mc, tc, out, rank, W, device, resume, resume_from, progress) -> dict:
-    "Set up, resume, then for each epoch: train, validate (every rank), log and checkpoint (rank 0), wait for the others."
+    "Set up, resume, then per epoch: train, validate (every rank), log and checkpoint (rank 0), wait for the others."
     r = _setup(mc, tc, out, rank, W, device)
     ckpt = Path(resume_from) if resume_from else out / "last.pt"
     if resume and ckpt.is_file():

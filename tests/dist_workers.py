@@ -11,8 +11,8 @@ def loss_worker(rank, W, port, cfg, sd, batch, out, kind='vsepp'):
     dist.init_process_group('gloo', rank=rank, world_size=W)
     torch.manual_seed(0)
     m = HATModel(cfg).eval(); m.load_state_dict(sd)
-    b = batch['images'].shape[0] // W
-    sl = slice(rank * b, (rank + 1) * b)
+    from hat_nb.distributed import shard_rows
+    sl = slice(*shard_rows(batch['images'].shape[0], rank, W))      # uneven shares: 58 = 15 + 15 + 14 + 14
     txt, mask = m.encode_texts(batch['input_ids'][sl], batch['attention_mask'][sl])
     loss = HATLoss(kind, mask_same_image=True)(m, m.encode_images(batch['images'][sl]), txt, mask, batch['img_idx'][sl])
     loss.backward()

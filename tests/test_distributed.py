@@ -41,6 +41,25 @@ def test_two_processes_equal_one(setup, tmp_path, kind):
     torch.testing.assert_close(r['loss'], ref.detach(), rtol=0, atol=1e-4)
     torch.testing.assert_close(r['grads'], ref_g, rtol=1e-3, atol=5e-5)          # fp32 sums in another order
 
+def test_four_processes_at_the_paper_batch(tmp_path):
+    "The paper's global batch of 58 over 4 processes (15 + 15 + 14 + 14 pairs): the loss and the DDP-averaged gradients equal one process's."
+    torch.manual_seed(1)
+    cfg = tiny_config()
+    m = HATModel(cfg).eval()
+    t = load_tokenizer(cfg)([f'a picture number {i // 2} seen {i % 2} times' for i in range(58)], padding='max_length',
+                            max_length=cfg.max_len, return_tensors='pt')
+    batch = dict(images=torch.randn(58, 3, 32, 32), input_ids=t['input_ids'], attention_mask=t['attention_mask'].bool(),
+                 img_idx=torch.arange(58) // 2)
+    txt, mask = m.encode_texts(batch['input_ids'], batch['attention_mask'])
+    ref = vsepp_loss(m.similarity(m.encode_images(batch['images']), txt, mask), img_ids=batch['img_idx'])
+    ref.backward()
+    ref_g = torch.cat([p.grad.flatten() if p.grad is not None else torch.zeros(p.numel()) for p in m.parameters()])
+    out = tmp_path/'r.pt'
+    mp.start_processes(loss_worker, args=(4, free_port(), cfg, m.state_dict(), batch, out, 'vsepp'), nprocs=4, join=True, start_method='spawn')
+    r = torch.load(out)
+    torch.testing.assert_close(r['loss'], ref.detach(), rtol=0, atol=1e-4)
+    torch.testing.assert_close(r['grads'], ref_g, rtol=1e-3, atol=5e-5)
+
 def test_sharded_scoring_equals_one_process(setup, tmp_path):
     "Under 2 processes each scores its share of the images; the gathered matrix equals one process's (scores, not ranks: near-ties of a random model may flip ranks)."
     cfg, m, batch = setup
