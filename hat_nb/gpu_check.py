@@ -8,7 +8,7 @@ import json, os, time
 import torch
 
 from .align import scan_scores
-from .kernels import TRITON_DTYPES, triton_plan
+from .kernels import TRITON_DTYPES, device_scope, triton_plan
 from .loss import HATLoss
 from .config import HATConfig, tiny_config
 from .model import HATModel
@@ -213,7 +213,7 @@ def bench_train_step(
     for v in variants:
         torch.manual_seed(seed)
         m, opt = _variant(v, cfg, tc, device, load_weights)
-        scaler = torch.amp.GradScaler("cuda", enabled=dt == torch.float16)
+        scaler = torch.amp.GradScaler(torch.device(device).type, enabled=dt == torch.float16)
         step = lambda: train_step(m, m, opt, scaler, x, tc, device, dt)
         kind = "frozen" if v == "frozen" else "training"  # every variant but 'frozen' does the same arithmetic
         if kind not in flops:
@@ -317,23 +317,31 @@ def check_ddp(backend="nccl", world=2, cfg: HATConfig | None = None, batch=8) ->
 GPU_CHECK_SIZES = {  # each check's arguments: the paper's shapes on the GPUs, tiny ones on the CPU
     "gpu": dict(
         kernels=dict(shapes=((784, 32, 768), (196, 32, 768), (49, 32, 768), (196, 64, 768))),
-        scoring={},
-        train=dict(batch=64, steps=10, warmup=3, variants=("fused", "compiled", "deterministic")),
+        scoring=[  # as evaluate keeps features: fp16 when only i2t is scored, fp32 for the three scorings
+            dict(dtype=torch.float16, scoring=("i2t",)),
+            dict(dtype=torch.float32, backends=("triton", "torch")),
+        ],
+        train=[  # the paper's precision (fp16, GradScaler), then bf16 (what amp='auto' picks on a GPU that has it)
+            dict(batch=64, steps=10, warmup=3, variants=("fused", "compiled", "deterministic"), amp="fp16"),
+            dict(batch=64, steps=10, warmup=3, variants=("compiled",), amp="bf16"),
+        ],
     ),
     "cpu": dict(
         kernels=dict(shapes=((7, 9, 32), (20, 12, 128), (5, 40, 48))),
-        scoring=dict(
-            n_img=4,
-            n_txt=6,
-            levels=(16, 4),
-            L=9,
-            d=128,
-            dtype=torch.float32,
-            img_block=4,
-            sample={},
-            backends=("triton", "torch"),
-        ),
-        train=dict(batch=4, steps=2, warmup=1, variants=("eager",)),
+        scoring=[
+            dict(
+                n_img=4,
+                n_txt=6,
+                levels=(16, 4),
+                L=9,
+                d=128,
+                dtype=torch.float32,
+                img_block=4,
+                sample={},
+                backends=("triton", "torch"),
+            )
+        ],
+        train=[dict(batch=4, steps=2, warmup=1, variants=("eager",))],
     ),
 }
 
@@ -362,12 +370,14 @@ def gpu_check(cpu=False, json_out=None, scoring_bench=True, train=True, progress
             rows.append(x)
             progress(json.dumps(x))
 
-    for dev in devices:
-        add(check_kernels(dev, **size["kernels"]))
-    if scoring_bench:
-        add(bench_scoring(devices[0], **size["scoring"]))
-    if train:
-        add(bench_train_step(devices[0], tiny_config() if cpu else None, **size["train"]))
+    for dev in devices:  # each GPU in turn, current while its kernels launch
+        with device_scope(dev):
+            add(check_kernels(dev, **size["kernels"]))
+    with device_scope(devices[0]):
+        for kw in size["scoring"] if scoring_bench else ():
+            add(bench_scoring(devices[0], **kw))
+        for kw in size["train"] if train else ():
+            add(bench_train_step(devices[0], tiny_config() if cpu else None, **kw))
     if cpu or len(devices) >= 2:  # NCCL needs two GPUs; the CPU run checks the same step over gloo
         add(check_ddp("gloo" if cpu else "nccl", 2))
     if json_out:

@@ -13,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .data import Collate, DatasetError, atomic_write, eval_transform, load_rgb, write_json
+from .kernels import device_scope
 from .model import from_pretrained, load_tokenizer
 
 # %% auto #0
@@ -81,6 +82,19 @@ def _save_npz(path, **arrays):
         np.savez(f, **arrays)
 
 # %% ../nbs/08_search.ipynb #d71f36b1
+def _check_finite_tokens(levels, rels):
+    """The fp16 tokens of images `rels` are all finite, else `SearchIndexError` naming them (an fp16 token saturates at
+    65,504; a diverged model gives NaN)."""
+    bad = ~torch.stack([torch.isfinite(f).flatten(1).all(1) for f in levels]).all(0)
+    if bad.any():
+        names = [rels[i] for i in bad.nonzero().flatten().tolist()]
+        raise SearchIndexError(
+            f"{len(names)} image(s) get features that are not finite in fp16 ({', '.join(map(str, names[:5]))}"
+            f"{', …' if len(names) > 5 else ''}): a token above 65,504 or NaN, from a model that diverged; nothing was "
+            "written for them"
+        )
+
+
 @torch.no_grad()
 def _encode_shards(todo, part: Path, plan: dict, model, tf, batch_size, shard_size, device, progress):
     """Encode `todo` [(relative path, file)] in shards under `part`; finished shards of the same `plan` are not encoded
@@ -106,7 +120,10 @@ def _encode_shards(todo, part: Path, plan: dict, model, tf, batch_size, shard_si
                 except DatasetError:
                     sbad.append(rel)
             if xs:
-                feats.append([f.half().cpu() for f in model.encode_images(torch.stack(xs).to(device))])
+                with device_scope(device):
+                    half = [f.half().cpu() for f in model.encode_images(torch.stack(xs).to(device))]
+                _check_finite_tokens(half, keep[len(keep) - len(xs) :])
+                feats.append(half)
             bar.update(len(chunk[b : b + batch_size]))
         arrs = {f"L{i}": torch.cat(l).numpy() for i, l in enumerate(zip(*feats))} if feats else {}
         atomic_write(sf, lambda p: _save_npz(p, paths=np.array(keep, dtype=str), bad=np.array(sbad, dtype=str), **arrs))
@@ -353,12 +370,20 @@ class Searcher:
             cand = np.sort(cand[0][cand[0] >= 0])
         else:
             cand = np.arange(n)
-        s = torch.cat(
-            [
-                self.model.similarity(self.tokens_of(cand[b : b + block]), feats, mask)[:, 0].cpu()
-                for b in range(0, len(cand), block)
-            ]
-        )
+        with device_scope(self.device):
+            s = torch.cat(
+                [
+                    self.model.similarity(self.tokens_of(cand[b : b + block]), feats, mask)[:, 0].cpu()
+                    for b in range(0, len(cand), block)
+                ]
+            )
+        if not torch.isfinite(s).all():  # topk would rank NaN first
+            bad = [self.paths[cand[i]] for i in (~torch.isfinite(s)).nonzero().flatten().tolist()]
+            raise SearchIndexError(
+                f"{len(bad)} score(s) for {text!r} are NaN or inf ({', '.join(bad[:3])}"
+                f"{', …' if len(bad) > 3 else ''}): the model or the index is not finite; rebuild the index with a "
+                "model that is"
+            )
         top = s.topk(min(k, len(cand)))
         return [(self.paths[cand[i]], round(v, 4)) for v, i in zip(top.values.tolist(), top.indices.tolist())]
 

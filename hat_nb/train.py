@@ -27,7 +27,7 @@ from hat_nb.data import (
     write_json,
 )
 from .distributed import PROCESS_GROUP_TIMEOUT, run_processes, shard_rows, world, write_result
-from .evaluate import amp_dtype, cuda_choices, evaluate
+from .evaluate import CPU_AS_CUDA, amp_dtype, cuda_choices, evaluate
 from .loss import HATLoss
 from .config import HATConfig, TrainConfig
 from .model import HATModel, load_tokenizer, save_pretrained

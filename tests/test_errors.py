@@ -171,6 +171,19 @@ def test_more_processes_than_gpus_refused(monkeypatch):
         ht._init_distributed(tc)
     assert not torch.distributed.is_initialized()
 
+def test_several_processes_on_one_named_gpu_refused(monkeypatch):
+    "`device=cuda:1` with 2 processes (train) or nproc=2 (evaluate_dir): one line saying each process needs its own GPU, before any process starts or group is joined."
+    import hat_nb.train as ht
+    from hat_nb.config import recipe
+    from hat_nb.evaluate import evaluate_dir
+    monkeypatch.setenv('WORLD_SIZE', '2'); monkeypatch.setenv('LOCAL_WORLD_SIZE', '2')
+    _, tc = recipe('demo', device='cuda:1')
+    with pytest.raises(ValueError, match=r"device='cuda:1' names one GPU, but 2 processes were started.*device=cuda"):
+        ht._init_distributed(tc)
+    assert not torch.distributed.is_initialized()
+    with pytest.raises(ValueError, match=r"device='cuda:1' names one GPU, but nproc=2 processes"):
+        evaluate_dir('models/none', 'data/none', nproc=2, device='cuda:1')
+
 def test_diverging_lr_stops_without_saving_nan(data, tmp_path):
     "`--set lr=1e30` (YAML 1.1 reads it as text; it is taken as the number): the loss diverges, the run stops with exit 2 and saves nothing non-finite."
     out = tmp_path/'m'
