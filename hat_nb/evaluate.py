@@ -430,6 +430,7 @@ def evaluate(
     ds = ImageDataset(recs, eval_transform(model.cfg.img_size))
     protocols = _checked_protocols(protocol, len(ds))
     rank, W = world() if shard else (0, 1)
+    model.eval()  # before the plan's probe too: a training-mode forward would draw dropout masks from the global RNG
     with device_scope(device):  # Triton launches and CUDA queries on `device`, whatever the current device
         plan = _memory_plan(model, ds, device, precision, scoring, max_elems, rank, W)
         if verbose:
