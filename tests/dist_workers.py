@@ -32,3 +32,21 @@ def score_worker(rank, W, port, cfg, sd, feats, out):
     with torch.no_grad(): S = score_all(m, *feats, img_block=2, progress=False)
     if rank == 1: torch.save(S, out)
     dist.destroy_process_group()
+
+def eval_worker(rank, W, port, cfg, sd, recs, out):
+    "One of W gloo processes evaluating (`evaluate`, sharded): rank 0 saves the metrics and every rank's count of encoded images."
+    from hat_nb.evaluate import evaluate
+    from hat_nb.model import HATModel, load_tokenizer
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    dist.init_process_group('gloo', rank=rank, world_size=W)
+    m = HATModel(cfg); m.load_state_dict(sd)
+    seen, encode_images = [0], m.encode_images
+    def counting(x):
+        seen[0] += len(x)
+        return encode_images(x)
+    m.encode_images = counting
+    res = evaluate(m, recs, load_tokenizer(cfg), scoring=('i2t', 't2i'), batch_size=4, progress=False, verbose=False)
+    counts = [None] * W
+    dist.all_gather_object(counts, seen[0])
+    if rank == 0: torch.save(dict(res=res, counts=counts), out)
+    dist.destroy_process_group()

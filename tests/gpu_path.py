@@ -14,13 +14,29 @@ def paper_tiny(data, epochs):
                   freeze_txt_epochs=0, max_steps_per_epoch=3, num_workers=0, log_every=1,
                   **{f'model.{k}': v for k, v in asdict(tiny_config()).items()})
 
+def capture_only():
+    """`nn.Module.compile` with the backend 'aot_eager': dynamo's graph capture and AOTAutograd's forward and backward
+    graphs, which inductor would receive on a GPU, without inductor's C++ code for this CPU (minutes on 2 cores; a GPU
+    runs Triton code instead)."""
+    compile, aot_eager = torch.nn.Module.compile, torch._dynamo.lookup_backend('aot_eager')
+    def backend(gm, inputs):                    # counts the graphs dynamo captures, then hands them to AOTAutograd
+        GRAPHS.append(type(gm).__name__)
+        return aot_eager(gm, inputs)
+    def compiled(self, *a, **kw):
+        COMPILED.append(type(self).__name__)
+        return compile(self, *a, **{**kw, 'backend': backend})
+    torch.nn.Module.compile = compiled
+
+COMPILED, GRAPHS = [], []
+
 if __name__ == '__main__':
     from hat_nb.evaluate import amp_dtype
+    capture_only()
     from hat_nb.train import train
     data, out, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3])
     mc, tc = paper_tiny(data, epochs)
     train(mc, tc, out, progress=False)
-    res = dict(amp=str(amp_dtype('cpu', tc.amp)))
+    res = dict(amp=str(amp_dtype('cpu', tc.amp)), compiled=COMPILED, graphs=len(GRAPHS))
     if sys.argv[4:] == ['fixed-batch']:        # the trainer's step on one batch: the loss of a model that learns it falls
         from hat_nb.data import CaptionDataset, Collate, eval_transform, find_karpathy_json, read_karpathy
         from hat_nb.model import HATModel, load_tokenizer

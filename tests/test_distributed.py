@@ -2,7 +2,7 @@
 import socket
 import pytest, torch
 import torch.multiprocessing as mp
-from dist_workers import loss_worker, score_worker
+from dist_workers import eval_worker, loss_worker, score_worker
 from hat_nb.evaluate import score_all
 from hat_nb.loss import infonce_loss, vsepp_loss
 from hat_nb.config import tiny_config
@@ -71,3 +71,20 @@ def test_sharded_scoring_equals_one_process(setup, tmp_path):
     S2 = torch.load(out)
     assert S2.shape == (7, 8)
     torch.testing.assert_close(S2, ref, rtol=0, atol=1e-6)
+
+def test_evaluation_shared_among_processes(tmp_path):
+    """`evaluate` under 2 processes (as validation runs under torchrun): each encodes only its share of the 9 images (5 and
+    4, plus two blank images: the memory plan's and the buffers' probes of the token counts), and the metrics equal one
+    process's."""
+    from hat_nb.data import make_fixture, read_karpathy
+    from hat_nb.evaluate import evaluate
+    torch.manual_seed(0)
+    cfg = tiny_config()
+    m = HATModel(cfg)
+    recs = read_karpathy(make_fixture(tmp_path/'data', 'flickr', n=9)/'dataset_flickr.json')
+    ref = evaluate(m, recs, load_tokenizer(cfg), scoring=('i2t', 't2i'), batch_size=4, progress=False, verbose=False)
+    out = tmp_path/'e.pt'
+    mp.start_processes(eval_worker, args=(2, free_port(), cfg, m.state_dict(), recs, out), nprocs=2, join=True, start_method='spawn')
+    r = torch.load(out, weights_only=False)
+    assert r['counts'] == [5 + 2, 4 + 2], r['counts']
+    assert r['res'] == ref, (r['res'], ref)

@@ -176,8 +176,7 @@ def test_paper_gpu_configuration_on_the_cpu(tmp_path):
     taken by the CPU (HAT_NB_CPU_AS_CUDA=1): finite losses, the loss of a fixed batch falling, a scaler that ran (its
     scale backed off from 65,536), and a run resumed from its epoch-1 checkpoint equal to the uninterrupted run."""
     data = make_fixture(tmp_path/'data', 'flickr', n=24)
-    env = dict(os.environ, HAT_NB_CPU_AS_CUDA='1', TORCHINDUCTOR_CACHE_DIR=str(tmp_path/'inductor'), CUDA_VISIBLE_DEVICES='')
-    env.pop('ATEN_CPU_CAPABILITY')   # inductor's fp16 CPU kernels fail to run under the pinned AVX2 dispatch (torch 2.14)
+    env = dict(os.environ, HAT_NB_CPU_AS_CUDA='1', CUDA_VISIBLE_DEVICES='')
     go = lambda *a: subprocess.run([sys.executable, str(ROOT/'tests/gpu_path.py'), str(data), *map(str, a)], cwd=ROOT,
                                    capture_output=True, text=True, timeout=600, env=env)
     r = go(tmp_path/'run', 2, 'fixed-batch')
@@ -186,7 +185,7 @@ def test_paper_gpu_configuration_on_the_cpu(tmp_path):
     assert res['amp'] == 'torch.float16' and res['scale'] < 65536.0, res
     fixed = res['fixed_batch']
     assert all(math.isfinite(l) for l in fixed) and sum(fixed[-4:]) / 4 < sum(fixed[:4]) / 4 - 0.3, fixed
-    assert any((tmp_path/'inductor').rglob('*.so')), 'the towers were not compiled'
+    assert res['compiled'][:2] == ['ImageTower', 'TextTower'] and res['graphs'] >= 2, res   # both towers, captured
     log = lambda d: [{k: v for k, v in json.loads(l).items() if k != 'seconds'} for l in (d/'log.jsonl').read_text().splitlines()]
     steps = [l['loss'] for l in log(tmp_path/'run') if l['kind'] == 'step']
     assert len(steps) == 6 and all(math.isfinite(l) for l in steps), steps
