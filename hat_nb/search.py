@@ -408,6 +408,7 @@ def search_captions(image, captions, model_dir, k=5, device="cpu") -> list[tuple
     img = model.encode_images(eval_transform(model.cfg.img_size)(load_rgb(image))[None].to(device))
     ids, mask = Collate(tok, model.cfg.max_len).tokenize(captions)
     txt, mask = model.encode_texts(ids.to(device), mask.to(device))
-    s = model.similarity(img, txt, mask)[0].cpu()
+    with device_scope(device):
+        s = model.similarity(img, txt, mask)[0].cpu()
     top = s.topk(min(k, len(captions)))
     return [(captions[i], round(v, 4)) for v, i in zip(top.values.tolist(), top.indices.tolist())]
