@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_pipeline.ipynb #c881f42f
 from __future__ import annotations
-import ast, json, re, sys
+import ast, json, os, re, sys, tempfile
 from collections import Counter
 from pathlib import Path
 import yaml
@@ -264,25 +264,39 @@ def run_stage(stage, dataset=None, params_file="params.yaml", nb_dir="pipelines"
             given.get("overrides") or {}, root, f"{where}:catalog.{dataset}.overrides"
         )  # a checkpoint brings its own
     check_stage_values(stage, given, root, where)
-    import os
-
     os.environ.update(cpu_numerics_env(allp.get("cpu_numerics", "pinned")))  # the notebook kernel starts with these
     out = root / (dataset_paths(dataset)["notebooks"] if dataset else "reports")
     out.mkdir(parents=True, exist_ok=True)
     from hat_nb.config import optional_import
 
     pm = optional_import("papermill")  # (only now: every check above answers without loading papermill or torch)
-    pm.execute_notebook(
-        str(nb),
-        str(out / f"{stage}.ipynb"),
-        parameters=given,
-        kernel_name="python3",
-        cwd=str(root),
-        progress_bar=False,
-        stdout_file=sys.stdout,
-        stderr_file=sys.stderr,  # the notebook's prints and progress bars, live
-        extra_arguments=["--IPKernelApp.log_level=ERROR"],
-    )  # the kernel, on 127.0.0.1 only, would warn of unencrypted TCP
+    with tempfile.TemporaryDirectory(prefix="hat_nb-kernel-") as sockets:
+        pm.execute_notebook(
+            str(nb),
+            str(out / f"{stage}.ipynb"),
+            parameters=given,
+            kernel_name="python3",
+            cwd=str(root),
+            progress_bar=False,
+            stdout_file=sys.stdout,
+            stderr_file=sys.stderr,  # the notebook's prints and progress bars, live
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],  # the kernel, on 127.0.0.1 only, would warn of plain TCP
+            **_kernel_transport(sockets),
+        )
+
+
+def _kernel_transport(sockets: str) -> dict:
+    """The notebook kernel's channels as Unix sockets in the folder `sockets` (POSIX), not TCP ports: jupyter_client
+    picks a free port by binding and releasing it, and another process may take it before the kernel binds it."""
+    if os.name != "posix":
+        return {}
+    from jupyter_client.manager import AsyncKernelManager
+
+    class SocketKernelManager(AsyncKernelManager):
+        def __init__(self, **kw):
+            super().__init__(**{"transport": "ipc", "ip": str(Path(sockets) / "kernel"), **kw})
+
+    return dict(kernel_manager_class=SocketKernelManager)
 
 # %% ../nbs/10_pipeline.ipynb #44553d3e
 def _device_problem(v) -> str | None:
