@@ -160,6 +160,8 @@ def _index(a):
     from hat_nb.search import build_index
 
     r = build_index(a.images_dir, a.model, a.out, batch_size=a.batch_size, shard_size=a.shard_size, device=a.device)
+    if r is None:  # another torchrun process: process 0 wrote the index and reports it
+        return
     print(
         f"indexed {r['indexed']} image(s) into {r['out']} ({r['encoded']} encoded, {r['reused']} unchanged, "
         f"{r['removed']} removed); "
@@ -211,6 +213,22 @@ def _search_text(a):
     else:
         for c, s in hits:
             print(f"{s:8.4f}  {c}")
+
+
+def _serve(a):
+    from hat_nb.config import optional_import
+
+    optional_import("tornado")  # the `serve` extra
+    if not Path(a.index_dir).is_dir():
+        raise FileNotFoundError(
+            f"{a.index_dir}: not a complete index (no such folder); build one with `hat-nb index IMAGES --model MODEL "
+            f"--out {a.index_dir}`"
+        )
+    if a.captions is not None:
+        _need_file(a.captions, "caption file not found")
+    from hat_nb.serve import serve
+
+    serve(a.index_dir, a.model, a.captions, a.host, a.port, a.device, a.workers, a.queue)
 
 # %% ../nbs/11_cli.ipynb #6d0b3766
 def _gpu_check(a):
@@ -320,7 +338,7 @@ def _training_parsers(sub):
 
 # %% ../nbs/11_cli.ipynb #e02ec011
 def _search_parsers(sub):
-    "`index`, `search`, `search-text`: searching your own images and captions."
+    "`index`, `search`, `search-text`, `serve`: searching your own images and captions."
     i = sub.add_parser("index", help="encode a folder of images into a search index")
     i.add_argument("images_dir")
     i.add_argument("--model", required=True, help="model directory (save_pretrained format)")
@@ -353,6 +371,29 @@ def _search_parsers(sub):
     st.add_argument("--device", default="cpu")
     st.add_argument("--json", action="store_true")
     st.set_defaults(fn=_search_text)
+    sv = sub.add_parser(
+        "serve", help="a web page and JSON API over an index: search, why each image matched, image -> text"
+    )
+    sv.add_argument("index_dir", help="an index written by `hat-nb index`")
+    sv.add_argument("--model", default=None, help="model directory (default: the one the index was built with)")
+    sv.add_argument(
+        "--captions", default=None, help="text file, one caption per line, for image -> text (default: none)"
+    )
+    sv.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1, this machine only; another address exposes the images to the "
+        "network, without login)",
+    )
+    sv.add_argument("--port", type=_nonneg_int, default=8000, help="port (default: 8000; 0: any free port)")
+    sv.add_argument("--device", default="cpu", help="device of the model (default: cpu)")
+    sv.add_argument(
+        "--workers", type=_positive_int, default=None, help="requests answered at once (default: one per core)"
+    )
+    sv.add_argument(
+        "--queue", type=_nonneg_int, default=16, help="requests waiting beyond those; more get HTTP 503 (default: 16)"
+    )
+    sv.set_defaults(fn=_serve)
 
 
 def _gpu_parser(sub):

@@ -152,6 +152,7 @@ EXTRAS = {
     "matplotlib": "pipeline",
     "seaborn": "pipeline",
     "dvc": "pipeline",
+    "tornado": "serve",
 }  # optional module -> the extra of settings.ini that installs it
 
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_search.ipynb #cell-02
 from __future__ import annotations
-import hashlib, json, os, shutil
+import hashlib, json, os, shutil, threading
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .data import Collate, DatasetError, atomic_write, eval_transform, load_rgb, write_json
+from .distributed import PROCESS_GROUP_TIMEOUT, shard_rows, world
 from .kernels import device_scope
 from .model import from_pretrained, load_tokenizer
 
@@ -98,14 +99,18 @@ def _check_finite_tokens(levels, rels):
 @torch.no_grad()
 def _encode_shards(todo, part: Path, plan: dict, model, tf, batch_size, shard_size, device, progress):
     """Encode `todo` [(relative path, file)] in shards under `part`; finished shards of the same `plan` are not encoded
-    again."""
-    pf = part / "plan.json"
-    if pf.is_file() and json.loads(pf.read_text()) != plan:  # a different build was interrupted here: restart
-        shutil.rmtree(part)
-    part.mkdir(parents=True, exist_ok=True)
-    pf.write_text(json.dumps(plan))
-    bar = tqdm(total=len(todo), desc="indexing", unit="img", disable=not progress)
-    for s in range(0, len(todo), shard_size):
+    again. Under torchrun each process encodes its share of the shards (`shard_rows` of the shard numbers)."""
+    pf, (rank, W) = part / "plan.json", world()
+    if rank == 0:
+        if pf.is_file() and json.loads(pf.read_text()) != plan:  # a different build was interrupted here: restart
+            shutil.rmtree(part)
+        part.mkdir(parents=True, exist_ok=True)
+        pf.write_text(json.dumps(plan))
+    _barrier()  # the others start when the folder is ready
+    lo, hi = shard_rows(-(-len(todo) // shard_size), rank, W)
+    mine = range(lo * shard_size, min(hi * shard_size, len(todo)), shard_size)
+    bar = tqdm(total=len(todo[mine.start : mine.stop]), desc="indexing", unit="img", disable=not progress or rank > 0)
+    for s in mine:
         sf, chunk = part / f"shard_{s // shard_size:05d}.npz", todo[s : s + shard_size]
         if sf.is_file():
             bar.update(len(chunk))
@@ -128,7 +133,13 @@ def _encode_shards(todo, part: Path, plan: dict, model, tf, batch_size, shard_si
         arrs = {f"L{i}": torch.cat(l).numpy() for i, l in enumerate(zip(*feats))} if feats else {}
         atomic_write(sf, lambda p: _save_npz(p, paths=np.array(keep, dtype=str), bad=np.array(sbad, dtype=str), **arrs))
     bar.close()
+    _barrier()  # every shard written
     return sorted(part.glob("shard_*.npz"))
+
+
+def _barrier():
+    if world()[1] > 1:
+        torch.distributed.barrier()
 
 # %% ../nbs/08_search.ipynb #5e2bd093
 class _NpyRows:
@@ -243,8 +254,30 @@ def _check_index_out(out: Path, images: Path, model_dir):
         )
 
 # %% ../nbs/08_search.ipynb #edb25122
+def _join_processes(device: str) -> str:
+    """Under torchrun (`WORLD_SIZE` > 1), join the process group (NCCL on CUDA, one GPU per process; else gloo); this
+    process's device."""
+    W = int(os.environ.get("WORLD_SIZE", 1))
+    if W == 1:
+        return device
+    cuda = device.startswith("cuda")
+    if cuda:
+        if ":" in device:
+            raise ValueError(
+                f"device={device!r} names one GPU, but {W} processes were started: use --device cuda (process k takes "
+                "GPU LOCAL_RANK k)"
+            )
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        torch.cuda.set_device(device)
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if cuda else "gloo", timeout=PROCESS_GROUP_TIMEOUT)
+    return device
+
+
 def build_index(images_dir, model_dir, out_dir, batch_size=64, shard_size=1024, device="cpu", progress=True) -> dict:
-    "Encode every image under `images_dir` into a search index at `out_dir`, or update the index there."
+    """Encode every image under `images_dir` into a search index at `out_dir`, or update the index there. Under torchrun
+    the processes share the encoding and process 0 writes the index (the others return `None`)."""
+    device = _join_processes(device)
     out, part = Path(out_dir), Path(str(out_dir) + ".partial")
     root = Path(images_dir).resolve()
     _check_index_out(out, root, model_dir)
@@ -259,6 +292,8 @@ def build_index(images_dir, model_dir, out_dir, batch_size=64, shard_size=1024, 
     shards = _encode_shards(
         todo, part, plan, model, eval_transform(model.cfg.img_size), batch_size, shard_size, device, progress
     )
+    if world()[0] > 0:
+        return None
     new, bad = set(), []
     for sf in shards:
         with np.load(sf) as z:
@@ -330,7 +365,8 @@ def _open_index(d: Path, n: int, n_levels: int, rebuild: str) -> tuple:
 
 # %% ../nbs/08_search.ipynb #cell-06
 class Searcher:
-    "A loaded index plus its model: `query(text, k, prefilter)` for text→image search."
+    """A loaded index plus its model: `query(text, k, prefilter)` for text→image search; one `Searcher` may answer
+    several threads at once."""
 
     def __init__(self, index_dir, model_dir=None, device="cpu"):
         d = Path(index_dir)
@@ -343,14 +379,15 @@ class Searcher:
                 f"{model_dir}; rebuild the index or pass the model it was built with"
             )
         self.model, self.device = from_pretrained(model_dir).to(device), device
-        self.tok = load_tokenizer(self.model.cfg)
+        self.tok, self._tok_lock = load_tokenizer(self.model.cfg), threading.Lock()
         rebuild = f"rebuild it with `hat-nb index {self.root} --model {model_dir} --out {d}`"
         self.index, self.tokens = _open_index(d, len(self.meta["paths"]), self.meta["n_levels"], rebuild)
         self.paths = [str(self.root / p) for p in self.meta["paths"]]  # stored relative to the indexed folder
 
     @torch.no_grad()
     def encode_text(self, texts):
-        ids, mask = Collate(self.tok, self.model.cfg.max_len).tokenize(texts)
+        with self._tok_lock:  # a fast tokenizer refuses calls from two threads at once ("Already borrowed")
+            ids, mask = Collate(self.tok, self.model.cfg.max_len).tokenize(texts)
         feats, mask = self.model.encode_texts(ids.to(self.device), mask.to(self.device))
         return feats, mask
 
@@ -359,12 +396,17 @@ class Searcher:
         device."""
         return [torch.from_numpy(np.ascontiguousarray(t[rows])).to(self.device).float() for t in self.tokens]
 
-    @torch.no_grad()
     def query(self, text, k=10, prefilter=100, block=4096) -> list[tuple[str, float]]:
-        """Top `k` images for `text`: FAISS top `prefilter` by pooled embedding (0: score all, `block` images at a
-        time), re-ranked by the full HAT score."""
+        """Top `k` images for `text` as (path, score): FAISS top `prefilter` by pooled embedding (0: score all, `block`
+        images at a time; widened to `k` when smaller), re-ranked by the full HAT score."""
+        rows, scores = self.search(text, k, prefilter, block)
+        return [(self.paths[i], v) for i, v in zip(rows, scores)]
+
+    @torch.no_grad()
+    def search(self, text, k=10, prefilter=100, block=4096) -> tuple[list[int], list[float]]:
+        "`query`'s answer as row numbers of the index (`meta['paths']` order) and scores."
         feats, mask = self.encode_text([text])
-        n = len(self.paths)
+        n, prefilter = len(self.paths), prefilter and max(prefilter, k)
         if prefilter and prefilter < n:
             _, cand = self.index.search(pooled(feats, mask).cpu().numpy().astype("float32"), prefilter)
             cand = np.sort(cand[0][cand[0] >= 0])
@@ -385,7 +427,7 @@ class Searcher:
                 "model that is"
             )
         top = s.topk(min(k, len(cand)))
-        return [(self.paths[cand[i]], round(v, 4)) for v, i in zip(top.values.tolist(), top.indices.tolist())]
+        return [int(cand[i]) for i in top.indices.tolist()], [round(v, 4) for v in top.values.tolist()]
 
 # %% ../nbs/08_search.ipynb #965c1430
 @torch.no_grad()

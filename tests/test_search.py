@@ -119,3 +119,19 @@ def test_first_stage_index_by_collection_size():
     small, large = hs.first_stage_index(8, hs.FLAT_MAX), hs.first_stage_index(8, hs.FLAT_MAX + 1)
     assert isinstance(small, faiss.IndexFlatIP) and isinstance(large, faiss.IndexHNSWFlat)
     assert large.metric_type == faiss.METRIC_INNER_PRODUCT
+
+@pytest.mark.slow
+def test_index_shared_by_two_processes(setup):
+    "`torchrun --nproc_per_node 2 hat-nb index` (gloo on the CPU) writes the index one process writes: same rows, same answers."
+    tmp, model, imgs = setup
+    one = hs.build_index(imgs, model, tmp/'one', shard_size=3, progress=False)
+    r = run(sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', HAT, 'index', imgs,
+            '--model', model, '--out', tmp/'two', '--shard-size', '3')
+    assert r.stdout.count('indexed 9 image(s)') == 1, r.stdout                     # process 0 reports, once
+    assert not (tmp/'two.partial').exists()
+    a, b = hs.Searcher(tmp/'one'), hs.Searcher(tmp/'two')
+    assert a.meta['paths'] == b.meta['paths'] and one['indexed'] == 9
+    for l in range(a.meta['n_levels']):
+        np.testing.assert_array_equal(np.load(tmp/'one'/f'tokens_L{l}.npy'), np.load(tmp/'two'/f'tokens_L{l}.npy'))
+    for q in ('image number 4', 'a red square'):
+        assert a.query(q, k=5) == b.query(q, k=5)
