@@ -228,7 +228,7 @@ def _serve(a):
         _need_file(a.captions, "caption file not found")
     from hat_nb.serve import serve
 
-    serve(a.index_dir, a.model, a.captions, a.host, a.port, a.device, a.workers, a.queue)
+    serve(a.index_dir, a.model, a.captions, a.host, a.port, a.device, a.workers, a.queue, a.processes)
 
 # %% ../nbs/11_cli.ipynb #6d0b3766
 def _gpu_check(a):
@@ -388,10 +388,16 @@ def _search_parsers(sub):
     sv.add_argument("--port", type=_nonneg_int, default=8000, help="port (default: 8000; 0: any free port)")
     sv.add_argument("--device", default="cpu", help="device of the model (default: cpu)")
     sv.add_argument(
-        "--workers", type=_positive_int, default=None, help="requests answered at once (default: one per core)"
+        "--processes", type=_positive_int, default=None, help="server processes (default: one per core; 1 on a GPU)"
     )
     sv.add_argument(
-        "--queue", type=_nonneg_int, default=16, help="requests waiting beyond those; more get HTTP 503 (default: 16)"
+        "--workers", type=_positive_int, default=4, help="requests each process answers at once (default: 4)"
+    )
+    sv.add_argument(
+        "--queue",
+        type=_nonneg_int,
+        default=16,
+        help="requests each process queues beyond those; more get HTTP 503 (default: 16)",
     )
     sv.set_defaults(fn=_serve)
 

@@ -402,10 +402,13 @@ class Searcher:
         rows, scores = self.search(text, k, prefilter, block)
         return [(self.paths[i], v) for i, v in zip(rows, scores)]
 
-    @torch.no_grad()
     def search(self, text, k=10, prefilter=100, block=4096) -> tuple[list[int], list[float]]:
         "`query`'s answer as row numbers of the index (`meta['paths']` order) and scores."
-        feats, mask = self.encode_text([text])
+        return self.rank(*self.encode_text([text]), k, prefilter, block, text)
+
+    @torch.no_grad()
+    def rank(self, feats, mask, k=10, prefilter=100, block=4096, text=None) -> tuple[list[int], list[float]]:
+        "`search` for one text already encoded (`encode_text` of it: level features and mask)."
         n, prefilter = len(self.paths), prefilter and max(prefilter, k)
         if prefilter and prefilter < n:
             _, cand = self.index.search(pooled(feats, mask).cpu().numpy().astype("float32"), prefilter)

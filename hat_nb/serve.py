@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-import tornado.httpserver, tornado.ioloop, tornado.netutil, tornado.web
+import tornado.httpserver, tornado.ioloop, tornado.netutil, tornado.process, tornado.web
 import torch
 from PIL import Image
 
@@ -61,6 +61,38 @@ def _query_arg(args: dict) -> str:
         raise RequestError(f"q: {len(q)} characters, over the limit of {LIMITS['query_chars']}")
     return q
 
+# %% ../nbs/08a_serve.ipynb #351620ec
+class _TextBatcher:
+    "`encode(searcher, text)` from several threads: the texts waiting at one moment encoded in one forward pass."
+
+    def __init__(self, max_batch=32):
+        self.max_batch, self._lock, self._turn, self._waiting = max_batch, threading.Lock(), threading.Lock(), []
+
+    def encode(self, searcher, text):
+        "`searcher.encode_text([text])`, possibly computed in one pass with other threads' texts."
+        item = [searcher, text, None]  # the answer lands in item[2]
+        with self._lock:
+            self._waiting.append(item)
+        while item[2] is None:
+            with self._turn:  # one pass at a time: it takes whatever waits, this item included unless the batch is full
+                if item[2] is None:
+                    self._run(searcher)
+        if isinstance(item[2], Exception):
+            raise item[2]
+        return item[2]
+
+    def _run(self, searcher):
+        with self._lock:
+            batch = [w for w in self._waiting if w[0] is searcher][: self.max_batch]
+            self._waiting = [w for w in self._waiting if not any(w is b for b in batch)]
+        try:
+            feats, mask = searcher.encode_text([b[1] for b in batch])
+            for j, b in enumerate(batch):
+                b[2] = ([f[j : j + 1] for f in feats], mask[j : j + 1])
+        except Exception as e:  # every request of the batch gets the error
+            for b in batch:
+                b[2] = e
+
 # %% ../nbs/08a_serve.ipynb #ad2b6c76
 class SearchService:
     """What the app answers, without HTTP: the model, the index and the captions loaded once and shared by every
@@ -72,7 +104,7 @@ class SearchService:
         self.model_dir = model_dir or self.searcher.meta["model_dir"]  # a new index must come from this model
         self.version = self.stamp[1] % 10**9  # the ids of one index: a page sends it back with each id
         self.captions, self._caps = self._encode_captions(captions)
-        self._thumbs, self._thumb_lock = OrderedDict(), threading.Lock()
+        self._thumbs, self._thumb_lock, self._batcher = OrderedDict(), threading.Lock(), _TextBatcher()
         self.last_refresh_error = None
 
     def _stamp(self):
@@ -156,7 +188,7 @@ def _search(self, args: dict) -> dict:
             f"prefilter: 0 scores all {n} images, over the limit of {LIMITS['prefilter']}; give a number"
         )
     t = time.perf_counter()
-    rows, scores = s.search(q, k, pre)
+    rows, scores = s.rank(*self._batcher.encode(s, q), k, pre, text=q)
     return dict(
         query=q,
         k=k,
@@ -424,8 +456,34 @@ class _NotFound(_Handler):
         raise RequestError(f"not found: {self.request.path[:80]}", 404)
 
 # %% ../nbs/08a_serve.ipynb #51c480bc
-_INDEX_HTML = '<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">\n<title>HAT search</title><link rel="stylesheet" href="app.css"></head>\n<body>\n<header><h1>HAT search</h1><span id="about"></span></header>\n<form id="search"><input id="q" name="q" placeholder="describe an image, e.g. a red heart" autofocus required maxlength="300">\n<label>k <input id="k" type="number" min="1" max="100" value="12"></label>\n<label title="candidates from the pooled first stage re-ranked by the full hierarchical score (0: score every image)">prefilter <input id="prefilter" type="number" min="0" value="100"></label>\n<button>Search</button></form>\n<p id="status" role="status"></p>\n<div id="grid"></div>\n<section id="detail" hidden><h2 id="dtitle"></h2><p id="dscore"></p><div id="maps"></div>\n<button id="capbtn" hidden>Captions for this image</button><ol id="dcaps"></ol></section>\n<section id="upload" hidden><h2>Image → text</h2><p>Rank the server\'s captions for an image of yours (read in memory, not stored):</p>\n<input id="file" type="file" accept="image/*"><ol id="ucaps"></ol></section>\n<script src="app.js"></script></body></html>\n'
-_APP_CSS = "body{font:15px/1.4 system-ui,sans-serif;margin:0 1.5rem 2rem;color:#222}\nheader{display:flex;align-items:baseline;gap:1rem}h1{font-size:1.4rem}#about{color:#666}\nform{display:flex;gap:.6rem;align-items:center;flex-wrap:wrap}#q{flex:1;min-width:16rem;font-size:1rem;padding:.35rem}\ninput[type=number]{width:5rem}#status{color:#555;min-height:1.2em}.err{color:#b00020}\n#grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:.8rem}\nfigure{margin:0;cursor:pointer;border:2px solid transparent;border-radius:6px;padding:4px}figure:hover,figure.sel{border-color:#3b6fd8}\nfigure img{width:100%;aspect-ratio:1;object-fit:contain;background:#f4f4f4}figcaption{font-size:.8rem;word-break:break-all}\n.level{margin:.6rem 0}.level h3{font-size:.95rem;margin:.2rem 0}.row{display:flex;gap:.5rem;flex-wrap:wrap}\n.word{text-align:center;font-size:.8rem}canvas{display:block;width:112px;height:112px;border-radius:4px}\nol{padding-left:1.6rem}\n"
+_INDEX_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>HAT search</title><link rel="icon" href="data:,"><link rel="stylesheet" href="app.css"></head>
+<body>
+<header><h1>HAT search</h1><span id="about"></span></header>
+<form id="search"><input id="q" name="q" placeholder="describe an image, e.g. a red heart" autofocus required maxlength="300">
+<label>k <input id="k" type="number" min="1" max="100" value="12"></label>
+<label title="candidates from the pooled first stage re-ranked by the full hierarchical score (0: score every image)">prefilter <input id="prefilter" type="number" min="0" value="100"></label>
+<button>Search</button></form>
+<p id="status" role="status"></p>
+<div id="grid"></div>
+<section id="detail" hidden><h2 id="dtitle"></h2><p id="dscore"></p><div id="maps"></div>
+<button id="capbtn" hidden>Captions for this image</button><ol id="dcaps"></ol></section>
+<section id="upload" hidden><h2>Image → text</h2><p>Rank the server's captions for an image of yours (read in memory, not stored):</p>
+<input id="file" type="file" accept="image/*"><ol id="ucaps"></ol></section>
+<script src="app.js"></script></body></html>
+"""  # noqa: E501 (the page's own lines)
+_APP_CSS = """body{font:15px/1.4 system-ui,sans-serif;margin:0 1.5rem 2rem;color:#222}
+header{display:flex;align-items:baseline;gap:1rem}h1{font-size:1.4rem}#about{color:#666}
+form{display:flex;gap:.6rem;align-items:center;flex-wrap:wrap}#q{flex:1;min-width:16rem;font-size:1rem;padding:.35rem}
+input[type=number]{width:5rem}#status{color:#555;min-height:1.2em}.err{color:#b00020}
+#grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:.8rem}
+figure{margin:0;cursor:pointer;border:2px solid transparent;border-radius:6px;padding:4px}figure:hover,figure.sel{border-color:#3b6fd8}
+figure img{width:100%;aspect-ratio:1;object-fit:contain;background:#f4f4f4}figcaption{font-size:.8rem;word-break:break-all}
+.level{margin:.6rem 0}.level h3{font-size:.95rem;margin:.2rem 0}.row{display:flex;gap:.5rem;flex-wrap:wrap}
+.word{text-align:center;font-size:.8rem}canvas{display:block;width:112px;height:112px;border-radius:4px}
+ol{padding-left:1.6rem}
+"""  # noqa: E501
 
 # %% ../nbs/08a_serve.ipynb #565b7de3
 _APP_JS = r""""use strict";
@@ -465,7 +523,9 @@ async function search(ev) {
     $("detail").hidden = true;
   } catch (e) { status(e.message, true); }
 }
-function heat(t) { return [Math.round(255 * Math.min(1, 1.8 * t)), Math.round(255 * Math.max(0, 1.6 * t - 0.6)), 40]; }
+const STOPS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];  // viridis
+function heat(t) { const x = Math.min(0.9999, Math.max(0, t)) * (STOPS.length - 1), i = Math.floor(x), f = x - i;
+  return STOPS[i].map((v, j) => Math.round(v + f * (STOPS[i + 1][j] - v))); }
 function drawMap(canvas, img, map, grid) {
   const ctx = canvas.getContext("2d"), W = canvas.width, H = canvas.height;
   ctx.drawImage(img, 0, 0, W, H);
@@ -473,7 +533,7 @@ function drawMap(canvas, img, map, grid) {
   const small = document.createElement("canvas"); small.width = cols; small.height = rows;
   const sctx = small.getContext("2d"), px = sctx.createImageData(cols, rows);
   map.forEach((v, i) => { const t = hi > lo ? (v - lo) / (hi - lo) : 0, c = heat(t);
-    px.data.set([c[0], c[1], c[2], Math.round(40 + 170 * t)], 4 * i); });
+    px.data.set([c[0], c[1], c[2], Math.round(70 + 130 * t)], 4 * i); });
   sctx.putImageData(px, 0, 0);
   ctx.imageSmoothingEnabled = true; ctx.drawImage(small, 0, 0, W, H);
   canvas.dataset.drawn = "1";
@@ -482,7 +542,9 @@ async function explain(id, fig) {
   document.querySelectorAll("figure.sel").forEach((f) => f.classList.remove("sel")); fig.classList.add("sel");
   try {
     const p = new URLSearchParams({q: lastQuery, id, v: version});
-    const [r, img] = await Promise.all([api("api/explain?" + p), loadImage(`api/thumb/${id}?size=224&crop=1&v=${version}`)]);
+    const crop = `api/thumb/${id}?size=224&crop=1&v=${version}`;
+    const [r, img] = await Promise.all([api("api/explain?" + p), loadImage(crop)]);
+    $("maps").dataset.image = crop;
     current = id;
     $("dtitle").textContent = r.path;
     $("dscore").textContent = r.levels.map((l) => `level ${l.level} (image stage ${l.image_stage}, text layer ${l.text_layer}) ${l.score.toFixed(3)}`).join(" + ") + ` = ${r.score.toFixed(3)}`;
@@ -509,7 +571,7 @@ $("file").addEventListener("change", async () => {
 });
 $("search").addEventListener("submit", search);
 init().catch((e) => status(e.message, true));
-"""
+"""  # noqa: E501
 PAGE = {
     "": (_INDEX_HTML, "text/html; charset=utf-8"),
     "app.js": (_APP_JS, "text/javascript; charset=utf-8"),
@@ -518,13 +580,18 @@ PAGE = {
 
 # %% ../nbs/08a_serve.ipynb #e06a09b5
 class ServeApp:
-    """The web app over a `SearchService`: `workers` threads answer at once, up to `queue` more wait, further requests
-    get 503 with Retry-After at once; the index is checked for a replacement every `refresh_s` seconds."""
+    """The web app over a `SearchService`: `workers` threads answer at once (`threads`: torch's threads in each, default
+    torch's), up to `queue` more wait, further requests get 503 with Retry-After at once; the index is checked for a
+    replacement every `refresh_s` seconds."""
 
-    def __init__(self, service: SearchService, host="127.0.0.1", workers=2, queue=16, refresh_s=1.0):
-        self.service, self.loopback, self.refresh_s = service, host in _LOOPBACK, refresh_s
-        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="hat-nb-serve")
+    def __init__(self, service: SearchService, host="127.0.0.1", workers=2, queue=16, refresh_s=1.0, threads=None):
+        self.service, self.loopback, self.refresh_s, self.threads = service, host in _LOOPBACK, refresh_s, threads
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="hat-nb-serve", initializer=self._thread_start)
         self.capacity, self.pending, self._refreshing = workers + queue, 0, False
+
+    def _thread_start(self):
+        if self.threads:  # torch's threads of this worker thread (OpenMP and MKL keep the setting per thread)
+            torch.set_num_threads(self.threads)
 
     def routes(self) -> tornado.web.Application:
         kw = dict(app=self)
@@ -540,9 +607,9 @@ class ServeApp:
             log_function=_log_request,
         )
 
-    def listen(self, host="127.0.0.1", port=8000) -> tuple[tornado.httpserver.HTTPServer, int]:
-        "Start serving on `host`:`port` (0: a free port) in the running event loop; (server, port)."
-        socks = tornado.netutil.bind_sockets(port, host)
+    def listen(self, host="127.0.0.1", port=8000, socks=None) -> tuple[tornado.httpserver.HTTPServer, int]:
+        "Serve on `host`:`port` (0: a free port) or on bound `socks`, in the running event loop; (server, port)."
+        socks = socks or tornado.netutil.bind_sockets(port, host)
         server = tornado.httpserver.HTTPServer(
             self.routes(), max_body_size=LIMITS["body_bytes"] + 2**16, idle_connection_timeout=60, body_timeout=30
         )
@@ -594,37 +661,61 @@ async def _listen(app, host="127.0.0.1", port=0):
     return app.listen(host, port)
 
 
-def serve(index_dir, model_dir=None, captions=None, host="127.0.0.1", port=8000, device="cpu", workers=None, queue=16):
-    "`hat-nb serve`: the app in this process until Ctrl-C; `workers` threads (default: one per core)."
-    workers = workers or max(1, min(8, os.cpu_count() or 1))
-    torch.set_num_threads(
-        max(1, (os.cpu_count() or 1) // workers)
-    )  # the cores shared by the workers, not oversubscribed
-    service = SearchService(index_dir, model_dir, captions, device)
-    app = ServeApp(service, host, workers, queue)
-
-    async def main():
-        try:
-            _, p = app.listen(host, port)
-        except OSError as e:  # the port taken, an address not of this machine
-            raise ValueError(
-                f"cannot listen on {host}:{port} ({e.strerror or e}); choose another --port (0: any free one) or --host"
-            ) from None
-        where = f"http://{'[' + host + ']' if ':' in host else host}:{p}/"
-        n = len(service.searcher.paths)
-        print(f"serving {n} images of {service.searcher.root} at {where} ({workers} workers; Ctrl-C stops)", flush=True)
-        if not app.loopback:
-            print(
-                f"WARNING: listening on {host}, not this machine only: anyone who can reach port {p} can search and "
-                f"view the {n} indexed images of {service.searcher.root}"
-                + (f", read the {len(service.captions)} captions" if service.captions else "")
-                + " and send images to the model. There is no login.",
-                file=sys.stderr,
-                flush=True,
-            )
-        await asyncio.Event().wait()
-
+def serve(
+    index_dir,
+    model_dir=None,
+    captions=None,
+    host="127.0.0.1",
+    port=8000,
+    device="cpu",
+    workers=4,
+    queue=16,
+    processes=None,
+):
+    """`hat-nb serve`: the app until Ctrl-C, in `processes` processes (default: one per core on the CPU, one on a GPU)
+    sharing the port, the model and the index; each answers `workers` requests at once and queues `queue` more."""
+    processes = processes or ((os.cpu_count() or 1) if device == "cpu" else 1)
     try:
+        socks = tornado.netutil.bind_sockets(port, host)
+    except OSError as e:  # the port taken, an address not of this machine
+        raise ValueError(
+            f"cannot listen on {host}:{port} ({e.strerror or e}); choose another --port (0: any free one) or --host"
+        ) from None
+    service = SearchService(index_dir, model_dir, captions, device)  # loaded once: the processes share its memory
+    p, n, root = socks[0].getsockname()[1], len(service.searcher.paths), service.searcher.root
+    where = f"http://{'[' + host + ']' if ':' in host else host}:{p}/"
+    print(
+        f"serving {n} images of {root} at {where} ({processes} process(es) x {workers} workers; Ctrl-C stops)",
+        flush=True,
+    )
+    if host not in _LOOPBACK:
+        print(
+            f"WARNING: listening on {host}, not this machine only: anyone who can reach port {p} can search and view "
+            f"the {n} indexed images of {root}"
+            + (f", read the {len(service.captions)} captions" if service.captions else "")
+            + " and send images to the model. There is no login.",
+            file=sys.stderr,
+            flush=True,
+        )
+    try:
+        if processes > 1:
+            tornado.process.fork_processes(processes)  # from here on, in each child (the parent waits and restarts)
+        _one_thread_each()
+        app = ServeApp(service, host, workers, queue, threads=1)
+
+        async def main():
+            app.listen(socks=socks)
+            await asyncio.Event().wait()
+
         asyncio.run(main())
     except KeyboardInterrupt:
-        print("stopped", file=sys.stderr)
+        if tornado.process.task_id() in (None, 0):
+            print("stopped", file=sys.stderr)
+
+
+def _one_thread_each():
+    "Torch and FAISS on one thread in this process's threads: the cores go to the processes (and OpenMP is fork-safe)."
+    import faiss
+
+    torch.set_num_threads(1)
+    faiss.omp_set_num_threads(1)
