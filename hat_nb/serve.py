@@ -588,6 +588,7 @@ class ServeApp:
         self.service, self.loopback, self.refresh_s, self.threads = service, host in _LOOPBACK, refresh_s, threads
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="hat-nb-serve", initializer=self._thread_start)
         self.capacity, self.pending, self._refreshing = workers + queue, 0, False
+        self.parent, self.done = None, None  # `serve`'s processes: the supervisor's pid; set when it is gone
 
     def _thread_start(self):
         if self.threads:  # torch's threads of this worker thread (OpenMP and MKL keep the setting per thread)
@@ -614,10 +615,14 @@ class ServeApp:
             self.routes(), max_body_size=LIMITS["body_bytes"] + 2**16, idle_connection_timeout=60, body_timeout=30
         )
         server.add_sockets(socks)
+        self.done = asyncio.Event()
         tornado.ioloop.PeriodicCallback(self._check_index, 1000 * self.refresh_s).start()
         return server, socks[0].getsockname()[1]
 
     async def _check_index(self):
+        if self.parent is not None and os.getppid() != self.parent:  # the supervisor is gone (killed): so is this one
+            self.done.set()
+            return
         if self._refreshing:  # one reload at a time, beside the requests
             return
         self._refreshing = True
@@ -689,28 +694,33 @@ def serve(
         flush=True,
     )
     if host not in _LOOPBACK:
-        print(
-            f"WARNING: listening on {host}, not this machine only: anyone who can reach port {p} can search and view "
-            f"the {n} indexed images of {root}"
-            + (f", read the {len(service.captions)} captions" if service.captions else "")
-            + " and send images to the model. There is no login.",
-            file=sys.stderr,
-            flush=True,
-        )
+        print(_exposure_warning(host, p, service), file=sys.stderr, flush=True)
     try:
+        parent = os.getpid()
         if processes > 1:
             tornado.process.fork_processes(processes)  # from here on, in each child (the parent waits and restarts)
         _one_thread_each()
         app = ServeApp(service, host, workers, queue, threads=1)
+        app.parent = parent if os.getpid() != parent else None
 
         async def main():
             app.listen(socks=socks)
-            await asyncio.Event().wait()
+            await app.done.wait()
 
         asyncio.run(main())
     except KeyboardInterrupt:
         if tornado.process.task_id() in (None, 0):
             print("stopped", file=sys.stderr)
+
+
+def _exposure_warning(host, port, service) -> str:
+    s = service.searcher
+    return (
+        f"WARNING: listening on {host}, not this machine only: anyone who can reach port {port} can search and view "
+        f"the {len(s.paths)} indexed images of {s.root}"
+        + (f", read the {len(service.captions)} captions" if service.captions else "")
+        + " and send images to the model. There is no login."
+    )
 
 
 def _one_thread_each():

@@ -1,5 +1,5 @@
 "`hat-nb serve`: the JSON API over real HTTP, hostile requests, a burst of clients, and the page in headless Chromium."
-import http.client, io, json, os, socket, sys, threading
+import http.client, io, json, os, socket, sys, threading, time
 from pathlib import Path
 import pytest, torch
 from PIL import Image
@@ -159,3 +159,35 @@ def test_page_in_chromium(served, tmp_path):
         assert b.errors() == []
     finally:
         b.close()
+
+@pytest.mark.slow
+def test_cli_serves_from_several_processes(served):
+    "`hat-nb serve --processes 2`: forked after loading, both processes answer a burst; Ctrl-C stops them all."
+    import signal, subprocess
+    port, tmp = served
+    p = subprocess.Popen([str(Path(sys.executable).parent/'hat-nb'), 'serve', str(tmp/'idx'), '--port', '0', '--processes', '2'],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline()
+        assert '2 process(es)' in line, line + p.stderr.read()
+        new = int(line.split('http://127.0.0.1:')[1].split('/')[0])
+        out = []
+        def client(i):
+            out.append(request(new, 'GET', f'/api/search?q=image+number+{i}&k=2')[0])
+        ts = [threading.Thread(target=client, args=(i,)) for i in range(16)]
+        for t in ts: t.start()
+        for t in ts: t.join(60)
+        assert out == [200] * 16
+        kids = Path(f'/proc/{p.pid}/task/{p.pid}/children').read_text().split()
+        assert len(kids) == 2                                                   # a supervisor and two server processes
+        p.kill()                                                                # the supervisor killed: its processes follow
+        p.wait(20)
+        t0 = time.time()
+        def alive(pid):
+            try: return Path(f'/proc/{pid}/stat').read_text().split()[2] != 'Z'
+            except OSError: return False
+        while any(alive(k) for k in kids):
+            assert time.time() - t0 < 20, 'server processes outlived their supervisor'
+            time.sleep(0.2)
+    finally:
+        if p.poll() is None: p.kill(); p.wait(20)
