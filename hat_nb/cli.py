@@ -388,7 +388,10 @@ def _search_parsers(sub):
     sv.add_argument("--port", type=_nonneg_int, default=8000, help="port (default: 8000; 0: any free port)")
     sv.add_argument("--device", default="cpu", help="device of the model (default: cpu)")
     sv.add_argument(
-        "--processes", type=_positive_int, default=None, help="server processes (default: one per core; 1 on a GPU)"
+        "--processes",
+        type=_positive_int,
+        default=None,
+        help="server processes (default: one per core on Linux with --device cpu, else 1)",
     )
     sv.add_argument(
         "--workers", type=_positive_int, default=4, help="requests each process answers at once (default: 4)"

@@ -677,9 +677,14 @@ def serve(
     queue=16,
     processes=None,
 ):
-    """`hat-nb serve`: the app until Ctrl-C, in `processes` processes (default: one per core on the CPU, one on a GPU)
+    """`hat-nb serve`: the app until Ctrl-C, in `processes` processes (default: one per core on a Linux CPU, else one)
     sharing the port, the model and the index; each answers `workers` requests at once and queues `queue` more."""
-    processes = processes or ((os.cpu_count() or 1) if device == "cpu" else 1)
+    if (processes or 1) > 1 and (device != "cpu" or not sys.platform.startswith("linux")):
+        raise ValueError(
+            f"--processes {processes}: several processes are forked from one that holds the model, which works on "
+            "Linux with the model on the CPU only (a CUDA context cannot be forked); use --processes 1"
+        )
+    processes = processes or ((os.cpu_count() or 1) if device == "cpu" and sys.platform.startswith("linux") else 1)
     try:
         socks = tornado.netutil.bind_sockets(port, host)
     except OSError as e:  # the port taken, an address not of this machine

@@ -22,9 +22,19 @@ def setup(tmp_path_factory):
 
 @pytest.mark.slow
 def test_cli_index_and_search(setup):
+    """`hat-nb index` in two processes (`torchrun`, gloo on the CPU) writes the index one process writes (same rows, token
+    files byte for byte) and reports once; then `search` and `search-text` from the command line."""
     tmp, model, imgs = setup
-    out = run(HAT, 'index', imgs, '--model', model, '--out', tmp/'idx').stdout
-    assert 'indexed 9 image(s)' in out and 'skipped 1 non-image file(s)' in out and 'unreadable image skipped:' in out and 'broken.jpg' in out
+    hs.build_index(imgs, model, tmp/'one', shard_size=3, progress=False)
+    out = run(sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', HAT, 'index', imgs,
+              '--model', model, '--out', tmp/'idx', '--shard-size', '3').stdout
+    assert out.count('indexed 9 image(s)') == 1 and 'skipped 1 non-image file(s)' in out and 'unreadable image skipped:' in out and 'broken.jpg' in out
+    assert not (tmp/'idx.partial').exists()
+    a, b = hs.Searcher(tmp/'one'), hs.Searcher(tmp/'idx')
+    assert a.meta['paths'] == b.meta['paths'] and len(a.paths) == 9
+    for l in range(a.meta['n_levels']):
+        np.testing.assert_array_equal(np.load(tmp/'one'/f'tokens_L{l}.npy'), np.load(tmp/'idx'/f'tokens_L{l}.npy'))
+    assert a.query('image number 4', k=5) == b.query('image number 4', k=5)
     hits = json.loads(run(HAT, 'search', tmp/'idx', 'image number 4', '-k', '3', '--json').stdout)
     assert len(hits) == 3 and all(Path(h['path']).suffix == '.png' for h in hits)
     assert hits == sorted(hits, key=lambda h: -h['score'])
@@ -120,18 +130,3 @@ def test_first_stage_index_by_collection_size():
     assert isinstance(small, faiss.IndexFlatIP) and isinstance(large, faiss.IndexHNSWFlat)
     assert large.metric_type == faiss.METRIC_INNER_PRODUCT
 
-@pytest.mark.slow
-def test_index_shared_by_two_processes(setup):
-    "`torchrun --nproc_per_node 2 hat-nb index` (gloo on the CPU) writes the index one process writes: same rows, same answers."
-    tmp, model, imgs = setup
-    one = hs.build_index(imgs, model, tmp/'one', shard_size=3, progress=False)
-    r = run(sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', HAT, 'index', imgs,
-            '--model', model, '--out', tmp/'two', '--shard-size', '3')
-    assert r.stdout.count('indexed 9 image(s)') == 1, r.stdout                     # process 0 reports, once
-    assert not (tmp/'two.partial').exists()
-    a, b = hs.Searcher(tmp/'one'), hs.Searcher(tmp/'two')
-    assert a.meta['paths'] == b.meta['paths'] and one['indexed'] == 9
-    for l in range(a.meta['n_levels']):
-        np.testing.assert_array_equal(np.load(tmp/'one'/f'tokens_L{l}.npy'), np.load(tmp/'two'/f'tokens_L{l}.npy'))
-    for q in ('image number 4', 'a red square'):
-        assert a.query(q, k=5) == b.query(q, k=5)
