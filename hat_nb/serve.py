@@ -4,7 +4,7 @@
 
 # %% ../nbs/08a_serve.ipynb #1ce8d995
 from __future__ import annotations
-import asyncio, html, io, json, logging, os, sys, threading, time, traceback
+import asyncio, io, json, logging, os, sys, threading, time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
