@@ -368,9 +368,9 @@ def show_attention(image, att: dict, skip=("[CLS]", "[SEP]"), size=1.6, title=No
     from hat_nb.config import optional_import
 
     plt = optional_import("matplotlib.pyplot")
-    from PIL import Image
+    from hat_nb.data import as_rgb
 
-    img = image if isinstance(image, Image.Image) else Image.open(image).convert("RGB")
+    img = as_rgb(image)  # a path, a PIL image or a normalised tensor
     cols = [j for j, w in enumerate(att["words"]) if w not in skip]
     fig, axes = plt.subplots(
         len(att["maps"]), len(cols), figsize=(size * len(cols), size * len(att["maps"])), squeeze=False

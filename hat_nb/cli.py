@@ -83,21 +83,30 @@ def _get_data(a):
 
 def _get_weights(a):
     from hat_nb.pipeline import load_params
+    from hat_nb.config import PAPER_WEIGHTS
     from hat_nb.model import PRETRAINED, get_weights
 
     cat = load_params(a.params).get("catalog") or {}
-    paths = {k: v for e in cat.values() for k, v in ((e or {}).get("overrides") or {}).items() if k in PRETRAINED}
-    if not paths:
-        raise ValueError(f"{a.params}: no catalog entry names {' or '.join(PRETRAINED)} in its overrides")
+    paths = {f"model.{k}": v for k, v in PAPER_WEIGHTS.items()}  # where the paper recipes look for them
+    paths |= {k: v for e in cat.values() for k, v in ((e or {}).get("overrides") or {}).items() if k in PRETRAINED}
+    paths = {k: v for k, v in paths.items() if isinstance(v, str) and v.lower() != "none"}
     print(json.dumps(get_weights(paths, a.files), indent=1))
 
 
 def _check(a):
     from hat_nb.data import check
+    from hat_nb.pipeline import GET_DATA
 
     probs = check(a.data_dir, a.images, progress=True)
     for p in probs:
         print(p)
+    if probs and "dataset_*.json" in probs[0]:  # no dataset there yet: how to get one
+        how = GET_DATA.get(
+            Path(a.data_dir).name,
+            "`hat-nb get-data flickr30k|coco` (the paper's datasets) or "
+            "`hat-nb build-emoji DIR` (the demo); your own: a Karpathy-format dataset_NAME.json beside images/",
+        )
+        print(f"to get it: {how}")
     print(f"{a.data_dir}: {'OK' if not probs else f'{len(probs)} problem(s)'}")
     return 1 if probs else 0
 
@@ -111,13 +120,17 @@ def _recipe(a):
 
 
 def _train(a):
-    from hat_nb.config import recipe
+    from hat_nb.config import RECIPES, check_weights, recipe
     from hat_nb.data import find_karpathy_json
 
     over = _settings(a.set)
     if a.data:
         over["data_dir"] = a.data
     mc, tc = recipe(a.recipe, **over)  # every setting checked, before a model library is loaded
+    check_weights(mc)  # the pretrained towers a recipe names are there
+    for k, tower in (("img_weights", "image"), ("txt_model", "text")):
+        if RECIPES[a.recipe][0].get(k) and getattr(mc, k) is None:
+            print(f"model.{k}=none: the {tower} tower starts from random weights, not {RECIPES[a.recipe][0][k]}")
     find_karpathy_json(tc.data_dir)  # the data folder holds one dataset_*.json
     if a.resume_from:
         _need_file(a.resume_from, "no such checkpoint")

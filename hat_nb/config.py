@@ -9,8 +9,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['RENAMED_KEYS', 'EXTRAS', 'RECIPES', 'PRESETS', 'check_fields', 'HATConfig', 'minilm_path', 'tiny_config',
-           'MissingExtraError', 'optional_import', 'read_model_config', 'TrainConfig', 'recipe', 'ablation_config']
+__all__ = ['RENAMED_KEYS', 'EXTRAS', 'PAPER_WEIGHTS', 'RANDOM_TOWERS', 'RECIPES', 'PRESETS', 'check_fields', 'HATConfig',
+           'minilm_path', 'tiny_config', 'MissingExtraError', 'optional_import', 'read_model_config', 'TrainConfig',
+           'recipe', 'check_weights', 'ablation_config']
 
 # %% ../nbs/00_config.ipynb #cell-05
 _TYPES = {
@@ -279,13 +280,21 @@ class TrainConfig:
         self.train_splits, self.crop_scale = tuple(self.train_splits), tuple(self.crop_scale)
 
 # %% ../nbs/00_config.ipynb #cell-05-1
+# The pretrained towers the paper starts from, where `hat-nb get-weights` puts them (weights/README.md)
+PAPER_WEIGHTS = {
+    "img_weights": "weights/swin_base_patch4_window7_224_22k.safetensors",  # Swin-B, ImageNet-22k
+    "txt_model": "weights/bert-base-uncased",
+}
+# `recipe(name, **RANDOM_TOWERS)`: both towers from random weights, asked for explicitly (speed checks, tests)
+RANDOM_TOWERS = {"model.img_weights": None, "model.txt_model": None}
+
 # name: (model settings, training settings), each over the defaults:
 # HATConfig() is the paper's model, TrainConfig() its recipe
 RECIPES = {
-    "paper_f30k": ({}, dict(data_dir="data/flickr30k")),
-    "paper_coco": ({}, dict(data_dir="data/coco", captions_per_image=5, val_images=1000)),
+    "paper_f30k": (dict(PAPER_WEIGHTS), dict(data_dir="data/flickr30k")),
+    "paper_coco": (dict(PAPER_WEIGHTS), dict(data_dir="data/coco", captions_per_image=5, val_images=1000)),
     "paper_coco_restval": (
-        {},
+        dict(PAPER_WEIGHTS),
         dict(data_dir="data/coco", train_splits=("train", "restval"), captions_per_image=5, val_images=1000),
     ),
     "demo": (
@@ -325,7 +334,8 @@ PRESETS = tuple(RECIPES)
 
 # %% ../nbs/00_config.ipynb #4bad9420
 def recipe(name="demo", **overrides) -> tuple[HATConfig, TrainConfig]:
-    "Model and training config of preset `name`, with `overrides` (model fields as 'model.<field>')."
+    """Model and training config of preset `name`, with `overrides` (model fields as 'model.<field>'). A tower's weights
+    set to None or 'none' (`model.img_weights=none`) start that tower from random weights."""
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}; choose from {PRESETS}")
     md, td = dict(RECIPES[name][0]), dict(RECIPES[name][1])
@@ -336,12 +346,26 @@ def recipe(name="demo", **overrides) -> tuple[HATConfig, TrainConfig]:
         if k.startswith("model."):
             if k[6:] not in known_m:
                 raise ValueError(f"unknown model setting {k!r} (known: {', '.join(sorted(known_m))})")
-            md[k[6:]] = v
+            md[k[6:]] = None if k[6:] in PAPER_WEIGHTS and str(v).lower() == "none" else v
         elif k in known_t:
             td[k] = v
         else:
             raise ValueError(f"unknown training setting {k!r} (known: {', '.join(sorted(known_t))})")
     return HATConfig(**md), TrainConfig(**td)
+
+
+def check_weights(cfg: HATConfig, root=".") -> HATConfig:
+    """`cfg` if the pretrained towers it names exist (paths relative to `root`); else a `FileNotFoundError` in one line
+    saying how to get them, or how to start from random towers instead."""
+    for k, kind, ok in (("img_weights", "file", Path.is_file), ("txt_model", "folder", Path.is_dir)):
+        v = getattr(cfg, k)
+        if v is not None and not ok(Path(root) / v):
+            raise FileNotFoundError(
+                f"model.{k}: {v} not found (the pretrained {kind} this model starts from): get the paper's towers with "
+                f"`hat-nb get-weights` (README: Reproducing the paper), or start from random weights with "
+                f"--set model.{k}=none"
+            )
+    return cfg
 
 # %% ../nbs/00_config.ipynb #9a42ed75
 def ablation_config(cfg: HATConfig, levels=(1, 2, 3), scoring=None) -> HATConfig:

@@ -14,10 +14,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # %% auto #0
 __all__ = ['SPLITS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'MAX_PIXELS', 'EMOJI_PKG', 'EMOJI_SHA256', 'SKIN_TONES', 'ARCHIVES',
            'PAPER_DATA', 'PLACEHOLDER', 'SUMS', 'DatasetError', 'ImageRecord', 'find_karpathy_json', 'read_karpathy',
-           'check', 'summarize', 'load_rgb', 'train_transform', 'eval_transform', 'CaptionDataset', 'ImageDataset',
-           'Collate', 'DiskFullError', 'atomic_write', 'write_json', 'make_fixture', 'cache_dir', 'file_sha256',
-           'FetchError', 'fetch_emoji_tarball', 'emoji_entries', 'assign_splits', 'build_emoji', 'GetDataError',
-           'download', 'get_data', 'read_sha256', 'record_sha256', 'verify_sha256']
+           'check', 'summarize', 'load_rgb', 'train_transform', 'eval_transform', 'as_rgb', 'image_input',
+           'CaptionDataset', 'ImageDataset', 'Collate', 'DiskFullError', 'atomic_write', 'write_json', 'make_fixture',
+           'cache_dir', 'file_sha256', 'FetchError', 'fetch_emoji_tarball', 'emoji_entries', 'assign_splits',
+           'build_emoji', 'GetDataError', 'download', 'get_data', 'read_sha256', 'record_sha256', 'verify_sha256']
 
 # %% ../nbs/01_data.ipynb #cell-05
 SPLITS = ("train", "val", "test", "restval")
@@ -103,8 +103,9 @@ def _parse(json_path: Path, images_root: Path):
 
 # %% ../nbs/01_data.ipynb #cell-07
 def read_karpathy(json_path, images_root=None, splits=None, captions_per_image=None) -> list[ImageRecord]:
-    "The images of a Karpathy-format JSON file, optionally of some `splits`; every problem in one `DatasetError`."
-    json_path = Path(json_path)
+    """The images of a Karpathy-format JSON file (or of the one `dataset_*.json` in a folder), optionally of some
+    `splits`; every problem in one `DatasetError`."""
+    json_path = find_karpathy_json(json_path) if Path(json_path).is_dir() else Path(json_path)
     images_root = Path(images_root) if images_root is not None else json_path.parent / "images"
     if isinstance(splits, str):
         splits = (splits,)
@@ -198,6 +199,17 @@ def _grey_to_8bit(im: Image.Image) -> Image.Image:
     return Image.fromarray(np.round(a * (255 / hi)).astype(np.uint8), "L")
 
 # %% ../nbs/01_data.ipynb #9bad5e73
+def _rgb_as_seen(im: Image.Image) -> Image.Image:
+    "`im` upright (EXIF orientation), 16-bit and float greys scaled to 8 bits, transparency over white, as RGB."
+    im = ImageOps.exif_transpose(im)
+    if im.mode in _GREY_16 or im.mode == "F":
+        im = _grey_to_8bit(im)
+    if im.mode in ("RGBA", "LA", "P", "PA", "RGBa", "La"):
+        im = im.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", im.size, (255,) * 4), im).convert("RGB")
+    return im.convert("RGB")
+
+
 def load_rgb(path) -> Image.Image:
     "Open `path` as RGB as a person sees it; every failure is a `DatasetError` naming the file."
     try:
@@ -211,13 +223,7 @@ def load_rgb(path) -> Image.Image:
                     ]
                 )
             im.load()
-            im = ImageOps.exif_transpose(im)
-            if im.mode in _GREY_16 or im.mode == "F":
-                im = _grey_to_8bit(im)
-            if im.mode in ("RGBA", "LA", "P", "PA", "RGBa", "La"):
-                im = im.convert("RGBA")
-                return Image.alpha_composite(Image.new("RGBA", im.size, (255,) * 4), im).convert("RGB")
-            return im.convert("RGB")
+            return _rgb_as_seen(im)
     except DatasetError:
         raise
     except FileNotFoundError:
@@ -254,6 +260,40 @@ def eval_transform(size=224, resize=None):
             T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
         ]
     )
+
+# %% ../nbs/01_data.ipynb #e06e6552
+def _is_tensor(x) -> bool:
+    return type(x).__module__.startswith("torch") and hasattr(x, "dim")
+
+
+def as_rgb(image) -> Image.Image:
+    """`image` (a path, a PIL image or a normalised `(3, H, W)` tensor) as the RGB picture a person sees; a path is read
+    by `load_rgb`."""
+    if isinstance(image, (str, os.PathLike)):
+        return load_rgb(image)
+    if isinstance(image, Image.Image):
+        return _rgb_as_seen(image)
+    if _is_tensor(image) and image.dim() == 3 and image.shape[0] == 3:
+        import torch
+
+        x = image.detach().float().cpu() * torch.tensor(IMAGENET_STD)[:, None, None]
+        x = (x + torch.tensor(IMAGENET_MEAN)[:, None, None]).clamp(0, 1)
+        return Image.fromarray((x * 255).round().byte().permute(1, 2, 0).numpy(), "RGB")
+    what = f"a tensor of shape {tuple(image.shape)}" if _is_tensor(image) else type(image).__name__
+    raise TypeError(f"an image is a path, a PIL image or a normalised (3, H, W) tensor, not {what}")
+
+
+def image_input(image, size: int):
+    """`image` as a model of input size `size` takes it: the `(3, size, size)` tensor of `eval_transform(size)`; a
+    tensor is taken as already transformed (its shape is checked)."""
+    if _is_tensor(image):
+        if tuple(image.shape) != (3, size, size):
+            raise ValueError(
+                f"an image tensor of shape {tuple(image.shape)}; this model takes (3, {size}, {size}): pass the "
+                f"picture itself (a path or a PIL image), or eval_transform({size}) of it"
+            )
+        return image
+    return eval_transform(size)(as_rgb(image))
 
 # %% ../nbs/01_data.ipynb #cell-14
 class CaptionDataset:

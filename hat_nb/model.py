@@ -4,6 +4,7 @@
 
 # %% ../nbs/03_model.ipynb #cell-02
 from __future__ import annotations
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -15,8 +16,8 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, BertConfig
 from transformers.utils import logging as hf_logging
 
 from .align import attention_weights, scan_scores
-from .config import HATConfig, minilm_path, read_model_config
-from .data import atomic_write, write_json
+from .config import HATConfig, check_weights, minilm_path, read_model_config
+from .data import Collate, atomic_write, image_input, write_json
 
 # %% auto #0
 __all__ = ['PRETRAINED', 'check_architecture', 'ImageTower', 'TextTower', 'load_tokenizer', 'HATModel', 'attention_maps',
@@ -42,8 +43,7 @@ class ImageTower(nn.Module):
         check_architecture(cfg)
         kw = dict(num_classes=0, **cfg.img_kwargs)
         if load_weights and cfg.img_weights:
-            if not Path(cfg.img_weights).is_file():
-                raise FileNotFoundError(f"img_weights: {cfg.img_weights} does not exist")
+            check_weights(cfg)
             kw.update(pretrained=True, pretrained_cfg_overlay=dict(file=str(cfg.img_weights)))
         self.body = timm.create_model(cfg.img_model, **kw)
         n = len(self.body.feature_info)
@@ -77,8 +77,7 @@ class TextTower(nn.Module):
     def __init__(self, cfg: HATConfig, load_weights=True):
         super().__init__()
         if load_weights and cfg.txt_model:
-            if not Path(cfg.txt_model).is_dir():
-                raise FileNotFoundError(f"txt_model: {cfg.txt_model} is not a local model directory")
+            check_weights(cfg)
             verbosity = hf_logging.get_verbosity()
             hf_logging.set_verbosity_error()  # the dropped pooler is expected
             try:
@@ -113,6 +112,25 @@ def load_tokenizer(cfg: HATConfig):
     return AutoTokenizer.from_pretrained(path)
 
 # %% ../nbs/03_model.ipynb #cell-12
+@contextmanager
+def _inference(model):
+    "`model` in eval mode without autograd for the block (its device as the value), its mode restored after."
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield next(model.parameters()).device
+    finally:
+        model.train(was)
+
+
+def _tokenizer_of(model):
+    "The model's own tokenizer (`load_tokenizer` of its config), loaded once."
+    if getattr(model, "_tokenizer", None) is None:
+        model._tokenizer = load_tokenizer(model.cfg)
+    return model._tokenizer
+
+
 class HATModel(nn.Module):
     "Hierarchical Alignment Transformer: towers, per-level projections, summed per-level alignment scores."
 
@@ -155,23 +173,55 @@ class HATModel(nn.Module):
         img, (txt, mask) = self.encode_images(images), self.encode_texts(input_ids, attention_mask)
         return (img, txt, mask) if return_features else self.similarity(img, txt, mask)
 
+    # what people have: strings, and images as paths, PIL images or tensors (eval mode, no autograd)
+    def encode_text(self, captions) -> tuple[list[Tensor], Tensor]:
+        """Level features `(n, L, embed_dim)` and token mask of `captions` (a string or a list), tokenized as the
+        model was trained: its own tokenizer and `max_len`."""
+        captions = [captions] if isinstance(captions, str) else list(captions)
+        with _inference(self) as dev:
+            ids, mask = Collate(_tokenizer_of(self), self.cfg.max_len).tokenize(captions)
+            return self.encode_texts(ids.to(dev), mask.to(dev))
+
+    def encode_image(self, images) -> list[Tensor]:
+        """Level features `(n, R_l, embed_dim)` of `images`: one image or a list (or a `(n, 3, H, W)` batch), each a
+        path, a PIL image or a normalised tensor, at the model's own input size (`image_input`)."""
+        batch = isinstance(images, (list, tuple)) or (torch.is_tensor(images) and images.dim() == 4)
+        with _inference(self) as dev:
+            x = torch.stack([image_input(i, self.cfg.img_size) for i in (images if batch else [images])])
+            return self.encode_images(x.to(dev))
+
+    def score(self, images, captions) -> Tensor:
+        """The HAT scores `(n_images, n_captions)` of `images` and `captions` (as `encode_image` and `encode_text` take
+        them)."""
+        with _inference(self):
+            return self.similarity(self.encode_image(images), *self.encode_text(captions)).cpu()
+
+    def explain(self, image, caption) -> dict:
+        """Why `image` and `caption` match: per level pair, each word's attention over the patches (`attention_maps`:
+        `words`, `maps`), each level's score (`level_scores`) and their sum, the match's `score`."""
+        att = attention_maps(self, image, caption)
+        with _inference(self):
+            s = self.similarity(self.encode_image(image), *self.encode_text(caption), per_level=True)[:, 0, 0].cpu()
+        return att | dict(level_scores=s.tolist(), score=float(s.sum()))
+
 # %% ../nbs/03_model.ipynb #cell-14
 @torch.no_grad()
-def attention_maps(model: HATModel, image: Tensor, caption: str, tokenizer, scoring="i2t") -> dict:
-    """Per level, each word's attention over the patches of `image` (a normalised `(3, H, W)` tensor) as `(words, h, w)`
-    grids, with the words."""
-    model.eval()
-    dev = next(model.parameters()).device
-    t = tokenizer([caption], truncation=True, max_length=model.cfg.max_len, return_tensors="pt")
-    ids, mask = t["input_ids"].to(dev), t["attention_mask"].bool().to(dev)
-    img_feats, (txt_feats, mask) = model.encode_images(image[None].to(dev)), model.encode_texts(ids, mask)
-    words = tokenizer.convert_ids_to_tokens(ids[0][mask[0]].tolist())
-    maps = []
-    for v, w in zip(img_feats, txt_feats):
-        a = attention_weights(v[0], w[0][mask[0]], scoring, model.cfg.lambda_softmax)
-        a = a if scoring == "t2i" else a.T  # (words, R) either way
-        side = int(round(v.shape[1] ** 0.5))
-        maps.append(a.reshape(len(words), side, -1).float().cpu())
+def attention_maps(model: HATModel, image, caption: str, tokenizer=None, scoring="i2t") -> dict:
+    """Per level, each word's attention over the patches of `image` (a path, a PIL image or a normalised `(3, H, W)`
+    tensor) as `(words, h, w)` grids, with the words; `tokenizer` defaults to the model's own."""
+    tokenizer = tokenizer or _tokenizer_of(model)
+    with _inference(model) as dev:
+        t = tokenizer([caption], truncation=True, max_length=model.cfg.max_len, return_tensors="pt")
+        ids, mask = t["input_ids"].to(dev), t["attention_mask"].bool().to(dev)
+        x = image_input(image, model.cfg.img_size)[None].to(dev)
+        img_feats, (txt_feats, mask) = model.encode_images(x), model.encode_texts(ids, mask)
+        words = tokenizer.convert_ids_to_tokens(ids[0][mask[0]].tolist())
+        maps = []
+        for v, w in zip(img_feats, txt_feats):
+            a = attention_weights(v[0], w[0][mask[0]], scoring, model.cfg.lambda_softmax)
+            a = a if scoring == "t2i" else a.T  # (words, R) either way
+            side = int(round(v.shape[1] ** 0.5))
+            maps.append(a.reshape(len(words), side, -1).float().cpu())
     return dict(words=words, maps=maps)
 
 # %% ../nbs/03_model.ipynb #7cde4275
@@ -256,8 +306,26 @@ def _local_tower(key, dest: Path, files):
     return ok[0] if ok else None
 
 
+def _hub_unreachable() -> str | None:
+    """Why the hub's endpoint cannot be reached, in a few words (one connection try, 5 s at most; huggingface_hub would
+    retry for about 30 s); None when it can, or when offline mode asks for the cache only."""
+    import socket
+    from urllib.parse import urlparse
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return None
+    u = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((u.hostname, u.port or (443 if u.scheme == "https" else 80)), timeout=5).close()
+    except OSError as e:
+        return f"{constants.ENDPOINT} unreachable: {e.strerror or e}"
+    return None
+
+
 def _from_hub(key, dest: Path) -> Path:
-    "Fetch the tower of `key` through huggingface_hub (its cache, endpoint and offline settings)."
+    """Fetch the tower of `key` through huggingface_hub (its cache, endpoint and offline settings); when the hub cannot
+    be reached, from its cache only."""
     from huggingface_hub import hf_hub_download, snapshot_download
 
     repo, names = PRETRAINED[key]
@@ -266,14 +334,19 @@ def _from_hub(key, dest: Path) -> Path:
             f"{dest}: the hub has {repo} as model.safetensors; name a .safetensors path in params.yaml, "
             f"or give your {dest.suffix} file with --from"
         )
+    down = _hub_unreachable()
     try:
         return Path(
-            hf_hub_download(repo, names[0])
+            hf_hub_download(repo, names[0], local_files_only=bool(down))
             if key == "model.img_weights"
-            else snapshot_download(repo, allow_patterns=list(names))
+            else snapshot_download(repo, allow_patterns=list(names), local_files_only=bool(down))
         )
     except Exception as e:  # offline and not cached, unreachable endpoint, unknown repository
-        raise FileNotFoundError(f"{repo}: not fetched ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+        why = down or f"{type(e).__name__}: {str(e).splitlines()[0]}"
+        raise FileNotFoundError(
+            f"{repo}: not fetched ({why}); give a copy you have instead: hat-nb get-weights --from PATH "
+            "(weights/README.md says where to get each tower)"
+        ) from None
 
 # %% ../nbs/03_model.ipynb #9e328b16
 def get_weights(paths: dict, files=()) -> dict:

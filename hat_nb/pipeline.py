@@ -189,18 +189,25 @@ def _check_data(dataset: str, root: Path):
         raise DataMissingError(f"dataset {dataset!r}: no data in {d} ({e}); to get it: {how}") from None
 
 
-def _check_weights(overrides: dict, root: Path, where: str):
-    "Pretrained weights named by a recipe override must exist before training starts."
+def _check_weights(given: dict, root: Path, where: str):
+    """The pretrained weights the dataset's recipe names (the paper recipes: `PAPER_WEIGHTS`), or its overrides, must
+    exist before training starts."""
+    from hat_nb.config import recipe
+
+    over = given.get("overrides") or {}
+    mc = recipe(given.get("recipe", "demo"), **over)[0]  # checked by check_recipe_overrides
     for k in ("model.img_weights", "model.txt_model"):
-        v = overrides.get(k)
+        v, at = (
+            getattr(mc, k[6:]),
+            f"{where}.overrides.{k}" if k in over else f"{where}.recipe {given.get('recipe')}: {k}",
+        )
         if isinstance(v, str) and not (root / v).exists():
             raise DataMissingError(
-                f"{where}.{k}: {v} not found; `hat-nb get-weights` puts the pretrained weights there"
+                f"{at}: {v} not found; `hat-nb get-weights` puts the pretrained weights there (README: Reproducing "
+                f"the paper), or set catalog overrides {k}: none for random weights"
             )
         if isinstance(v, str) and (probs := verify_sha256(root / v)):
-            raise DataMissingError(
-                f"{where}.{k}: " + "; ".join(probs) + " (recorded by `hat-nb get-weights`); run it again"
-            )
+            raise DataMissingError(f"{at}: " + "; ".join(probs) + " (recorded by `hat-nb get-weights`); run it again")
 
 
 def _check_checkpoint(path, root: Path, where: str):
@@ -260,9 +267,7 @@ def run_stage(stage, dataset=None, params_file="params.yaml", nb_dir="pipelines"
     if given.get("checkpoint"):
         _check_checkpoint(given["checkpoint"], root, f"{where}:catalog.{dataset}.checkpoint")
     else:
-        _check_weights(
-            given.get("overrides") or {}, root, f"{where}:catalog.{dataset}.overrides"
-        )  # a checkpoint brings its own
+        _check_weights(given, root, f"{where}:catalog.{dataset}")  # a checkpoint brings its own
     check_stage_values(stage, given, root, where)
     os.environ.update(cpu_numerics_env(allp.get("cpu_numerics", "pinned")))  # the notebook kernel starts with these
     out = root / (dataset_paths(dataset)["notebooks"] if dataset else "reports")

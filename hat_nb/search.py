@@ -12,7 +12,7 @@ import torch
 
 from tqdm.auto import tqdm
 
-from .data import Collate, DatasetError, atomic_write, eval_transform, load_rgb, write_json
+from .data import Collate, DatasetError, atomic_write, eval_transform, image_input, load_rgb, write_json
 from .distributed import PROCESS_GROUP_TIMEOUT, shard_rows, world
 from .kernels import device_scope
 from .model import from_pretrained, load_tokenizer
@@ -435,7 +435,8 @@ class Searcher:
 # %% ../nbs/08_search.ipynb #965c1430
 @torch.no_grad()
 def search_captions(image, captions, model_dir, k=5, device="cpu") -> list[tuple[str, float]]:
-    "Image→text: rank the `captions` (a list, or a text file with one per line) for one image by the full HAT score."
+    """Image→text: rank the `captions` (a list, or a text file with one per line) for one `image` (a path, a PIL image
+    or a normalised tensor) by the full HAT score."""
     if isinstance(captions, (str, Path)):
         p = Path(captions)
         if not p.is_file():
@@ -450,7 +451,7 @@ def search_captions(image, captions, model_dir, k=5, device="cpu") -> list[tuple
             raise ValueError(f"{p}: no captions in file")
     model = from_pretrained(model_dir).to(device)
     tok = load_tokenizer(model.cfg)
-    img = model.encode_images(eval_transform(model.cfg.img_size)(load_rgb(image))[None].to(device))
+    img = model.encode_images(image_input(image, model.cfg.img_size)[None].to(device))
     ids, mask = Collate(tok, model.cfg.max_len).tokenize(captions)
     txt, mask = model.encode_texts(ids.to(device), mask.to(device))
     with device_scope(device):

@@ -4,7 +4,7 @@ from conftest import ROOT
 
 HEAVY = ('torch', 'timm', 'transformers', 'papermill', 'torchvision')
 
-# (arguments, exit code, what stderr says); DATA is a Karpathy-format fixture, BADPARAMS a params.yaml with a typo
+# (arguments, exit code, what stderr says; exit code 1: what stdout says); DATA is a Karpathy-format fixture, BADPARAMS a params.yaml with a typo
 REFUSED = [
     (['train', '--recipe', 'nope', '--out', 'OUT'], 2, "unknown recipe 'nope'; choose from"),
     (['recipe', 'paper_f30k', '--set', 'epochs=0'], 2, 'TrainConfig.epochs must be >= 1, got 0'),
@@ -22,6 +22,7 @@ REFUSED = [
     (['import-official', 'DATA/dataset_flickr.json', '--recipe', 'nope', '--out', 'OUT'], 2, "unknown recipe 'nope'"),
     (['train', '--set', 'lr=[1,', '--out', 'OUT'], 2, '--set lr=[1,: the value is not valid YAML'),
     (['check', 'no/such/dir'], 1, ''),
+    (['check', 'DATA/images'], 1, 'to get it: `hat-nb get-data flickr30k|coco` (the paper'),
     (['stage', 'train', 'emoji', '--params', 'BADPARAMS'], 2, 'train.overrides.lr: TrainConfig.lr must be float'),
     (['stage', 'evaluate', 'emoji', '--params', 'no.yaml'], 2, 'no.yaml: file not found'),
 ]
@@ -32,10 +33,10 @@ SCRIPT = textwrap.dedent('''
     out = []
     for argv in json.loads(sys.argv[1]):
         err = io.StringIO()
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(said := io.StringIO()):
             try: main(argv); code = 0
             except SystemExit as e: code = e.code
-        out.append(dict(code=code, stderr=err.getvalue(), heavy=sorted(m for m in json.loads(sys.argv[2]) if m in sys.modules)))
+        out.append(dict(code=code, stderr=err.getvalue(), stdout=said.getvalue(), heavy=sorted(m for m in json.loads(sys.argv[2]) if m in sys.modules)))
     print(json.dumps(out))''')
 
 def test_refused_calls_load_no_model_library(tmp_path):
@@ -47,9 +48,26 @@ def test_refused_calls_load_no_model_library(tmp_path):
     r = subprocess.run([sys.executable, '-c', SCRIPT, json.dumps(argvs), json.dumps(HEAVY)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
     for (args, code, msg), got in zip(REFUSED, json.loads(r.stdout)):
-        assert got['code'] == code and msg in got['stderr'] and 'Traceback' not in got['stderr'], (args, got)
+        assert got['code'] == code and msg in (got['stderr'] if code == 2 else got['stdout']) and 'Traceback' not in got['stderr'], (args, got)
         assert got['heavy'] == [], (args, got['heavy'])          # nothing of torch, timm, transformers or papermill was imported
     assert not (tmp_path/'m').exists() and not (tmp_path/'idx').exists()
+
+def test_paper_recipe_names_its_weights_or_says_how_to_get_them(tmp_path, monkeypatch, capsys):
+    """`hat-nb train --recipe paper_f30k` where weights/ is empty: one line naming the missing tower, `get-weights` and the
+    random alternative; random towers asked for explicitly are said on stdout before anything else runs."""
+    import pytest
+    from hat_nb.cli import main
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e: main(['train', '--recipe', 'paper_f30k', '--data', 'd', '--out', 'm'])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count('\n') == 1 and 'model.img_weights: weights/swin_base_patch4_window7_224_22k.safetensors not found' in err \
+        and '`hat-nb get-weights`' in err and '--set model.img_weights=none' in err, err
+    with pytest.raises(SystemExit) as e:
+        main(['train', '--recipe', 'paper_coco', '--set', 'model.img_weights=none', '--set', 'model.txt_model=none', '--data', 'd', '--out', 'm'])
+    said = capsys.readouterr()
+    assert e.value.code == 2 and 'd: directory does not exist' in said.err, said
+    assert said.out.splitlines() == ['model.img_weights=none: the image tower starts from random weights, not weights/swin_base_patch4_window7_224_22k.safetensors',
+                                     'model.txt_model=none: the text tower starts from random weights, not weights/bert-base-uncased'], said.out
 
 def test_an_error_hat_nb_does_not_know_keeps_its_traceback(monkeypatch):
     "Only known errors become one line: anything else (a bug) propagates with its traceback."
@@ -62,7 +80,7 @@ def test_an_error_hat_nb_does_not_know_keeps_its_traceback(monkeypatch):
 def test_get_weights_from_the_hub_cache_offline(tmp_path):
     """`hat-nb get-weights` through huggingface_hub with its own settings (a fabricated cache, offline): the towers land where
     params.yaml names them, recorded in SHA256SUMS; a second run keeps them; a tower missing from the cache is named."""
-    import shutil, yaml
+    import shutil
     rev, hub = 'a' * 40, tmp_path/'hub'
     for repo, files in {'timm/swin_base_patch4_window7_224.ms_in22k': ['model.safetensors'],
                         'google-bert/bert-base-uncased': ['config.json', 'vocab.txt', 'model.safetensors']}.items():
@@ -74,8 +92,8 @@ def test_get_weights_from_the_hub_cache_offline(tmp_path):
     get = lambda: subprocess.run([sys.executable, '-m', 'hat_nb.cli', 'get-weights'], cwd=tmp_path, env=env, capture_output=True, text=True)
     r = get()
     assert r.returncode == 0, r.stderr
-    over = yaml.safe_load((tmp_path/'params.yaml').read_text())['catalog']['flickr30k']['overrides']
-    swin, bert = tmp_path/over['model.img_weights'], tmp_path/over['model.txt_model']
+    from hat_nb.config import PAPER_WEIGHTS                                  # where the paper recipes look for them
+    swin, bert = tmp_path/PAPER_WEIGHTS['img_weights'], tmp_path/PAPER_WEIGHTS['txt_model']
     assert swin.read_text() == 'timm/swin_base_patch4_window7_224.ms_in22k model.safetensors' and (bert/'vocab.txt').is_file()
     sums = (swin.parent/'SHA256SUMS').read_text()
     assert sums.count('\n') == 4 and f'  {swin.name}\n' in sums and '  bert-base-uncased/config.json\n' in sums, sums
@@ -85,3 +103,9 @@ def test_get_weights_from_the_hub_cache_offline(tmp_path):
     r = get()
     assert r.returncode == 2 and r.stderr.startswith('hat-nb get-weights: error: google-bert/bert-base-uncased: not fetched (') \
         and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    import socket, time                                     # the hub unreachable: one try, then the cache, then how to go on
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
+    env.pop('TRANSFORMERS_OFFLINE', None); env['HF_HUB_OFFLINE'] = '0'; env['HF_ENDPOINT'] = f'http://127.0.0.1:{port}'
+    t0 = time.monotonic(); r = get()
+    assert r.returncode == 2 and time.monotonic() - t0 < 20 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert f'127.0.0.1:{port} unreachable' in r.stderr and 'hat-nb get-weights --from PATH' in r.stderr and 'weights/README.md' in r.stderr, r.stderr

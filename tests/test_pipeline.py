@@ -250,7 +250,7 @@ def test_paper_datasets_one_trained_one_from_released_checkpoint(tmp_path):
     save_lightning_checkpoint(official_state_dict(tiny, 0), repo/'weights/hat_flickr30k.ckpt')
     catalog = dict(flickr30k=dict(recipe='paper_f30k', protocols=['standard'], captions_per_image=None, reference_eval=True,
                                   checkpoint='weights/hat_flickr30k.ckpt',
-                                  overrides={f'model.{k}': as_yaml(v) for k, v in asdict(tiny).items() if k not in ('img_weights', 'txt_model', 'tokenizer')}),
+                                  overrides={f'model.{k}': as_yaml(v) for k, v in asdict(tiny).items() if k != 'tokenizer'}),
                    coco=dict(recipe='paper_coco', protocols=['standard', 'coco1k'], captions_per_image=5,   # the paper's training
                              reference_eval=False, overrides=_tiny_model_keys()))                            # recipe, a tiny model
     _set_params(repo, datasets=['flickr30k', 'coco'], catalog=catalog,
@@ -290,11 +290,11 @@ def test_paper_datasets_one_trained_one_from_released_checkpoint(tmp_path):
     assert r.returncode != 0 and "catalog.flickr30k.checkpoint: weights/missing.ckpt not found; download the authors' released checkpoint" in r.stdout + r.stderr
 
 def _tiny_model_keys():
-    "Catalog overrides turning a paper recipe into the tiny test model (no pretrained towers)."
+    "Catalog overrides turning a paper recipe into the tiny test model (random towers: `model.img_weights: null`)."
     from dataclasses import asdict
     from hat_nb.config import tiny_config
     as_yaml = lambda v: [as_yaml(x) for x in v] if isinstance(v, (list, tuple)) else {k: as_yaml(x) for k, x in v.items()} if isinstance(v, dict) else v
-    return {f'model.{k}': as_yaml(v) for k, v in asdict(tiny_config(txt_levels=(1, 2, 3))).items() if k not in ('img_weights', 'txt_model', 'tokenizer')}
+    return {f'model.{k}': as_yaml(v) for k, v in asdict(tiny_config(txt_levels=(1, 2, 3))).items() if k != 'tokenizer'}
 
 @pytest.mark.slow
 def test_ablation_variants_queued_as_experiments_make_one_table(tmp_path):
