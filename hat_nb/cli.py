@@ -139,7 +139,7 @@ def _train(a):
 
     check_architecture(mc)
     best = train(mc, tc, a.out, resume=not a.restart, resume_from=a.resume_from)
-    if best:
+    if best and best.trained:  # a finished run said so; its result is not repeated
         print(json.dumps(best))
 
 
@@ -267,13 +267,19 @@ def _ablation_table(a):
     t = ablation_table(json.loads(r.stdout), a.dataset, a.protocol)
     if t.empty:
         raise ValueError(
-            f"no experiment of this project has test metrics for {a.dataset!r} ({a.protocol}); run the variants first "
-            "(params.yaml: train.levels)"
+            f"no experiment of this project has test metrics for {a.dataset!r} ({a.protocol}); queue the variants, "
+            "e.g. `dvc exp run --queue -n L3 -S 'train.levels=[3]'`, run them with `dvc exp run --run-all`, then run "
+            "this again (README: Ablations of the hierarchy)"
         )
     md = f"# Ablations of the hierarchy: {a.dataset}, {a.protocol} test\n\n{t.to_markdown(index=False)}\n"
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(md)
     print(f"{md}\n(stored in {a.out})")
+    if len(t) == 1:  # the workspace's run alone: no variant to compare with yet
+        print(
+            "One run so far. Queue the paper's variants (params.yaml lists them), e.g. `dvc exp run --queue -n L3 -S "
+            "'train.levels=[3]'`, run them with `dvc exp run --run-all`, then run `hat-nb ablation-table` again."
+        )
 
 
 def _stage(a):
@@ -290,16 +296,16 @@ def _stage(a):
 def _data_parsers(sub):
     "`build-emoji`, `get-data`, `get-weights`, `check`: the datasets."
     b = sub.add_parser("build-emoji", help="build the emoji demo dataset (npm pack, checksum verified)")
-    b.add_argument("out", nargs="?", default="data/emoji")
-    b.add_argument("--n-val", type=int, default=120)
-    b.add_argument("--n-test", type=int, default=250)
-    b.add_argument("--quiet", action="store_true")
+    b.add_argument("out", nargs="?", default="data/emoji", help="folder to write")
+    b.add_argument("--n-val", type=int, default=120, help="validation images")
+    b.add_argument("--n-test", type=int, default=250, help="test images")
+    b.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
     b.set_defaults(fn=_build_emoji)
     gd = sub.add_parser(
         "get-data", help="lay out Flickr30K or COCO in data/NAME from Karpathy's splits and the image archives"
     )
-    gd.add_argument("name", choices=("flickr30k", "coco"))
-    gd.add_argument("--out", default=None, help="default data/NAME")
+    gd.add_argument("name", choices=("flickr30k", "coco"), help="the dataset")
+    gd.add_argument("--out", default=None, help="folder to lay it out in (default: data/NAME)")
     gd.add_argument(
         "--from", dest="files", nargs="+", metavar="FILE", default=[], help="archives (or the split file) you have"
     )
@@ -317,10 +323,10 @@ def _data_parsers(sub):
         default=[],
         help="local copies: a weights file, a model folder",
     )
-    gw.add_argument("--params", default="params.yaml")
+    gw.add_argument("--params", default="params.yaml", help="pipeline settings (a catalog entry may point a tower elsewhere)")
     gw.set_defaults(fn=_get_weights)
     c = sub.add_parser("check", help="report every problem of a Karpathy-format dataset directory")
-    c.add_argument("data_dir")
+    c.add_argument("data_dir", help="a folder with one dataset_*.json and images/")
     c.add_argument("--images", default=None, help="images root (default DATA_DIR/images)")
     c.set_defaults(fn=_check)
 
@@ -328,15 +334,15 @@ def _data_parsers(sub):
 def _training_parsers(sub):
     "`recipe`, `train`: a recipe's settings and a training run."
     rc = sub.add_parser("recipe", help="print the resolved settings of a recipe (the model and the training), as JSON")
-    rc.add_argument("name")
+    rc.add_argument("name", help="paper_f30k, paper_coco, paper_coco_restval or demo")
     rc.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting, as for train")
     rc.set_defaults(fn=_recipe)
     t = sub.add_parser(
         "train", help="train a recipe (several processes: torchrun --nproc_per_node N $(which hat-nb) train ...)"
     )
-    t.add_argument("--recipe", default="demo")
-    t.add_argument("--data", default=None)
-    t.add_argument("--out", required=True)
+    t.add_argument("--recipe", default="demo", help="the recipe to train (`hat-nb recipe NAME` prints its settings)")
+    t.add_argument("--data", default=None, help="dataset folder (default: the recipe's data_dir)")
+    t.add_argument("--out", required=True, help="run folder: checkpoints, log, best/")
     t.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="override a setting, e.g. epochs=3 or model.embed_dim=256"
     )
@@ -353,36 +359,36 @@ def _training_parsers(sub):
 def _search_parsers(sub):
     "`index`, `search`, `search-text`, `serve`: searching your own images and captions."
     i = sub.add_parser("index", help="encode a folder of images into a search index")
-    i.add_argument("images_dir")
+    i.add_argument("images_dir", help="folder of images (searched recursively)")
     i.add_argument("--model", required=True, help="model directory (save_pretrained format)")
     i.add_argument("--out", required=True, help="index directory to create or update")
-    i.add_argument("--batch-size", type=_positive_int, default=64)
+    i.add_argument("--batch-size", type=_positive_int, default=64, help="images per forward pass")
     i.add_argument(
         "--shard-size",
         type=_positive_int,
         default=1024,
         help="images encoded per shard: the unit of resuming and of memory",
     )
-    i.add_argument("--device", default="cpu")
+    i.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     i.set_defaults(fn=_index)
     q = sub.add_parser("search", help="text -> image search in an index")
-    q.add_argument("index_dir")
-    q.add_argument("query", type=_query)
-    q.add_argument("-k", type=_positive_int, default=10)
+    q.add_argument("index_dir", help="an index written by `hat-nb index`")
+    q.add_argument("query", type=_query, help="the text to search for")
+    q.add_argument("-k", type=_positive_int, default=10, help="images to return")
     q.add_argument(
         "--prefilter", type=_nonneg_int, default=100, help="FAISS candidates re-ranked by the full score (0: score all)"
     )
     q.add_argument("--model", default=None, help="model directory (default: the one the index was built with)")
-    q.add_argument("--device", default="cpu")
-    q.add_argument("--json", action="store_true")
+    q.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    q.add_argument("--json", action="store_true", help="print the results as JSON")
     q.set_defaults(fn=_search)
     st = sub.add_parser("search-text", help="image -> text: rank the captions of a file for one image")
-    st.add_argument("image")
+    st.add_argument("image", help="an image file")
     st.add_argument("--captions", required=True, help="text file, one caption per line")
-    st.add_argument("--model", required=True)
-    st.add_argument("-k", type=_positive_int, default=5)
-    st.add_argument("--device", default="cpu")
-    st.add_argument("--json", action="store_true")
+    st.add_argument("--model", required=True, help="model directory (save_pretrained format)")
+    st.add_argument("-k", type=_positive_int, default=5, help="captions to return")
+    st.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    st.add_argument("--json", action="store_true", help="print the results as JSON")
     st.set_defaults(fn=_search_text)
     sv = sub.add_parser(
         "serve", help="a web page and JSON API over an index: search, why each image matched, image -> text"
@@ -441,7 +447,7 @@ def _pipeline_parsers(sub):
         help="convert the authors' released Lightning checkpoint (.ckpt) into a model directory; "
         "runs none of the file's code",
     )
-    o.add_argument("ckpt")
+    o.add_argument("ckpt", help="the authors' .ckpt file")
     o.add_argument("--out", required=True, help="model directory to write (save_pretrained format)")
     o.add_argument("--recipe", default="paper_f30k", help="whose model configuration (default: the paper's)")
     o.add_argument(
@@ -455,17 +461,26 @@ def _pipeline_parsers(sub):
         "ablation-table",
         help="the R@K of every DVC experiment of the ablation axes (train.levels, train.scoring), one row each",
     )
-    ab.add_argument("--dataset", default="emoji")
-    ab.add_argument("--protocol", default="standard")
-    ab.add_argument("--out", default="reports/ablation.md")
+    ab.add_argument("--dataset", default="emoji", help="a dataset of params.yaml's catalog")
+    ab.add_argument("--protocol", default="standard", help="test protocol: standard, or coco1k")
+    ab.add_argument("--out", default="reports/ablation.md", help="markdown file to write (git-ignored)")
     ab.set_defaults(fn=_ablation_table)
     s = sub.add_parser(
         "stage", help="run a pipeline notebook with its params.yaml section, for one dataset (used by dvc.yaml)"
     )
-    s.add_argument("name")
+    s.add_argument("name", help="prepare, train, evaluate or report")
     s.add_argument("dataset", nargs="?", help="a dataset of params.yaml's catalog (prepare, train, evaluate)")
-    s.add_argument("--params", default="params.yaml")
+    s.add_argument("--params", default="params.yaml", help="pipeline settings")
     s.set_defaults(fn=_stage)
+
+
+class _HelpWithDefaults(argparse.HelpFormatter):
+    "`-h`: every option's line ends with its default, unless it has none worth saying or its help already says it."
+
+    def _get_help_string(self, action):
+        h = action.help or ""
+        quiet = action.default in (None, False, [], argparse.SUPPRESS) or "default" in h
+        return h if quiet or (not action.option_strings and action.nargs != "?") else f"{h} (default: %(default)s)"
 
 
 def parser():
@@ -474,6 +489,8 @@ def parser():
     sub = p.add_subparsers(dest="cmd", required=True)
     for add in (_data_parsers, _training_parsers, _search_parsers, _gpu_parser, _pipeline_parsers):
         add(sub)
+    for command in sub.choices.values():
+        command.formatter_class = _HelpWithDefaults
     return p
 
 # %% ../nbs/11_cli.ipynb #e152d9c9

@@ -202,9 +202,8 @@ class TrainConfig:
     val_split: str = "val"
     captions_per_image: int | None = None  # first N captions of each image, all splits (COCO: 5); None = all
     val_images: int | None = None  # first N validation images in file order (COCO: 1000); None = all
-    val_from_epoch: int = (
-        1  # validate from this epoch index on (reference: not after epoch 0); the last epoch always validates
-    )
+    # epochs done before validation starts (reference: 1, the first epoch is not validated); the last always is
+    val_from_epoch: int = 1
     epochs: int = 100
     batch_size: int = 58
     drop_last: bool = False  # reference: the last partial batch is kept (split among the processes under torchrun)
@@ -214,8 +213,8 @@ class TrainConfig:
     schedule: str = "step"  # 'step' (StepLR per epoch) | 'cosine' (per epoch, to 0) | 'constant'
     lr_step: int = 10
     lr_gamma: float = 0.1
-    freeze_img_epochs: int = 11  # image tower (incl. its level norms) frozen for epochs 0 .. n-1
-    freeze_txt_epochs: int = 11  # text tower frozen for epochs 0 .. n-1
+    freeze_img_epochs: int = 11  # image tower (incl. its level norms) frozen for the first n epochs (epochs 1 .. n)
+    freeze_txt_epochs: int = 11  # text tower frozen for the first n epochs
     amp: str = "fp16"  # 'fp16' | 'bf16' | 'auto' | 'none' (CPU always fp32)
     grad_clip: float | None = None
     seed: int = 0

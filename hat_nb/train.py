@@ -246,6 +246,11 @@ def _run(mc, tc, out, rank, W, device, resume, resume_from, progress) -> dict:
     ckpt = Path(resume_from) if resume_from else out / "last.pt"
     if resume and ckpt.is_file():
         _resume(r, ckpt, progress)
+        if r.epoch >= tc.epochs:  # a finished run: its log and DVCLive files stay as they are
+            if progress:
+                print(f"{out}: finished, {r.epoch} of {tc.epochs} epochs trained ({ckpt}); nothing left to do "
+                      "(--restart trains it again)")
+            return _Best(_best_record(r.history), trained=False)
     compile_towers(r.model, tc, device)
     if r.main:
         _open_logs(r)
@@ -253,11 +258,12 @@ def _run(mc, tc, out, rank, W, device, resume, resume_from, progress) -> dict:
         with _stop_on_sigint(r):
             for epoch in range(r.epoch, tc.epochs):
                 tot, seconds = _train_epoch(r, epoch, progress)
+                lr = r.opt.param_groups[0]["lr"]  # the epoch's lr, before the schedule moves on
                 r.sch.step()
                 _check_finite(r, epoch, tot)  # every rank: `tot` is the all-reduced loss
                 val = _validate(r, epoch, progress)
                 if r.main:
-                    _log_and_checkpoint(r, epoch, tot, seconds, val, progress)
+                    _log_and_checkpoint(r, epoch, tot, seconds, lr, val, progress)
                 if W > 1:
                     dist.barrier()
                 if r.stop and epoch + 1 < tc.epochs:
@@ -266,7 +272,19 @@ def _run(mc, tc, out, rank, W, device, resume, resume_from, progress) -> dict:
         if r.main:
             r.log.close()
             r.live.end()
-    validated = [h for h in r.history if "val_score" in h]
+    return _Best(_best_record(r.history), trained=True)
+
+
+class _Best(dict):
+    "The best validation record; `trained`: whether this call trained anything (False: the run was finished)."
+
+    def __init__(self, rec: dict, trained: bool):
+        super().__init__(rec)
+        self.trained = trained
+
+
+def _best_record(history) -> dict:
+    validated = [h for h in history if "val_score" in h]
     return max(validated, key=lambda h: h["val_score"]) if validated else {}
 
 # %% ../nbs/07_train.ipynb #cell-18
@@ -371,8 +389,8 @@ def _resume(r: _Run, ckpt: Path, progress: bool):
     r.scaler.load_state_dict(s["scaler"])
     set_rng_state(s["rng"])
     r.epoch, r.step, r.tot, r.best, r.history = s["epoch"], s.get("step", 0), s.get("tot", 0.0), s["best"], s["history"]
-    if progress:
-        print(f"resumed from {ckpt} at epoch {r.epoch + 1}, step {r.step}")
+    if progress and r.epoch < r.tc.epochs:
+        print(f"resumed from {ckpt}: {r.epoch} of {r.tc.epochs} epochs done, epoch {r.epoch + 1} continues at step {r.step}")
     _refit_cosine(r, progress)
 
 
@@ -408,9 +426,9 @@ def _cut_back_dvclive(d: Path, g0: int):
 def _open_logs(r: _Run):
     "`train_config.json`; `log.jsonl` cut back to the resumed position and opened for appending; DVCLive."
     write_json(r.out / "train_config.json", dict(model=asdict(r.mc), train=asdict(r.tc), world_size=r.W), default=list)
-    keep = lambda h: (
-        h["epoch"] < r.epoch
-        or (h["epoch"] == r.epoch and h["kind"] == "step" and h["step"] < r.epoch * r.steps + r.step)
+    keep = lambda h: (  # records count epochs from 1; r.epoch is the number of epochs finished
+        h["epoch"] <= r.epoch
+        or (h["epoch"] == r.epoch + 1 and h["kind"] == "step" and h["step"] < r.epoch * r.steps + r.step)
     )
     f = r.out / "log.jsonl"
     lines = [l for l in f.read_text().splitlines() if keep(json.loads(l))] if f.is_file() else []
@@ -458,7 +476,7 @@ def _log_step(r: _Run, epoch, step, loss, pairs_s, bar):
         r.opt.param_groups[0]["lr"],
     )  # .item(): the loop's only host sync
     bar.set_postfix(loss=f"{l:.3f}", pairs_s=f"{pairs_s:.0f}")
-    r.log.write(json.dumps(dict(kind="step", epoch=epoch, step=g, loss=l, lr=lr)) + "\n")
+    r.log.write(json.dumps(dict(kind="step", epoch=epoch + 1, step=g, loss=l, lr=lr)) + "\n")
     r.live.step = g
     r.live.log_metric("train/loss", l)
     r.live.log_metric("train/lr", lr)
@@ -573,13 +591,13 @@ def _validate(r: _Run, epoch, progress) -> dict:
     )["scoring"][r.mc.scoring]
 
 
-def _log_and_checkpoint(r: _Run, epoch, tot, seconds, val: dict, progress):
+def _log_and_checkpoint(r: _Run, epoch, tot, seconds, lr, val: dict, progress):
     "Rank 0: the epoch's record (log, DVCLive, console), `best/` when validation improved, the end-of-epoch checkpoint."
     rec = dict(
         kind="epoch",
-        epoch=epoch,
+        epoch=epoch + 1,  # epochs are counted from 1 wherever a person reads them
         train_loss=tot.item() / r.W / r.steps,
-        lr=r.opt.param_groups[0]["lr"],
+        lr=lr,
         seconds=round(seconds, 1),
     )
     if val:

@@ -109,3 +109,15 @@ def test_get_weights_from_the_hub_cache_offline(tmp_path):
     t0 = time.monotonic(); r = get()
     assert r.returncode == 2 and time.monotonic() - t0 < 20 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert f'127.0.0.1:{port} unreachable' in r.stderr and 'hat-nb get-weights --from PATH' in r.stderr and 'weights/README.md' in r.stderr, r.stderr
+
+def test_every_option_has_help_with_its_default():
+    "`hat-nb CMD -h`: a line for every option and argument, ending with the default where there is one (`train --recipe`: demo)."
+    import argparse
+    from hat_nb.cli import parser
+    sub = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction))
+    bare = [f'{name} {a.dest}' for name, p in sub.choices.items() for a in p._actions if not isinstance(a, argparse._HelpAction) and not a.help]
+    assert not bare, f'options without help: {bare}'
+    shown = ' '.join(sub.choices['train'].format_help().split())
+    assert '(default: demo)' in shown and 'the recipe to train' in shown, shown
+    assert '(default: 10)' in ' '.join(sub.choices['search'].format_help().split())
+    assert '(default: False)' not in ''.join(p.format_help() for p in sub.choices.values())

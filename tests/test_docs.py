@@ -66,12 +66,12 @@ def test_site_has_readme_home_and_every_notebook(site):
     assert '#| export' not in (site/'02_align.html').read_text()         # nbdev directives are not shown to readers
     assert 'fastcore.test' not in (site/'02_align.html').read_text()     # nor the hidden cells
 
-def signature_after(page: str, anchor: str, name: str) -> bool:
-    "After the symbol's anchor, the page shows its signature as highlighted Python (`def name(` or `class name`)."
+def signature_after(page: str, anchor: str, name: str, kind: str = '(def|class)') -> bool:
+    "After the symbol's anchor, the page shows its signature as highlighted Python (`def name(` or `class name`, as `kind` says)."
     i = page.find(f'id="{anchor}"')
     if i < 0: return False
     code = re.search(r'<div class="highlight-python[^"]*"><div class="highlight"><pre>(.*?)</pre>', page[i:i + 8000], re.S)
-    return code is not None and re.search(rf'\b(def|class) {name}\b', html.unescape(re.sub(r'<[^>]+>', '', code.group(1)))) is not None
+    return code is not None and re.search(rf'\b{kind} {name}\b', html.unescape(re.sub(r'<[^>]+>', '', code.group(1)))) is not None
 
 def text_after(page: str, anchor: str) -> str:
     "The text a reader sees in the 8000 characters of HTML after `anchor`, whitespace collapsed."
@@ -85,14 +85,15 @@ def reading(t: str) -> str:
 
 @pytest.mark.slow
 def test_every_public_function_and_class_has_its_signature_rendered(site):
-    "nbdev's show_doc, run by its processors in the build, renders each exported function's and class's signature and docstring."
+    """nbdev's show_doc, run by its processors in the build, renders each exported function's and class's docstring, under
+    its real signature (a class as `class C(Base)`, never nbdev's `def C(*args, **kwargs)`)."""
     missing, n = [], 0
     for nb, module, name in public_symbols():
         obj = getattr(importlib.import_module(f'hat_nb.{module}'), name)
         if not (inspect.isclass(obj) or inspect.isroutine(obj)): continue
         n += 1
         page = (site/f'{nb}.html').read_text()
-        if not signature_after(page, f'api-{module}-{name}', name): missing.append(f'{nb}: {name}')
+        if not signature_after(page, f'api-{module}-{name}', name, 'class' if inspect.isclass(obj) else 'def'): missing.append(f'{nb}: {name}')
         elif not (doc := inspect.getdoc(obj)): missing.append(f'{nb}: {name} (no docstring)')
         elif ' '.join(reading(doc).split()[:6]) not in reading(text_after(page, f'api-{module}-{name}')):
             missing.append(f'{nb}: {name} (docstring not shown)')
@@ -150,8 +151,15 @@ CUT_OFF = """<script>window.addEventListener('load', () => setTimeout(() => {
     if (sig && sig.matches('div.highlight-python') && sig.getBoundingClientRect().height > 0 && sig.querySelector('span.k')) shown.push(a.id);
   }
   const outline = document.querySelectorAll('.toc-tree a').length;
+  const twice = [];                     // symbols whose definition is on the screen more than once (the source is folded)
+  const visible = [...document.querySelectorAll('div.highlight pre')].filter(p => p.getBoundingClientRect().height > 0);
+  for (const a of document.querySelectorAll('span[id^="api-"]')) {
+    const name = a.id.split('-').slice(2).join('-');
+    const re = new RegExp('\\b(def|class) ' + name + '\\b');
+    if (visible.filter(p => re.test(p.textContent)).length > 1) twice.push(a.id);
+  }
   const out = document.createElement('pre'); out.id = 'overflow-check';
-  out.textContent = JSON.stringify({pres, cut, shown, outline}); document.body.appendChild(out);
+  out.textContent = JSON.stringify({pres, cut, shown, outline, twice}); document.body.appendChild(out);
 }, 500));</script>"""
 
 @pytest.mark.slow
@@ -159,7 +167,8 @@ CUT_OFF = """<script>window.addEventListener('load', () => setTimeout(() => {
 @pytest.mark.parametrize('width', [1400, 900])
 def test_pages_in_chromium_cut_no_code_and_show_signatures(site, tmp_path, width):
     """On a wide and a narrow window, no code cell's or output's text runs past its box: it wraps, or its box scrolls. Every
-    public function's and class's signature is on the screen, highlighted, and the page outline lists the symbols."""
+    public function's and class's signature is on the screen, highlighted, once (its source folded), and the page outline
+    lists the symbols."""
     for nb in ('03_model', '07_train', '10_pipeline'):
         probe = site/f'_probe_{nb}.html'
         probe.write_text((site/f'{nb}.html').read_text().replace('</body>', CUT_OFF + '</body>'))
@@ -172,6 +181,7 @@ def test_pages_in_chromium_cut_no_code_and_show_signatures(site, tmp_path, width
                      and (inspect.isclass(o := getattr(importlib.import_module(f'hat_nb.{m}'), n)) or inspect.isroutine(o))}
         assert callables and callables <= set(res['shown']), f"{nb}: signatures not shown: {sorted(callables - set(res['shown']))}"
         assert res['outline'] >= len(callables), f"{nb}: the page outline has {res['outline']} entries"
+        assert not res['twice'], f"{nb}: shown more than once: {res['twice']}"
 
 @pytest.mark.slow
 @needs_chromium

@@ -275,13 +275,20 @@ def test_continue_a_cosine_run_with_more_epochs(data, tmp_path):
     "A finished 2-epoch cosine run continued with --set epochs=4: the new epochs follow a 4-epoch cosine (not lr 0 then rising)."
     out = tmp_path/'m'
     assert train_here(data, out, '--set', 'epochs=2').returncode == 0
+    log = (out/'log.jsonl').read_text()
+    r = train_here(data, out, '--set', 'epochs=2')                        # the same run again: finished, says so
+    assert r.returncode == 0 and r.stdout.splitlines() == [f'{out}: finished, 2 of 2 epochs trained ({out}/last.pt); nothing left to do '
+                                                           '(--restart trains it again)'], r.stdout
+    assert (out/'log.jsonl').read_text() == log
     r = train_here(data, out, '--set', 'epochs=4')
     assert r.returncode == 0 and 'epochs 2 -> 4 with a cosine schedule: from epoch 3' in r.stdout, (r.stdout, r.stderr[-2000:])
     steps = [json.loads(l) for l in (out/'log.jsonl').read_text().splitlines() if json.loads(l)['kind'] == 'step']
     lr0 = json.loads((out/'train_config.json').read_text())['train']['lr']
-    lrs = {s['epoch']: s['lr'] for s in steps}
-    assert sorted(lrs) == [0, 1, 2, 3] and lrs[1] == pytest.approx(lr0 / 2, rel=1e-9), lrs      # the first run: a 2-epoch cosine
-    assert [lrs[e] for e in (2, 3)] == pytest.approx([lr0 * (1 + math.cos(math.pi * e / 4)) / 2 for e in (2, 3)], rel=1e-9), lrs
+    lrs = {s['epoch']: s['lr'] for s in steps}                              # epochs counted from 1
+    assert sorted(lrs) == [1, 2, 3, 4] and lrs[2] == pytest.approx(lr0 / 2, rel=1e-9), lrs      # the first run: a 2-epoch cosine
+    assert [lrs[e + 1] for e in (2, 3)] == pytest.approx([lr0 * (1 + math.cos(math.pi * e / 4)) / 2 for e in (2, 3)], rel=1e-9), lrs
+    epochs = {e['epoch']: e['lr'] for e in map(json.loads, (out/'log.jsonl').read_text().splitlines()) if e['kind'] == 'epoch'}
+    assert epochs == lrs, (epochs, lrs)                                     # an epoch's record: the lr its steps used
 
 @pytest.mark.slow
 def test_an_unexpected_error_in_training_ends_without_shutdown_noise(data, tmp_path):

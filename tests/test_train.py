@@ -39,7 +39,7 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     assert strip(ha) == strip(hb)
     for k in ma: assert torch.equal(ma[k], mb[k]), k
     epochs = [json.loads(l)['epoch'] for l in (b/'log.jsonl').read_text().splitlines() if json.loads(l)['kind'] == 'epoch']
-    assert epochs == [0, 1, 2, 3]                # the log has each epoch once
+    assert epochs == [1, 2, 3, 4]                # the log has each epoch once, counted from 1
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
@@ -168,7 +168,7 @@ def test_torchrun_two_processes(tmp_path):
     cfg = json.loads((tmp_path/'run/train_config.json').read_text())
     assert cfg['world_size'] == 2 and (tmp_path/'run/best/model.safetensors').is_file()
     epochs = [json.loads(l) for l in (tmp_path/'run/log.jsonl').read_text().splitlines() if json.loads(l)['kind'] == 'epoch']
-    assert [e['epoch'] for e in epochs] == [0, 1] and all(math.isfinite(e['train_loss']) for e in epochs)
+    assert [e['epoch'] for e in epochs] == [1, 2] and all(math.isfinite(e['train_loss']) for e in epochs)
 
 @pytest.mark.slow
 def test_paper_gpu_configuration_on_the_cpu(tmp_path):
@@ -193,4 +193,4 @@ def test_paper_gpu_configuration_on_the_cpu(tmp_path):
     shutil.copy(tmp_path/'run/prev.pt', tmp_path/'resumed/last.pt')      # as if stopped after epoch 1
     r = go(tmp_path/'resumed', 2)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert [l for l in log(tmp_path/'resumed') if l['epoch'] == 1] == [l for l in log(tmp_path/'run') if l['epoch'] == 1]
+    assert [l for l in log(tmp_path/'resumed') if l['epoch'] == 2] == [l for l in log(tmp_path/'run') if l['epoch'] == 2]

@@ -6,7 +6,9 @@ then an API index of every public symbol.
 Sphinx + MyST-NB render the notebooks with their committed outputs, in the furo theme (search, a per-page outline). Only
 nbdev's own documentation step runs: its processors `add_show_docs` and `exec_show_docs` insert a `show_doc` cell after
 every exported definition and execute it (with the notebook's export and import cells), which renders each public
-function's and class's signature and docstring. Equations are typeset by MathJax 3, served from the site itself: the npm
+function's and class's docstring; the signature shown is the symbol's own (`signature_code`: `def f(...) -> T`,
+`class C(Base)` with its `__init__`), and the exported source follows it folded (one click away), so that each symbol is
+shown once. Equations are typeset by MathJax 3, served from the site itself: the npm
 package `mathjax` is fetched once with `npm pack` (checksum verified) and cached beside the demo data's tarball, so later
 builds are offline.
 """
@@ -51,13 +53,54 @@ def in_definition_order(cells: list) -> list:
         out += run[::-1] + ([c] if c is not None else []); run = []
     return out
 
+def _params(sig: inspect.Signature, skip_self=False, factories: dict = {}) -> list[str]:
+    """Each parameter as written in the source: `name: annotation = default` (annotations are strings: `from __future__`);
+    `factories`: a dataclass field's `field(default_factory=...)`, which the signature shows as `<factory>`."""
+    out = []
+    for i, p in enumerate(sig.parameters.values()):
+        if skip_self and i == 0: continue
+        t = p.name if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) else ('*' if p.kind == p.VAR_POSITIONAL else '**') + p.name
+        if p.annotation is not p.empty: t += f": {p.annotation if isinstance(p.annotation, str) else inspect.formatannotation(p.annotation)}"
+        if p.default is not p.empty: t += f"{' = ' if p.annotation is not p.empty else '='}{factories.get(p.name, repr(p.default))}"
+        out.append(t)
+    kw_only = [i for i, p in enumerate(sig.parameters.values()) if p.kind == p.KEYWORD_ONLY]
+    if kw_only and not any(x.startswith('*') and not x.startswith('**') for x in out): out.insert(kw_only[0] - skip_self, '*')
+    return out
+
+def _call(head: str, params: list[str], tail: str = '') -> str:
+    "`head(params)tail`, one parameter per line when it would not fit 100 characters."
+    one = f"{head}({', '.join(params)}){tail}"
+    return one if len(one) <= 100 else f"{head}(\n" + ''.join(f"    {p},\n" for p in params) + f"){tail}"
+
+def signature_code(obj) -> str:
+    """The symbol as its source declares it: `def f(a, b=1) -> T` for a function; for a class, `class C(Base)` and, when it
+    (not a builtin base) defines how it is made, its `__init__` parameters."""
+    if not inspect.isclass(obj):
+        sig = inspect.signature(obj)
+        ret = sig.return_annotation
+        tail = '' if ret is inspect.Signature.empty else f" -> {ret if isinstance(ret, str) else inspect.formatannotation(ret)}"
+        return _call(f"def {obj.__name__}", _params(sig), tail)
+    bases = ', '.join(('nn.' if b.__module__.startswith('torch.nn') else '') + b.__name__ for b in obj.__bases__ if b is not object)
+    head = f"class {obj.__name__}" + (f"({bases})" if bases else '')
+    init = next((k.__init__ for k in obj.__mro__ if '__init__' in k.__dict__), None)
+    if init is None or not inspect.isfunction(init): return head          # a builtin's __init__ (an exception, object)
+    import dataclasses
+    factories = {f.name: f"field(default_factory={f.default_factory.__name__})" if isinstance(f.default_factory, type)
+                 else f"field(default_factory=lambda: {f.default_factory()!r})"
+                 for f in (dataclasses.fields(obj) if dataclasses.is_dataclass(obj) else ()) if f.default_factory is not dataclasses.MISSING}
+    params = _params(inspect.signature(init), skip_self=True, factories=factories)
+    return head + ':\n    ' + _call('def __init__', ['self', *params]).replace('\n', '\n    ')
+
 def show_doc_markdown(module: str, cell: dict) -> str:
-    "The markdown of an executed `show_doc` cell, with an anchor for the API index and without nbdev's (Quarto) source link."
+    """The markdown of an executed `show_doc` cell: its title and docstring, with an anchor for the API index, and the
+    symbol's real signature (`signature_code`) instead of nbdev's rendering (which shows a class as `def C(*args, **kwargs)`)."""
     name = re.match(r'show_doc\((\w+)', cell['source']).group(1)
     md = ''.join(next(o for o in cell['outputs'] if 'data' in o)['data']['text/markdown'])
     md = re.sub(r'^---\s*', '', md)
     md = re.sub(r'^\[source\]\(.*\)\{[^}]*\}\s*$', '', md, flags=re.M)
     head, _, rest = md.strip().partition('\n')                   # the anchor goes inside the symbol's section
+    obj = getattr(importlib.import_module(f'hat_nb.{module}'), name)
+    rest = re.sub(r'```python\n.*?```', lambda _: f"```python\n{signature_code(obj)}\n```", rest, count=1, flags=re.S)
     return f'{head}\n\n<span id="{anchor(module, name)}"></span>\n{rest}\n'
 
 def constants_defined(source: str) -> list[str]:
@@ -67,12 +110,13 @@ def constants_defined(source: str) -> list[str]:
 
 def for_reading(nb: dict) -> dict:
     "The notebook as a reader sees it: show_doc outputs as markdown, no `#| hide` or `#| default_exp` cells, no `#|` directives."
-    module, cells = module_of(nb), []
+    module, cells, held = module_of(nb), [], []
     for c in nb['cells']:
         src = ''.join(c['source'])
         if c['cell_type'] == 'code' and src.startswith('show_doc('):
             cells.append({'cell_type': 'markdown', 'metadata': {}, 'source': show_doc_markdown(module, {**c, 'source': src})})
             continue
+        cells += held; held = []                 # an exported cell's source comes after the signatures of what it defines
         lines = src.splitlines(keepends=True)
         if c['cell_type'] == 'code':
             if any(l.startswith(('#| hide', '#| default_exp')) for l in lines[:2]): continue
@@ -80,7 +124,11 @@ def for_reading(nb: dict) -> dict:
                 spans = ''.join(f'<span id="{anchor(module, n)}"></span>' for n in names)
                 cells.append({'cell_type': 'markdown', 'metadata': {}, 'source': spans})
             lines = [l for l in lines if not l.startswith('#|')]
+            if module and any(l.startswith('#| export') for l in src.splitlines()[:2]):   # the source, folded: one click away
+                held.append({**c, 'metadata': {**c.get('metadata', {}), 'tags': ['hide-input']}, 'source': ''.join(lines)})
+                continue
         cells.append({**c, 'source': ''.join(lines)})
+    cells += held
     return {**nb, 'cells': [{'id': f'doc-{i}', **c} for i, c in enumerate(cells)]}
 
 def table_text(md: str) -> str:

@@ -3,7 +3,8 @@
     python tools/run_notebooks.py [NB ...]          # execute in place (default: every notebook in nbs/), then nbdev_clean
     python tools/run_notebooks.py --check NB ...    # execute in memory; fail if a cell raises or an output changed
 
-Every cell runs (the `slow` ones too), in the notebook's folder, on the CPU. Outputs written to stderr (progress bars,
+Every cell runs (the `slow` ones too; not those marked `#| eval: false`, which need a trained model: their committed
+outputs are kept), in the notebook's folder, on the CPU. Outputs written to stderr (progress bars,
 warnings) are dropped. `--check` compares text outputs with numbers allowed a relative difference of 1e-3 (another CPU
 may round the last digits of a float differently) and temporary paths ignored, and requires each figure of the committed notebook to still be drawn.
 """
@@ -22,13 +23,17 @@ from execnb.shell import CaptureShell
 ROOT = Path(__file__).resolve().parents[1]
 NUM = re.compile(r'-?\d+\.\d+(?:e[-+]?\d+)?|-?\d+e[-+]?\d+')
 
+def _not_evaluated(cell) -> bool:
+    "A cell marked `#| eval: false` (as nbdev_test skips it): it needs files a run makes; its committed outputs stay."
+    return re.search(r'^#\|\s*eval:\s*false', cell.source, re.M) is not None
+
 def execute(path: Path):
     "The notebook at `path` with fresh outputs (stderr streams dropped); raises on the first failing cell."
     nb, cwd = read_nb(path), os.getcwd()
     os.chdir(path.parent)
     try:
         sh = CaptureShell(mpl_format='png')
-        sh.run_all(nb, exc_stop=True)
+        sh.run_all(nb, exc_stop=True, preproc=_not_evaluated)
     finally: os.chdir(cwd)
     for c in nb.cells:
         if c.cell_type == 'code':
