@@ -13,7 +13,8 @@ import yaml
 __all__ = ['CPU_NUMERICS', 'CPU_NUMERICS_SETTINGS', 'REPORT', 'GET_DATA', 'CATALOG_KEYS', 'ParamsError', 'check_params',
            'cpu_numerics_env', 'notebook_params', 'load_params', 'check_recipe_overrides', 'dataset_paths',
            'DataMissingError', 'stage_parameters', 'run_stage', 'stage_nproc', 'check_stage_values',
-           'write_data_placeholders', 'use_released_checkpoint', 'ablation_table', 'describe_figure']
+           'write_data_placeholders', 'use_released_checkpoint', 'recall_summary', 'train_summary', 'ablation_table',
+           'describe_figure']
 
 # %% ../nbs/10_pipeline.ipynb #cell-04
 class ParamsError(ValueError):
@@ -150,6 +151,7 @@ def dataset_paths(dataset: str) -> dict:
         train_metrics=f"{m}/train.json",
         train_curve=f"{m}/train_curve.json",
         test_metrics=f"{m}/test.json",
+        recall=f"{m}/recall.json",
         recall_curves=f"{m}/recall_at_k.json",
         details=f"{m}/eval_details.json",
         attention=f"{r}/attention.png",
@@ -432,6 +434,25 @@ def use_released_checkpoint(checkpoint, model_cfg, dataset: str, root=".") -> di
     write_json(P["model_dir"] / "dvclive/metrics.json", info)
     return info
 
+# %% ../nbs/10_pipeline.ipynb #feeb028d
+def recall_summary(res: dict, scoring: str = "i2t") -> dict:
+    """Per protocol of `res` (what `evaluate` returns), the RSUM and R@1/5/10 both ways of `scoring` (the model's own;
+    the reference evaluation has `i2t` only): `metrics/<dataset>/recall.json`."""
+    out = {}
+    for proto, r in res.items():
+        m = r["scoring"].get(scoring) or r["scoring"]["i2t"]
+        out[proto] = {"RSUM": m["rsum"], **{d: {f"R@{k:02d}": m[f"{d}_R@{k}"] for k in (1, 5, 10)} for d in ("i2t", "t2i")}}
+    return out
+
+
+def train_summary(best: dict) -> dict:
+    """The best validation epoch of a run (`train`'s answer) in the few numbers DVC shows: `metrics/<dataset>/train.json`.
+    A record that is not a validation (an imported checkpoint's provenance) is kept as it is."""
+    if "val_rsum" not in best:
+        return dict(best)
+    val = {"RSUM": best["val_rsum"], "i2t": {"R@01": best["val_i2t_R@1"]}, "t2i": {"R@01": best["val_t2i_R@1"]}}
+    return dict(epoch=best["epoch"], train_loss=round(best["train_loss"], 4), val=val)
+
 # %% ../nbs/10_pipeline.ipynb #6e9a84ed
 def _experiments(node, top=True):
     "(name, params, metrics) of every run in `dvc exp show --json`, the uncommitted workspace last."
@@ -457,13 +478,16 @@ def ablation_table(exp_show: list, dataset: str, protocol="standard"):
 
     rows = []
     for name, params, metrics in _experiments(exp_show):
-        res = metrics.get(dataset_paths(dataset)["test_metrics"], {}).get(protocol)
-        train = params.get("params.yaml", {}).get("train") or {}
-        if not res:
-            continue
+        P, train = dataset_paths(dataset), params.get("params.yaml", {}).get("train") or {}
         levels, scoring = train.get("levels") or [1, 2, 3], train.get("scoring") or train.get("direction") or "i2t"
-        by = res.get("scoring", res)  # experiments run before `direction` became `scoring` keep the old layout
-        m = by.get(scoring) or by["i2t"]  # reference evaluation scores i2t only
+        if summary := metrics.get(P["recall"], {}).get(protocol):  # recall_summary: the run's own scoring
+            m = {f"{d}_R@{k}": summary[d][f"R@{k:02d}"] for d in ("i2t", "t2i") for k in (1, 5, 10)}
+            m["rsum"] = summary["RSUM"]
+        elif res := metrics.get(P["test_metrics"], {}).get(protocol):  # experiments from before recall.json
+            by = res.get("scoring", res)  # ... and from before `direction` became `scoring`
+            m = by.get(scoring) or by["i2t"]  # reference evaluation scores i2t only
+        else:
+            continue
         rows.append(
             dict(
                 levels="+".join(f"L{l}" for l in levels),

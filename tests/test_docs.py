@@ -43,6 +43,25 @@ def test_every_public_symbol_has_an_example():
     print(f"{len(syms) - len(missing)} of {len(syms)} public symbols have an example ({share:.0%}); without one:", *missing, sep='\n  ')
     assert share >= MIN_EXAMPLES, f"only {share:.0%} of the public symbols have an example (at least {MIN_EXAMPLES:.0%}); without one: {missing}"
 
+def without_paragraph(cells: list) -> list[str]:
+    """Exported cells defining a public name with no markdown between them and the exported cell before: each public
+    definition comes after a paragraph about it (private helpers may follow the public one they serve)."""
+    out, said = [], True
+    for c in cells:
+        s = _src(c)
+        if c['cell_type'] == 'markdown': said = True
+        elif _exported(s):
+            names = [a or b for a, b in re.findall(r'^(?:def|class) (\w+)|^(\w+)\s*(?::[^=\n]+)?=', s, re.M)]
+            if [n for n in names if not n.startswith('_')] and not said: out.append(names[0])
+            said = False
+    return out
+
+def test_every_public_definition_follows_a_paragraph():
+    missing = {nb: m for nb in NOTEBOOKS if (m := without_paragraph(cells_of(nb)))}
+    assert not missing, f'exported definitions without a paragraph before them: {missing}'
+    code = lambda t: dict(cell_type='code', source=f'#| export\n{t}\n')
+    assert without_paragraph([dict(cell_type='markdown', source='f'), code('def f(): pass'), code('def _g(): pass'), code('def h(): pass')]) == ['h']
+
 def test_has_example_sees_a_missing_one():
     "The example check fails for a symbol whose first use after its definition is a test cell without output."
     define, test = dict(cell_type='code', source='#| export\ndef f(x): return x\n', outputs=[]), dict(cell_type='code', source='assert f(1) == 1\n', outputs=[])
