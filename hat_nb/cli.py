@@ -323,7 +323,9 @@ def _data_parsers(sub):
         default=[],
         help="local copies: a weights file, a model folder",
     )
-    gw.add_argument("--params", default="params.yaml", help="pipeline settings (a catalog entry may point a tower elsewhere)")
+    gw.add_argument(
+        "--params", default="params.yaml", help="pipeline settings (a catalog entry may point a tower elsewhere)"
+    )
     gw.set_defaults(fn=_get_weights)
     c = sub.add_parser("check", help="report every problem of a Karpathy-format dataset directory")
     c.add_argument("data_dir", help="a folder with one dataset_*.json and images/")

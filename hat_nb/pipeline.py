@@ -441,13 +441,17 @@ def recall_summary(res: dict, scoring: str = "i2t") -> dict:
     out = {}
     for proto, r in res.items():
         m = r["scoring"].get(scoring) or r["scoring"]["i2t"]
-        out[proto] = {"RSUM": m["rsum"], **{d: {f"R@{k:02d}": m[f"{d}_R@{k}"] for k in (1, 5, 10)} for d in ("i2t", "t2i")}}
+        out[proto] = {
+            "RSUM": m["rsum"],
+            **{d: {f"R@{k:02d}": m[f"{d}_R@{k}"] for k in (1, 5, 10)} for d in ("i2t", "t2i")},
+        }
     return out
 
 
 def train_summary(best: dict) -> dict:
-    """The best validation epoch of a run (`train`'s answer) in the few numbers DVC shows: `metrics/<dataset>/train.json`.
-    A record that is not a validation (an imported checkpoint's provenance) is kept as it is."""
+    """The best validation epoch of a run (`train`'s answer) in the few numbers DVC shows
+    (`metrics/<dataset>/train.json`); a record that is not a validation (an imported checkpoint's provenance) is kept
+    as it is."""
     if "val_rsum" not in best:
         return dict(best)
     val = {"RSUM": best["val_rsum"], "i2t": {"R@01": best["val_i2t_R@1"]}, "t2i": {"R@01": best["val_t2i_R@1"]}}

@@ -248,8 +248,10 @@ def _run(mc, tc, out, rank, W, device, resume, resume_from, progress) -> dict:
         _resume(r, ckpt, progress)
         if r.epoch >= tc.epochs:  # a finished run: its log and DVCLive files stay as they are
             if progress:
-                print(f"{out}: finished, {r.epoch} of {tc.epochs} epochs trained ({ckpt}); nothing left to do "
-                      "(--restart trains it again)")
+                print(
+                    f"{out}: finished, {r.epoch} of {tc.epochs} epochs trained ({ckpt}); nothing left to do "
+                    "(--restart trains it again)"
+                )
             return _Best(_best_record(r.history), trained=False)
     compile_towers(r.model, tc, device)
     if r.main:
@@ -390,7 +392,8 @@ def _resume(r: _Run, ckpt: Path, progress: bool):
     set_rng_state(s["rng"])
     r.epoch, r.step, r.tot, r.best, r.history = s["epoch"], s.get("step", 0), s.get("tot", 0.0), s["best"], s["history"]
     if progress and r.epoch < r.tc.epochs:
-        print(f"resumed from {ckpt}: {r.epoch} of {r.tc.epochs} epochs done, epoch {r.epoch + 1} continues at step {r.step}")
+        done = f"{r.epoch} of {r.tc.epochs} epochs done"
+        print(f"resumed from {ckpt}: {done}, epoch {r.epoch + 1} continues at step {r.step}")
     _refit_cosine(r, progress)
 
 
