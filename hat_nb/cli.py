@@ -82,15 +82,16 @@ def _get_data(a):
 
 
 def _get_weights(a):
+    from hat_nb.config import recipe
     from hat_nb.pipeline import load_params
-    from hat_nb.config import PAPER_WEIGHTS
     from hat_nb.model import PRETRAINED, get_weights
 
-    cat = load_params(a.params).get("catalog") or {}
-    paths = {f"model.{k}": v for k, v in PAPER_WEIGHTS.items()}  # where the paper recipes look for them
-    paths |= {k: v for e in cat.values() for k, v in ((e or {}).get("overrides") or {}).items() if k in PRETRAINED}
-    paths = {k: v for k, v in paths.items() if isinstance(v, str) and v.lower() != "none"}
-    print(json.dumps(get_weights(paths, a.files), indent=1))
+    cat = [e or {} for e in (load_params(a.params).get("catalog") or {}).values()]
+    paper = [e for e in cat if str(e.get("recipe", "")).startswith("paper")]  # the datasets that start from them
+    over = {k: v for e in paper for k, v in (e.get("overrides") or {}).items()}
+    cfg = recipe(paper[0]["recipe"] if paper else "paper_f30k", **over)[0]  # the towers each file is checked against
+    paths = {k: getattr(cfg, k[6:]) for k in PRETRAINED if getattr(cfg, k[6:])}
+    print(json.dumps(get_weights(paths, a.files, cfg), indent=1))
 
 
 def _check(a):

@@ -4,6 +4,7 @@
 
 # %% ../nbs/03_model.ipynb #cell-02
 from __future__ import annotations
+import re
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -20,8 +21,8 @@ from .config import HATConfig, check_weights, minilm_path, read_model_config
 from .data import Collate, atomic_write, image_input, write_json
 
 # %% auto #0
-__all__ = ['PRETRAINED', 'check_architecture', 'ImageTower', 'TextTower', 'load_tokenizer', 'HATModel', 'attention_maps',
-           'save_pretrained', 'load_weights_strictly', 'from_pretrained', 'get_weights']
+__all__ = ['PRETRAINED', 'check_architecture', 'check_tower', 'make_tower_files', 'ImageTower', 'TextTower', 'load_tokenizer',
+           'HATModel', 'attention_maps', 'save_pretrained', 'load_weights_strictly', 'from_pretrained', 'get_weights']
 
 # %% ../nbs/03_model.ipynb #arch-code
 def check_architecture(cfg: HATConfig) -> HATConfig:
@@ -33,6 +34,92 @@ def check_architecture(cfg: HATConfig) -> HATConfig:
         )
     return cfg
 
+# %% ../nbs/03_model.ipynb #ab93e6ed
+def _header_shapes(path) -> dict:
+    "Tensor names and shapes from a safetensors file's header; a damaged file is a `ValueError` naming it."
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as e:  # safetensors says "header too large", "invalid JSON in header", ...
+        raise ValueError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]})") from None
+
+
+def _not_fitting(found: dict, expected: dict, path) -> str | None:
+    "What of `expected` ({name: shape}) `found` lacks or has in another shape, in a few words (None: it fits)."
+    missing = [k for k in expected if k not in found]
+    shapes = [
+        f"{k} {list(found[k])} (expected {list(expected[k])})"
+        for k in expected
+        if k in found and found[k] != expected[k]
+    ]
+    said = [
+        f"{len(n)} {w}: {', '.join(n[:3])}{' …' if len(n) > 3 else ''}"
+        for w, n in (("missing", missing), ("of another shape", shapes))
+        if n
+    ]
+    return f"{path}: not the tower the settings name ({'; '.join(said)})" if said else None
+
+
+def check_tower(key: str, path, cfg: HATConfig) -> Path:
+    """The pretrained tower at `path` for setting `key` ('model.img_weights': a file, 'model.txt_model': a model folder)
+    opened with its own library and compared with the towers `cfg` names; a damaged file or another architecture is one
+    `ValueError` naming the file. Returns `path`."""
+    p = Path(path)
+    if key == "model.img_weights":
+        if p.suffix != ".safetensors":  # a .pth/.bin: timm reads and converts it; read here as checkpoints are
+            from hat_nb.checkpoints import read_checkpoint_file
+
+            read_checkpoint_file(p)
+            return p
+        with torch.device("meta"):
+            body = timm.create_model(cfg.img_model, num_classes=0, **cfg.img_kwargs)
+        expected = {k: tuple(v.shape) for k, v in body.state_dict().items()}
+        if why := _not_fitting(_header_shapes(p), expected, p):
+            raise ValueError(f"{why}; it is not {cfg.img_model} with {cfg.img_kwargs or 'its defaults'}")
+        return p
+    try:
+        conf = AutoConfig.from_pretrained(p)
+    except Exception as e:
+        raise ValueError(f"{p}: not a model folder with a readable config.json ({str(e).splitlines()[0]})") from None
+    try:
+        AutoTokenizer.from_pretrained(p)
+    except Exception as e:
+        raise ValueError(f"{p}: no usable tokenizer files ({str(e).splitlines()[0]})") from None
+    if max(cfg.txt_levels) > conf.num_hidden_layers:
+        raise ValueError(f"{p}: {conf.num_hidden_layers} layers; the model aligns layer {max(cfg.txt_levels)}")
+    if (p / "model.safetensors").is_file():
+        with torch.device("meta"):
+            body = AutoModel.from_config(conf, add_pooling_layer=False)
+        prefix = body.base_model_prefix + "."  # a checkpoint of the pre-training model: bert.encoder...
+        found = {
+            (k[len(prefix) :] if k.startswith(prefix) else k): s
+            for k, s in _header_shapes(p / "model.safetensors").items()
+        }
+        found = {
+            re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", k)): s
+            for k, s in found.items()
+        }
+        if why := _not_fitting(
+            found, {k: tuple(v.shape) for k, v in body.state_dict().items()}, p / "model.safetensors"
+        ):
+            raise ValueError(why)
+    return p
+
+
+def make_tower_files(out_dir, cfg: HATConfig) -> tuple[Path, Path]:
+    """Random towers of `cfg` written as `get_weights` lays them out: `out_dir/swin.safetensors` (timm's names) and
+    `out_dir/bert/` (an HF model folder with the packaged uncased tokenizer): fixtures for tests and examples."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    body = timm.create_model(cfg.img_model, num_classes=0, **cfg.img_kwargs)
+    save_file({k: v.contiguous() for k, v in body.state_dict().items()}, str(out / "swin.safetensors"))
+    txt = AutoModel.from_config(_hf_config(cfg), add_pooling_layer=False)
+    txt.save_pretrained(out / "bert")
+    AutoTokenizer.from_pretrained(minilm_path()).save_pretrained(out / "bert")
+    return out / "swin.safetensors", out / "bert"
+
 # %% ../nbs/03_model.ipynb #cell-08
 class ImageTower(nn.Module):
     """timm backbone returning the tokens `(B, H*W, C_l)` of the chosen stages/blocks, each through its own LayerNorm
@@ -43,7 +130,9 @@ class ImageTower(nn.Module):
         check_architecture(cfg)
         kw = dict(num_classes=0, **cfg.img_kwargs)
         if load_weights and cfg.img_weights:
-            check_weights(cfg)
+            check_tower(
+                "model.img_weights", check_weights(cfg).img_weights, cfg
+            )  # one line if damaged or another model
             kw.update(pretrained=True, pretrained_cfg_overlay=dict(file=str(cfg.img_weights)))
         self.body = timm.create_model(cfg.img_model, **kw)
         n = len(self.body.feature_info)
@@ -77,7 +166,7 @@ class TextTower(nn.Module):
     def __init__(self, cfg: HATConfig, load_weights=True):
         super().__init__()
         if load_weights and cfg.txt_model:
-            check_weights(cfg)
+            check_tower("model.txt_model", check_weights(cfg).txt_model, cfg)
             verbosity = hf_logging.get_verbosity()
             hf_logging.set_verbosity_error()  # the dropped pooler is expected
             try:
@@ -260,14 +349,28 @@ def _check_weights_match(model, sd, d: Path):
         )
 
 
+def _some(names, n=3) -> str:
+    return ", ".join(names[:n]) + (f", … ({len(names)} in all)" if len(names) > n else "")
+
+
 def load_weights_strictly(model, sd: dict, where: str):
-    """`model.load_state_dict(sd, strict=True)`, its report of missing, unexpected and mis-shaped tensors as one
-    `ValueError` line that starts with `where`."""
-    try:
-        model.load_state_dict(sd, strict=True)
-    except RuntimeError as e:
-        report = str(e).split(":", 1)[-1]  # after torch's "Error(s) in loading state_dict for HATModel:"
-        raise ValueError(f"{where}: " + "; ".join(l.strip() for l in report.splitlines() if l.strip())) from None
+    """`model.load_state_dict(sd, strict=True)`; what does not fit (tensors missing, unexpected, of another shape) is
+    one `ValueError` line that starts with `where`, counted, with the first few names."""
+    own = model.state_dict()
+    missing, unexpected = [k for k in own if k not in sd], [k for k in sd if k not in own]
+    shapes = [
+        f"{k} {list(sd[k].shape)} here, {list(own[k].shape)} in the model"
+        for k in own
+        if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)
+    ]
+    said = [
+        f"{len(names)} {what}: {_some(names)}"
+        for what, names in (("missing", missing), ("unexpected", unexpected), ("of another shape", shapes))
+        if names
+    ]
+    if said:
+        raise ValueError(f"{where}: tensors that do not fit the model: " + "; ".join(said))
+    model.load_state_dict(sd, strict=True)
 
 
 def from_pretrained(model_dir, map_location="cpu") -> HATModel:
@@ -349,12 +452,13 @@ def _from_hub(key, dest: Path) -> Path:
         ) from None
 
 # %% ../nbs/03_model.ipynb #9e328b16
-def get_weights(paths: dict, files=()) -> dict:
-    "Put each tower of `paths` ({setting: path}) there, from `files` or the hub; {setting: where it came from}."
+def get_weights(paths: dict, files=(), cfg: HATConfig | None = None) -> dict:
+    """Put each tower of `paths` ({setting: path}) there, from `files` or the hub, each checked against the towers of
+    `cfg` (default: the paper's) before it is copied; {setting: where it came from}."""
     from hat_nb.data import atomic_write, record_sha256, verify_sha256
     import shutil
 
-    files, done = [Path(f) for f in files], {}
+    files, done, cfg = [Path(f) for f in files], {}, cfg or HATConfig()
     for f in files:
         if not f.exists():
             raise FileNotFoundError(f"{f}: no such file or folder")
@@ -365,9 +469,10 @@ def get_weights(paths: dict, files=()) -> dict:
         if dest.exists():
             if probs := verify_sha256(dest):
                 raise FileExistsError("; ".join(probs) + ": move it away to fetch it again")
+            check_tower(key, dest, cfg)
             done[key] = "already in place"
             continue
-        src = _local_tower(key, dest, files) or _from_hub(key, dest)
+        src = check_tower(key, _local_tower(key, dest, files) or _from_hub(key, dest), cfg)  # before a byte is copied
         copy = shutil.copytree if src.is_dir() else shutil.copyfile
         atomic_write(dest, lambda tmp: copy(src, tmp))
         record_sha256(dest)

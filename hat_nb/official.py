@@ -17,8 +17,8 @@ from .data import atomic_write, file_sha256, write_json
 from .model import HATModel, load_weights_strictly, save_pretrained
 
 # %% auto #0
-__all__ = ['LIGHTNING_STAND_INS', 'load_checkpoint_safely', 'official_key_map', 'convert_official_state_dict', 'import_official',
-           'export_official']
+__all__ = ['LIGHTNING_STAND_INS', 'load_checkpoint_safely', 'official_key_map', 'convert_official_state_dict',
+           'official_architecture', 'import_official', 'export_official']
 
 # %% ../nbs/03a_official.ipynb #23956945
 _CALLBACK = "pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint"
@@ -95,20 +95,76 @@ def convert_official_state_dict(sd: dict, model: HATModel) -> tuple[dict, dict]:
         raise ValueError(f"{len(left)} official tensor(s) with no place in hat_nb: {sorted(left)[:5]}")
     return out, skipped
 
+# %% ../nbs/03a_official.ipynb #c79c7fa0
+def official_architecture(sd: dict) -> dict:
+    """What the reference's state dict `sd` says of its towers: Swin width and blocks per stage, BERT layers and width
+    (None where a tensor that tells is absent)."""
+    blocks = {}
+    for k in sd:
+        if m := re.match(r"vit_model\.layers\.(\d+)\.blocks\.(\d+)\.", k):
+            blocks[int(m[1])] = max(blocks.get(int(m[1]), 0), int(m[2]) + 1)
+    layers = {int(m[1]) for k in sd if (m := re.match(r"text_transformer\.encoder\.layer\.(\d+)\.", k))}
+    shape = lambda k, d: tuple(sd[k].shape)[d] if k in sd and hasattr(sd[k], "shape") else None
+    return dict(
+        swin_width=shape("vit_model.patch_embed.proj.weight", 0),
+        swin_depths=tuple(blocks[i] for i in sorted(blocks)) or None,
+        bert_layers=len(layers) or None,
+        bert_width=shape("text_transformer.embeddings.word_embeddings.weight", 1),
+    )
+
+
+def _model_architecture(model: HATModel) -> dict:
+    body, txt = model.img.body, model.txt.body.config
+    return dict(
+        swin_width=body.patch_embed.proj.weight.shape[0] if hasattr(body, "patch_embed") else None,
+        swin_depths=tuple(len(s.blocks) for s in body.layers) if hasattr(body, "layers") else None,
+        bert_layers=txt.num_hidden_layers,
+        bert_width=txt.hidden_size,
+    )
+
+
+def _official_state_dict(ck: dict, ckpt) -> dict:
+    "The tensors of the checkpoint `ck`'s `state_dict`, or a one-line `ValueError` saying what is there instead."
+    if "state_dict" not in ck:
+        raise ValueError(f"{ckpt}: no 'state_dict' in this checkpoint (keys: {sorted(map(str, ck))[:8]})")
+    sd = ck["state_dict"]
+    if not isinstance(sd, dict):
+        raise ValueError(f"{ckpt}: its 'state_dict' is a {type(sd).__name__}, not a dict of tensors")
+    tensors = {k: v for k, v in sd.items() if isinstance(v, Tensor)}
+    if not tensors:
+        raise ValueError(f"{ckpt}: its 'state_dict' holds no tensors ({len(sd)} entries)")
+    return tensors
+
+
+def _check_same_architecture(sd: dict, model: HATModel, ckpt):
+    "`sd` made for `model`'s towers, else one line: what the checkpoint holds, what the model expects, what to pass."
+    found, want = official_architecture(sd), _model_architecture(model)
+    if not any(k.startswith(("vit_model.", "text_transformer.")) for k in sd):
+        prefixes = sorted({k.split(".")[0] for k in sd})[:5]
+        raise ValueError(
+            f"{ckpt}: not a HAT checkpoint of the authors (no vit_model./text_transformer. tensors; found {prefixes})"
+        )
+    differ = [k for k in found if found[k] is not None and want[k] is not None and found[k] != want[k]]
+    if differ:
+        said = ", ".join(f"{k.replace('_', ' ')} {found[k]} (the model: {want[k]})" for k in differ)
+        raise ValueError(
+            f"{ckpt}: made for other towers: {said}; describe its model with --config CONFIG.json (a HATConfig) or "
+            "--recipe NAME (in Python: import_official(ckpt, out_dir, cfg))"
+        )
+
 # %% ../nbs/03a_official.ipynb #8337c265
 def import_official(ckpt, out_dir, cfg: HATConfig | None = None, tokenizer=None) -> Path:
     """Turn the authors' released Lightning checkpoint `ckpt` into a `save_pretrained` directory `out_dir` of the model
     `cfg` (default: the paper's, `HATConfig()`)."""
     ck = load_checkpoint_safely(ckpt)
-    sd = ck.get("state_dict")
-    if not isinstance(sd, dict) or not sd:
-        raise ValueError(f"{ckpt}: no 'state_dict' in this checkpoint (keys: {sorted(map(str, ck))[:8]})")
+    sd = _official_state_dict(ck, ckpt)
     cfg = cfg or HATConfig()
     keep_txt = (
         cfg.txt_model and Path(cfg.txt_model).is_dir()
     )  # only its tokenizer is read; the weights come from `ckpt`
     cfg = HATConfig(**{**asdict(cfg), "img_weights": None, "txt_model": cfg.txt_model if keep_txt else None})
     model = HATModel(cfg, load_weights=False)
+    _check_same_architecture(sd, model, ckpt)
     try:
         new, skipped = convert_official_state_dict({k: v for k, v in sd.items() if isinstance(v, Tensor)}, model)
     except ValueError as e:

@@ -191,9 +191,10 @@ def _check_data(dataset: str, root: Path):
         raise DataMissingError(f"dataset {dataset!r}: no data in {d} ({e}); to get it: {how}") from None
 
 
-def _check_weights(given: dict, root: Path, where: str):
+def _check_weights(given: dict, root: Path, where: str, open_files=False):
     """The pretrained weights the dataset's recipe names (the paper recipes: `PAPER_WEIGHTS`), or its overrides, must
-    exist before training starts."""
+    exist before training starts, unchanged since `get-weights` recorded them; `open_files`: and be the towers the
+    recipe names (`hat_nb.model.check_tower`)."""
     from hat_nb.config import recipe
 
     over = given.get("overrides") or {}
@@ -210,6 +211,13 @@ def _check_weights(given: dict, root: Path, where: str):
             )
         if isinstance(v, str) and (probs := verify_sha256(root / v)):
             raise DataMissingError(f"{at}: " + "; ".join(probs) + " (recorded by `hat-nb get-weights`); run it again")
+        if isinstance(v, str) and open_files:
+            from hat_nb.model import check_tower
+
+            try:
+                check_tower(k, root / v, mc)
+            except ValueError as e:
+                raise DataMissingError(f"{at}: {e}") from None
 
 
 def _check_checkpoint(path, root: Path, where: str):
@@ -269,7 +277,9 @@ def run_stage(stage, dataset=None, params_file="params.yaml", nb_dir="pipelines"
     if given.get("checkpoint"):
         _check_checkpoint(given["checkpoint"], root, f"{where}:catalog.{dataset}.checkpoint")
     else:
-        _check_weights(given, root, f"{where}:catalog.{dataset}")  # a checkpoint brings its own
+        _check_weights(
+            given, root, f"{where}:catalog.{dataset}", open_files=stage == "train"
+        )  # a checkpoint brings its own
     check_stage_values(stage, given, root, where)
     os.environ.update(cpu_numerics_env(allp.get("cpu_numerics", "pinned")))  # the notebook kernel starts with these
     out = root / (dataset_paths(dataset)["notebooks"] if dataset else "reports")

@@ -54,7 +54,8 @@ def test_refused_calls_load_no_model_library(tmp_path):
 
 def test_paper_recipe_names_its_weights_or_says_how_to_get_them(tmp_path, monkeypatch, capsys):
     """`hat-nb train --recipe paper_f30k` where weights/ is empty: one line naming the missing tower, `get-weights` and the
-    random alternative; random towers asked for explicitly are said on stdout before anything else runs."""
+    random alternative; random towers asked for explicitly are said on stdout before anything else runs; a damaged weights
+    file is one line too."""
     import pytest
     from hat_nb.cli import main
     monkeypatch.chdir(tmp_path)
@@ -68,6 +69,14 @@ def test_paper_recipe_names_its_weights_or_says_how_to_get_them(tmp_path, monkey
     assert e.value.code == 2 and 'd: directory does not exist' in said.err, said
     assert said.out.splitlines() == ['model.img_weights=none: the image tower starts from random weights, not weights/swin_base_patch4_window7_224_22k.safetensors',
                                      'model.txt_model=none: the text tower starts from random weights, not weights/bert-base-uncased'], said.out
+    from hat_nb.data import make_fixture                                    # a damaged weights file: one line, no traceback
+    make_fixture(tmp_path/'d', 'flickr', n=4)
+    (tmp_path/'noise.safetensors').write_bytes(bytes(range(256)) * 20)
+    with pytest.raises(SystemExit) as e:
+        main(['train', '--recipe', 'paper_f30k', '--set', 'model.img_weights=noise.safetensors', '--set', 'model.txt_model=none',
+              '--data', 'd', '--out', 'm'])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count('\n') == 1 and 'noise.safetensors: not a readable safetensors file' in err, err
 
 def test_an_error_hat_nb_does_not_know_keeps_its_traceback(monkeypatch):
     "Only known errors become one line: anything else (a bug) propagates with its traceback."
@@ -79,24 +88,40 @@ def test_an_error_hat_nb_does_not_know_keeps_its_traceback(monkeypatch):
 
 def test_get_weights_from_the_hub_cache_offline(tmp_path):
     """`hat-nb get-weights` through huggingface_hub with its own settings (a fabricated cache, offline): the towers land where
-    params.yaml names them, recorded in SHA256SUMS; a second run keeps them; a tower missing from the cache is named."""
-    import shutil
+    the paper recipes name them, each checked against the architecture params.yaml names (here the tiny model), recorded in
+    SHA256SUMS; a second run keeps them; a damaged file given with --from is refused before anything is copied; a tower
+    missing from the cache is named; an unreachable hub is tried once."""
+    import shutil, yaml
+    from dataclasses import asdict
+    from hat_nb.config import PAPER_WEIGHTS, tiny_config
+    from hat_nb.model import make_tower_files
+    towers = make_tower_files(tmp_path/'made', tiny_config())
     rev, hub = 'a' * 40, tmp_path/'hub'
-    for repo, files in {'timm/swin_base_patch4_window7_224.ms_in22k': ['model.safetensors'],
-                        'google-bert/bert-base-uncased': ['config.json', 'vocab.txt', 'model.safetensors']}.items():
+    for repo, files in {'timm/swin_base_patch4_window7_224.ms_in22k': {'model.safetensors': towers[0]},
+                        'google-bert/bert-base-uncased': {f: towers[1]/f for f in ('config.json', 'vocab.txt', 'tokenizer.json',
+                                                                                   'tokenizer_config.json', 'model.safetensors')
+                                                          if (towers[1]/f).exists()}}.items():
         r = hub/('models--' + repo.replace('/', '--')); (r/'refs').mkdir(parents=True); (r/'refs/main').write_text(rev)
         (r/'snapshots'/rev).mkdir(parents=True)
-        for f in files: (r/'snapshots'/rev/f).write_text(f'{repo} {f}')
-    shutil.copy(ROOT/'params.yaml', tmp_path/'params.yaml')
+        for f, src in files.items(): shutil.copy(src, r/'snapshots'/rev/f)
+    params = yaml.safe_load((ROOT/'params.yaml').read_text())              # the paper datasets with the tiny towers
+    tiny = {f'model.{k}': list(v) if isinstance(v, tuple) else v for k, v in asdict(tiny_config()).items()
+            if k not in ('img_weights', 'txt_model', 'tokenizer')}
+    tiny['model.img_kwargs'] = {k: list(v) if isinstance(v, tuple) else v for k, v in tiny['model.img_kwargs'].items()}
+    params['catalog']['flickr30k']['overrides'] = tiny
+    (tmp_path/'params.yaml').write_text(yaml.safe_dump(params))
     env = dict(__import__('os').environ, HF_HUB_CACHE=str(hub), HF_HUB_OFFLINE='1')
-    get = lambda: subprocess.run([sys.executable, '-m', 'hat_nb.cli', 'get-weights'], cwd=tmp_path, env=env, capture_output=True, text=True)
+    get = lambda *a: subprocess.run([sys.executable, '-m', 'hat_nb.cli', 'get-weights', *a], cwd=tmp_path, env=env, capture_output=True, text=True)
+    (tmp_path/'noise.safetensors').write_bytes(bytes(range(256)) * 20)    # 5,120 bytes that are not a safetensors file
+    r = get('--from', tmp_path/'noise.safetensors')
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and 'noise.safetensors: not a readable safetensors file' in r.stderr, r.stderr
+    assert not (tmp_path/'weights').exists()                                # nothing copied, nothing recorded
     r = get()
     assert r.returncode == 0, r.stderr
-    from hat_nb.config import PAPER_WEIGHTS                                  # where the paper recipes look for them
     swin, bert = tmp_path/PAPER_WEIGHTS['img_weights'], tmp_path/PAPER_WEIGHTS['txt_model']
-    assert swin.read_text() == 'timm/swin_base_patch4_window7_224.ms_in22k model.safetensors' and (bert/'vocab.txt').is_file()
+    assert swin.read_bytes() == towers[0].read_bytes() and (bert/'tokenizer.json').is_file()
     sums = (swin.parent/'SHA256SUMS').read_text()
-    assert sums.count('\n') == 4 and f'  {swin.name}\n' in sums and '  bert-base-uncased/config.json\n' in sums, sums
+    assert sums.count('\n') == 1 + len(list(bert.iterdir())) and f'  {swin.name}\n' in sums and '  bert-base-uncased/config.json\n' in sums, sums
     r = get()
     assert r.returncode == 0 and json.loads(r.stdout) == dict.fromkeys(['model.img_weights', 'model.txt_model'], 'already in place'), r.stdout
     shutil.rmtree(bert); shutil.rmtree(hub/'models--google-bert--bert-base-uncased')
