@@ -217,6 +217,26 @@ def test_dvc_plots_render_offline(demo_repo, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.xdist_group('demo')
+def test_a_run_shared_through_a_dvc_remote(demo_repo, tmp_path):
+    """README "Sharing runs": after a run, its commit and `dvc push` to a folder remote; a teammate's fresh clone runs `dvc
+    pull`: `dvc status` is clean, `dvc repro` runs no stage, and `reports/results.md` is the run's."""
+    whole, env = demo_repo
+    origin = tmp_path/'origin'
+    shutil.copytree(whole, origin, symlinks=True)                      # the shared demo run stays as the other tests see it
+    run('git', 'commit', '-qam', 'the demo run', cwd=origin)
+    run(BIN/'dvc', 'remote', 'add', '-d', 'shared', tmp_path/'remote', cwd=origin, env=env)
+    run('git', 'commit', '-qam', 'a DVC remote', cwd=origin)
+    run(BIN/'dvc', 'push', cwd=origin, env=env, timeout=600)
+    team = tmp_path/'team'
+    run('git', 'clone', '-q', origin, team)
+    run(BIN/'dvc', 'pull', cwd=team, env=env, timeout=600)
+    assert 'Data and pipelines are up to date' in run(BIN/'dvc', 'status', cwd=team, env=env).stdout
+    out = run(BIN/'dvc', 'repro', cwd=team, env=env).stdout
+    assert 'Running stage' not in out and 'Data and pipelines are up to date' in out, out
+    assert (team/'reports/results.md').read_bytes() == (whole/'reports/results.md').read_bytes()
+
+@pytest.mark.slow
+@pytest.mark.xdist_group('demo')
 def test_killed_dvc_repro_resumes_and_reproduces_every_out(demo_repo, tmp_path, emoji_dir):
     """SIGKILL `dvc repro` (and everything it started) in the middle of training; `dvc repro` again resumes at the last
     checkpoint and ends with the uninterrupted run's files and `dvc.lock`, every stage included, although this caller asks
