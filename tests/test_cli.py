@@ -1,6 +1,6 @@
 "`hat-nb` answers a bad recipe, setting, value or path before it loads a model library: one process runs every refused call."
 import json, subprocess, sys, textwrap
-from conftest import ROOT
+from conftest import ROOT, cli
 
 HEAVY = ('torch', 'timm', 'transformers', 'papermill', 'torchvision')
 
@@ -113,7 +113,7 @@ def test_get_weights_from_the_hub_cache_offline(tmp_path):
     env = dict(__import__('os').environ, HF_HUB_CACHE=str(hub), HF_HUB_OFFLINE='1')
     get = lambda *a: subprocess.run([sys.executable, '-m', 'hat_nb.cli', 'get-weights', *a], cwd=tmp_path, env=env, capture_output=True, text=True)
     (tmp_path/'noise.safetensors').write_bytes(bytes(range(256)) * 20)    # 5,120 bytes that are not a safetensors file
-    r = get('--from', tmp_path/'noise.safetensors')
+    r = cli('get-weights', '--from', tmp_path/'noise.safetensors', cwd=tmp_path)   # (no hub needed: in this process)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and 'noise.safetensors: not a readable safetensors file' in r.stderr, r.stderr
     assert not (tmp_path/'weights').exists()                                # nothing copied, nothing recorded
     r = get()
@@ -122,7 +122,7 @@ def test_get_weights_from_the_hub_cache_offline(tmp_path):
     assert swin.read_bytes() == towers[0].read_bytes() and (bert/'tokenizer.json').is_file()
     sums = (swin.parent/'SHA256SUMS').read_text()
     assert sums.count('\n') == 1 + len(list(bert.iterdir())) and f'  {swin.name}\n' in sums and '  bert-base-uncased/config.json\n' in sums, sums
-    r = get()
+    r = cli('get-weights', cwd=tmp_path)                                   # both in place: the hub is not asked
     assert r.returncode == 0 and json.loads(r.stdout) == dict.fromkeys(['model.img_weights', 'model.txt_model'], 'already in place'), r.stdout
     shutil.rmtree(bert); shutil.rmtree(hub/'models--google-bert--bert-base-uncased')
     r = get()
