@@ -68,7 +68,8 @@ def _query(v):
 
 # %% ../nbs/11_cli.ipynb #70044f27
 def _build_emoji(a):
-    from hat_nb.data import build_emoji, read_karpathy, summarize
+    from hat_nb.emoji import build_emoji
+    from hat_nb.data import read_karpathy, summarize
 
     out = build_emoji(a.out, n_val=a.n_val, n_test=a.n_test, progress=not a.quiet)
     if not a.quiet:
@@ -76,9 +77,10 @@ def _build_emoji(a):
 
 
 def _get_data(a):
-    from hat_nb.data import get_data
+    from hat_nb.get_data import get_data
 
-    print(json.dumps(get_data(a.name, a.files, a.out, a.download, a.mirror, progress=sys.stderr.isatty()), indent=1))
+    got = get_data(a.name, a.files, a.out, a.download, a.mirror, progress=sys.stderr.isatty(), test_only=a.test_only)
+    print(json.dumps(got, indent=1))
 
 
 def _get_weights(a):
@@ -312,6 +314,12 @@ def _data_parsers(sub):
     )
     gd.add_argument("--download", action="store_true", help="fetch the openly downloadable archives you did not give")
     gd.add_argument("--mirror", default=None, metavar="URL", help="fetch each archive as URL/<file name> instead")
+    gd.add_argument(
+        "--test-only",
+        action="store_true",
+        help="the protocol's test split alone, its images from the hub's copy (clip-benchmark/wds_*), checked against "
+        "Karpathy's split file",
+    )
     gd.set_defaults(fn=_get_data)
     gw = sub.add_parser(
         "get-weights", help="put the paper's pretrained towers where params.yaml names them (the hub, or --from)"
@@ -511,7 +519,10 @@ def _known_errors() -> tuple:
         FileNotFoundError,
         FileExistsError,
         ValueError,
-        *_loaded("hat_nb.data", "DatasetError", "DiskFullError", "FetchError", "GetDataError"),
+        *_loaded("hat_nb.data", "DatasetError"),
+        *_loaded("hat_nb.files", "DiskFullError"),
+        *_loaded("hat_nb.emoji", "FetchError"),
+        *_loaded("hat_nb.get_data", "GetDataError"),
         *_loaded("hat_nb.search", "SearchIndexError"),
         *_loaded("hat_nb.config", "MissingExtraError"),
         *_loaded("hat_nb.checkpoints", "CheckpointError"),

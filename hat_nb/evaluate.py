@@ -13,16 +13,26 @@ from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from .align import default_chunk
-from .data import Collate, ImageDataset, eval_transform, find_karpathy_json, read_karpathy, write_json
-from .distributed import PROCESS_GROUP_TIMEOUT, gather_cat, run_processes, shard_rows, world, write_result
+from .data import Collate, ImageDataset, eval_transform, find_karpathy_json, read_karpathy
+from .files import write_json
+from hat_nb.distributed import (
+    PROCESS_GROUP_TIMEOUT,
+    amp_dtype,
+    cuda_choices,
+    gather_cat,
+    run_processes,
+    shard_rows,
+    world,
+    write_result,
+)
 from .kernels import device_scope
 from .model import from_pretrained, load_tokenizer
 import torch.distributed as dist
 
 # %% auto #0
-__all__ = ['CPU_AS_CUDA', 'SCORE_DTYPES', 'REFERENCE_EVAL', 'ranks', 'median_rank', 'recall_metrics', 'fold_metrics',
-           'cuda_choices', 'amp_dtype', 'score_dtype', 'MemoryPlanError', 'plan_memory', 'image_tokens', 'encode',
-           'score_rows', 'gather_rows', 'score_all', 'free_memory', 'evaluate', 'evaluate_dir']
+__all__ = ['SCORE_DTYPES', 'REFERENCE_EVAL', 'ranks', 'median_rank', 'recall_metrics', 'fold_metrics', 'score_dtype',
+           'MemoryPlanError', 'plan_memory', 'image_tokens', 'encode', 'score_rows', 'gather_rows', 'score_all',
+           'free_memory', 'evaluate', 'evaluate_dir']
 
 # %% ../nbs/06_evaluate.ipynb #cell-04
 def _check_ranking_inputs(sims, txt2img):
@@ -102,26 +112,6 @@ def fold_metrics(sims, txt2img, n_folds=5, fold=1000) -> dict:
     return {k: round(sum(m[k] for m in folds) / n_folds, 2) for k in folds[0]}
 
 # %% ../nbs/06_evaluate.ipynb #cell-10
-CPU_AS_CUDA = "HAT_NB_CPU_AS_CUDA"
-
-
-def cuda_choices(device) -> bool:
-    """Whether `device` takes the CUDA branch's choices (autocast, GradScaler, compiled towers): CUDA devices, and the
-    CPU when the environment sets HAT_NB_CPU_AS_CUDA=1 (tests run the GPU recipe's code path so)."""
-    kind = torch.device(device).type
-    return kind == "cuda" or (kind == "cpu" and os.environ.get(CPU_AS_CUDA) == "1")
-
-
-def amp_dtype(device, amp):
-    "autocast dtype for `amp` in 'auto'|'bf16'|'fp16'|'none' on `device` (CPU: always fp32)."
-    if not cuda_choices(device) or amp == "none":
-        return None
-    if amp == "auto":
-        cuda = torch.device(device).type == "cuda"
-        return torch.bfloat16 if not cuda or torch.cuda.is_bf16_supported() else torch.float16
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
-
-
 SCORE_DTYPES = {"fp64": torch.float64, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 

@@ -198,7 +198,7 @@ def bench_train_step(
 ) -> list[dict]:
     "Pairs/s, TFLOP/s and MFU of the trainer's own `train_step` on a synthetic batch, per variant."
     from torch.utils.flop_counter import FlopCounterMode
-    from hat_nb.evaluate import amp_dtype
+    from hat_nb.distributed import amp_dtype
 
     bad = [v for v in variants if v not in TRAIN_VARIANTS]
     if bad:
@@ -381,7 +381,7 @@ def gpu_check(cpu=False, json_out=None, scoring_bench=True, train=True, progress
     if cpu or len(devices) >= 2:  # NCCL needs two GPUs; the CPU run checks the same step over gloo
         add(check_ddp("gloo" if cpu else "nccl", 2))
     if json_out:
-        from hat_nb.data import write_json
+        from hat_nb.files import write_json
 
         device = "cpu" if cpu else torch.cuda.get_device_name(0)
         write_json(json_out, dict(device=device, torch=torch.__version__, rows=rows))

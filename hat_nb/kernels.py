@@ -464,7 +464,7 @@ def kernel_resources(
     """Compile every launch `scan_scores(backend='triton')` makes for `shapes` (default `KERNEL_SHAPES`) for each GPU
     target; per row: shared bytes, registers, spills, fits."""
     import json
-    from hat_nb.data import cache_dir
+    from hat_nb.files import cache_dir
 
     shapes = KERNEL_SHAPES if shapes is None else shapes
     if __name__ != "hat_nb.kernels" or not isinstance(_i2t_kernel, triton.runtime.JITFunction):

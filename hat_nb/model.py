@@ -18,7 +18,8 @@ from transformers.utils import logging as hf_logging
 
 from .align import attention_weights, scan_scores
 from .config import HATConfig, check_weights, minilm_path, read_model_config
-from .data import Collate, atomic_write, image_input, write_json
+from .data import Collate, image_input
+from .files import atomic_write, write_json
 
 # %% auto #0
 __all__ = ['PRETRAINED', 'check_architecture', 'check_tower', 'make_tower_files', 'ImageTower', 'TextTower', 'load_tokenizer',
@@ -409,27 +410,11 @@ def _local_tower(key, dest: Path, files):
     return ok[0] if ok else None
 
 
-def _hub_unreachable() -> str | None:
-    """Why the hub's endpoint cannot be reached, in a few words (one connection try, 5 s at most; huggingface_hub would
-    retry for about 30 s); None when it can, or when offline mode asks for the cache only."""
-    import socket
-    from urllib.parse import urlparse
-    from huggingface_hub import constants
-
-    if constants.HF_HUB_OFFLINE:
-        return None
-    u = urlparse(constants.ENDPOINT)
-    try:
-        socket.create_connection((u.hostname, u.port or (443 if u.scheme == "https" else 80)), timeout=5).close()
-    except OSError as e:
-        return f"{constants.ENDPOINT} unreachable: {e.strerror or e}"
-    return None
-
-
 def _from_hub(key, dest: Path) -> Path:
     """Fetch the tower of `key` through huggingface_hub (its cache, endpoint and offline settings); when the hub cannot
     be reached, from its cache only."""
     from huggingface_hub import hf_hub_download, snapshot_download
+    from hat_nb.get_data import hub_unreachable
 
     repo, names = PRETRAINED[key]
     if key == "model.img_weights" and dest.suffix != ".safetensors":
@@ -437,7 +422,7 @@ def _from_hub(key, dest: Path) -> Path:
             f"{dest}: the hub has {repo} as model.safetensors; name a .safetensors path in params.yaml, "
             f"or give your {dest.suffix} file with --from"
         )
-    down = _hub_unreachable()
+    down = hub_unreachable()
     try:
         return Path(
             hf_hub_download(repo, names[0], local_files_only=bool(down))
@@ -455,7 +440,7 @@ def _from_hub(key, dest: Path) -> Path:
 def get_weights(paths: dict, files=(), cfg: HATConfig | None = None) -> dict:
     """Put each tower of `paths` ({setting: path}) there, from `files` or the hub, each checked against the towers of
     `cfg` (default: the paper's) before it is copied; {setting: where it came from}."""
-    from hat_nb.data import atomic_write, record_sha256, verify_sha256
+    from hat_nb.files import atomic_write, record_sha256, verify_sha256
     import shutil
 
     files, done, cfg = [Path(f) for f in files], {}, cfg or HATConfig()

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from .checkpoints import CheckpointError, inert_class, read_checkpoint_file
 from .config import HATConfig
-from .data import atomic_write, file_sha256, write_json
+from .files import atomic_write, file_sha256, write_json
 from .model import HATModel, load_weights_strictly, save_pretrained
 
 # %% auto #0

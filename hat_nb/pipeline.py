@@ -399,7 +399,8 @@ def check_stage_values(stage: str, given: dict, root=".", where="params.yaml"):
         raise ParamsError("\n".join(probs))
 
 # %% ../nbs/10_pipeline.ipynb #f5abe17f
-from .data import PLACEHOLDER, verify_sha256  # PLACEHOLDER: listed in .dvcignore: not part of any dataset's hash
+from .data import PLACEHOLDER  # PLACEHOLDER: listed in .dvcignore: not part of any dataset's hash
+from .files import verify_sha256
 
 
 def write_data_placeholders(params_file="params.yaml", root=".") -> list[Path]:
@@ -423,7 +424,7 @@ def use_released_checkpoint(checkpoint, model_cfg, dataset: str, root=".") -> di
     """The train stage of a catalog entry naming the authors' `checkpoint`: import it as `models/<dataset>/best` instead
     of training; returns what `metrics/<dataset>/train.json` records."""
     import shutil
-    from hat_nb.data import write_json
+    from hat_nb.files import write_json
     from hat_nb.official import import_official
 
     P = {k: Path(root) / v for k, v in dataset_paths(dataset).items()}

@@ -13,7 +13,7 @@ import torch
 
 from .checkpoints import CheckpointError, UnsafeCheckpointError, read_checkpoint_file
 from .config import HATConfig, TrainConfig
-from .data import atomic_write
+from .files import atomic_write
 
 # %% auto #0
 __all__ = ['CHECKPOINT_KEYS', 'NOT_A_CHECKPOINT', 'RESUME_MAY_CHANGE', 'PIPELINE_MAY_CHANGE', 'rng_state', 'set_rng_state',

@@ -12,7 +12,8 @@ import torch
 
 from tqdm.auto import tqdm
 
-from .data import Collate, DatasetError, atomic_write, eval_transform, image_input, load_rgb, write_json
+from .data import Collate, DatasetError, eval_transform, image_input, load_rgb
+from .files import atomic_write, write_json
 from .distributed import PROCESS_GROUP_TIMEOUT, shard_rows, world
 from .kernels import device_scope
 from .model import from_pretrained, load_tokenizer

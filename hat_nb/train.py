@@ -15,19 +15,11 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
-from hat_nb.data import (
-    CaptionDataset,
-    Collate,
-    DatasetError,
-    atomic_write,
-    cache_dir,
-    find_karpathy_json,
-    read_karpathy,
-    train_transform,
-    write_json,
-)
+from .data import CaptionDataset, Collate, DatasetError, find_karpathy_json, read_karpathy, train_transform
+from .files import atomic_write, cache_dir, write_json
 from .distributed import PROCESS_GROUP_TIMEOUT, run_processes, shard_rows, world, write_result
-from .evaluate import CPU_AS_CUDA, amp_dtype, cuda_choices, evaluate
+from .distributed import CPU_AS_CUDA, amp_dtype, cuda_choices
+from .evaluate import evaluate
 from .loss import HATLoss
 from .config import HATConfig, TrainConfig
 from .model import HATModel, load_tokenizer, save_pretrained

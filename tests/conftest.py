@@ -26,7 +26,7 @@ def emoji_dir():
     "The emoji demo dataset (built by tools/setup.sh; built here if missing)."
     d = ROOT/'data/emoji'
     if not (d/'dataset_emoji.json').is_file():
-        from hat_nb.data import build_emoji
+        from hat_nb.emoji import build_emoji
         build_emoji(d, progress=False)
     return d
 

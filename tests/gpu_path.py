@@ -30,7 +30,7 @@ def capture_only():
 COMPILED, GRAPHS = [], []
 
 if __name__ == '__main__':
-    from hat_nb.evaluate import amp_dtype
+    from hat_nb.distributed import amp_dtype
     capture_only()
     from hat_nb.train import train
     data, out, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3])

@@ -37,3 +37,24 @@ def paper_archives(fixture: Path, kind: str, out: Path) -> list[Path]:
         with zipfile.ZipFile(out/f'{part}.zip', 'w') as z:
             for f in sorted((fixture/'images'/part).iterdir()): z.write(f, f'{part}/{f.name}')
     return [out/'caption_datasets.zip', out/'train2014.zip', out/'val2014.zip']
+
+def hub_test_copy(cache: Path, repo: str, fixture: Path, rev='0' * 40, edit=None) -> Path:
+    """A huggingface_hub cache holding dataset `repo` as CLIP_benchmark's webdataset copies are: `test/0.tar` of the
+    fixture's test images (lossless WebP) with their captions, the shard a link to a blob named by its sha256. `edit(i,
+    captions)` may change sample i's captions."""
+    import hashlib, io, json, os
+    from PIL import Image
+    test = [im for im in json.loads(next(fixture.glob('dataset_*.json')).read_text())['images'] if im['split'] == 'test']
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode='w') as t:
+        for i, im in enumerate(test):
+            pic = io.BytesIO(); Image.open(fixture/'images'/im.get('filepath', '')/im['filename']).save(pic, format='webp', lossless=True)
+            caps = [s['raw'] for s in im['sentences']]
+            for ext, data in (('.webp', pic.getvalue()), ('.txt', '\n'.join(edit(i, caps) if edit else caps).encode())):
+                info = tarfile.TarInfo(f's{i:07d}{ext}'); info.size = len(data); t.addfile(info, io.BytesIO(data))
+    r = cache/('datasets--' + repo.replace('/', '--')); snap = r/'snapshots'/rev/'test'
+    for d in (r/'refs', r/'blobs', snap): d.mkdir(parents=True, exist_ok=True)
+    (r/'refs/main').write_text(rev)
+    blob = r/'blobs'/hashlib.sha256(buf.getvalue()).hexdigest(); blob.write_bytes(buf.getvalue())
+    (snap/'0.tar').unlink(missing_ok=True); (snap/'0.tar').symlink_to(os.path.relpath(blob, snap))
+    return cache

@@ -146,3 +146,23 @@ def test_every_option_has_help_with_its_default():
     assert '(default: demo)' in shown and 'the recipe to train' in shown, shown
     assert '(default: 10)' in ' '.join(sub.choices['search'].format_help().split())
     assert '(default: False)' not in ''.join(p.format_help() for p in sub.choices.values())
+
+def test_get_data_test_only_refuses_a_copy_that_differs(tmp_path, monkeypatch):
+    """`hat-nb get-data flickr30k --test-only`: a hub copy whose sample has a caption no test image of Karpathy's split file
+    has is refused in one line naming the sample and the caption, exit 2, nothing laid out; the same copy unaltered is laid
+    out (its size then checked against the protocol's)."""
+    from huggingface_hub import constants
+    from hat_nb.data import make_fixture
+    from loopback import hub_test_copy, paper_archives
+    fx = make_fixture(tmp_path/'fx', 'flickr')
+    zip_ = paper_archives(fx, 'flickr', tmp_path/'have')[0]
+    hub = hub_test_copy(tmp_path/'hub', 'clip-benchmark/wds_flickr30k', fx, edit=lambda i, caps: caps[:-1] + ['A dog.'] if i == 1 else caps)
+    monkeypatch.setattr(constants, 'HF_HUB_CACHE', str(hub)); monkeypatch.setattr(constants, 'HF_HUB_OFFLINE', True)
+    r = cli('get-data', 'flickr30k', '--test-only', '--from', zip_, '--out', tmp_path/'f30k')
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "differs from dataset_flickr30k.json, refused: test/0.tar:s0000001: caption 'A dog.' belongs to no test image" in r.stderr, r.stderr
+    assert not (tmp_path/'f30k').exists()
+    hub_test_copy(hub, 'clip-benchmark/wds_flickr30k', fx)
+    r = cli('get-data', 'flickr30k', '--test-only', '--from', zip_, '--out', tmp_path/'f30k')
+    assert r.returncode == 2 and 'test split has 2 images / 5 captions, the protocols need 1,000 / 5,000' in r.stderr, r.stderr
+    assert sorted(p.name for p in (tmp_path/'f30k/images').iterdir()) == ['img2.webp', 'img5.webp']

@@ -3,7 +3,8 @@ import hashlib, json, shutil, sys
 from pathlib import Path
 import pytest
 from conftest import run
-from hat_nb.data import DatasetError, build_emoji, check, make_fixture, read_karpathy, summarize
+from hat_nb.data import DatasetError, check, make_fixture, read_karpathy, summarize
+from hat_nb.emoji import build_emoji
 
 HAT = Path(sys.executable).parent/'hat-nb'
 

@@ -274,8 +274,8 @@ def _sections(md: str) -> dict:
 @pytest.mark.slow
 def test_paper_datasets_one_trained_one_from_released_checkpoint(tmp_path):
     """Flickr30K- and COCO-format fixtures in one pipeline. COCO trains with the paper recipe (random weights, one step) and is
-    evaluated with its two protocols; Flickr30K names the authors' checkpoint (fabricated, tiny): `dvc repro` imports and
-    evaluates it, trains nothing. The report has the three paper tables and labels each row by where its model came from."""
+    evaluated with its two protocols; Flickr30K names the authors' checkpoint (fabricated, tiny) and has its test split alone, from
+    a hub copy (`get-data --test-only`): `dvc repro` imports and evaluates it, trains nothing. The report has the three paper tables and labels each row by where its model came from."""
     sys.path.insert(0, str(ROOT/'tests'))
     from dataclasses import asdict
     from official_ckpt import official_state_dict, save_lightning_checkpoint
@@ -283,16 +283,19 @@ def test_paper_datasets_one_trained_one_from_released_checkpoint(tmp_path):
     from hat_nb.data import make_fixture, read_karpathy
     from hat_nb.evaluate import evaluate
     from hat_nb.model import from_pretrained, load_tokenizer
-    from loopback import paper_archives, serve
+    from loopback import hub_test_copy, paper_archives, serve
     repo, env = _clone(tmp_path)
-    # the data as `hat-nb get-data` lays it out: Flickr30K from the files a researcher has (--from), COCO downloaded from a
+    # the data as `hat-nb get-data` lays it out: Flickr30K's test split from the hub's copy, COCO downloaded from a
     # loopback mirror, the transfer of train2014.zip cut off halfway and resumed by the second run
     f30k = paper_archives(make_fixture(tmp_path/'fx/f30k', 'flickr', n=15, size=32), 'flickr', tmp_path/'have')
     mirror = tmp_path/'mirror'
     paper_archives(make_fixture(tmp_path/'fx/coco', 'coco', n=40, size=32), 'coco', mirror)   # 10 test images: COCO 1K = 5 folds of 2
-    get = lambda *a: run(BIN/'hat-nb', 'get-data', *a, cwd=repo, env={**env, 'HAT_NB_CACHE': str(tmp_path/'cache')}, check=False)
-    r = get('flickr30k', '--from', *f30k)
+    hub = hub_test_copy(tmp_path/'hub', 'clip-benchmark/wds_flickr30k', tmp_path/'fx/f30k')   # the test split's copy on the hub
+    get = lambda *a: run(BIN/'hat-nb', 'get-data', *a, cwd=repo, check=False,
+                         env={**env, 'HAT_NB_CACHE': str(tmp_path/'cache'), 'HF_HUB_CACHE': str(hub), 'HF_HUB_OFFLINE': '1'})
+    r = get('flickr30k', '--test-only', '--from', f30k[0])                 # the released weights need the test split alone
     assert r.returncode == 2 and r.stderr.strip().endswith('the protocols need 1,000 / 5,000'), r.stderr   # laid out; fixture-sized
+    assert json.loads((repo/'data/flickr30k/dataset_flickr30k.json').read_text())['test_only']['images'].startswith('clip-benchmark/')
     with serve(mirror, cut={'train2014.zip'}) as url:
         r = get('coco', '--download', '--mirror', url)
         assert r.returncode == 2 and 'train2014.zip: cut off at' in r.stderr and 'run again to resume' in r.stderr, r.stderr

@@ -1,11 +1,11 @@
-"""One npm package's tarball, fetched once with `npm pack`, checksum verified, cached in `hat_nb.data.cache_dir()`:
+"""One npm package's tarball, fetched once with `npm pack`, checksum verified, cached in `hat_nb.files.cache_dir()`:
 the tools' offline copies of web assets (the docs' MathJax, the plots' Vega)."""
 import hashlib, shutil, subprocess, sys, tempfile
 from pathlib import Path
 
 def npm_tarball(spec: str, sha256: str, tool: str) -> Path:
     "The tarball of `spec` ('name@version') from the cache, else `npm pack`; a checksum mismatch stops `tool` with the file removed."
-    from hat_nb.data import cache_dir
+    from hat_nb.files import cache_dir
     name, version = spec.rsplit('@', 1)
     tgz = cache_dir()/f'{name}-{version}.tgz'
     if not tgz.is_file():

@@ -5,7 +5,7 @@ Vega-Lite and vega-embed inlined, so the curves render offline.
 
 DVC's default page loads these three scripts from a CDN, so without a network it is blank. The same versions DVC's renderer
 names (dvc_render's `VegaRenderer.SCRIPTS`) are fetched once with `npm pack`, checksum verified, and cached beside the demo
-data's tarball (`hat_nb.data.cache_dir()`); later runs are offline.
+data's tarball (`hat_nb.files.cache_dir()`); later runs are offline.
 """
 import tarfile
 from pathlib import Path
