@@ -274,13 +274,11 @@ def run_stage(stage, dataset=None, params_file="params.yaml", nb_dir="pipelines"
         check_recipe_overrides(given, declared, f"{where}:{stage}")
     if dataset is not None:
         _check_data(dataset, root)
+    check_stage_values(stage, given, root, where)
     if given.get("checkpoint"):
         _check_checkpoint(given["checkpoint"], root, f"{where}:catalog.{dataset}.checkpoint")
-    else:
-        _check_weights(
-            given, root, f"{where}:catalog.{dataset}", open_files=stage == "train"
-        )  # a checkpoint brings its own
-    check_stage_values(stage, given, root, where)
+    else:  # a checkpoint brings its own; the towers are opened last (the model libraries load for it)
+        _check_weights(given, root, f"{where}:catalog.{dataset}", open_files=stage == "train")
     os.environ.update(cpu_numerics_env(allp.get("cpu_numerics", "pinned")))  # the notebook kernel starts with these
     out = root / (dataset_paths(dataset)["notebooks"] if dataset else "reports")
     out.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ REFUSED = [
     (['check', 'no/such/dir'], 1, ''),
     (['check', 'DATA/images'], 1, 'to get it: `hat-nb get-data flickr30k|coco` (the paper'),
     (['stage', 'train', 'emoji', '--params', 'BADPARAMS'], 2, 'train.overrides.lr: TrainConfig.lr must be float'),
+    (['stage', 'train', 'emoji', '--params', 'BADLEVELS'], 2, 'train.levels: levels must be distinct level numbers from 1 to 3'),  # `dvc exp run -S`
     (['stage', 'evaluate', 'emoji', '--params', 'no.yaml'], 2, 'no.yaml: file not found'),
 ]
 
@@ -43,7 +44,8 @@ def test_refused_calls_load_no_model_library(tmp_path):
     from hat_nb.data import make_fixture
     data = make_fixture(tmp_path/'data', 'flickr', n=6)
     (tmp_path/'bad.yaml').write_text((ROOT/'params.yaml').read_text().replace('overrides: {}', "overrides: {lr: abc}", 1))
-    subst = dict(DATA=str(data), BADPARAMS=str(tmp_path/'bad.yaml'), OUT=str(tmp_path/'m'), IDX=str(tmp_path/'idx'))
+    (tmp_path/'levels.yaml').write_text((ROOT/'params.yaml').read_text().replace('  - 1\n  - 2\n  - 3\n', '  - 0\n', 1))
+    subst = dict(DATA=str(data), BADPARAMS=str(tmp_path/'bad.yaml'), BADLEVELS=str(tmp_path/'levels.yaml'), OUT=str(tmp_path/'m'), IDX=str(tmp_path/'idx'))
     argvs = [[subst.get(a.split('/')[0], a.split('/')[0]) + a[len(a.split('/')[0]):] for a in args] for args, _, _ in REFUSED]
     r = subprocess.run([sys.executable, '-c', SCRIPT, json.dumps(argvs), json.dumps(HEAVY)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
