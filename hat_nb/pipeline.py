@@ -302,14 +302,21 @@ def run_stage(stage, dataset=None, params_file="params.yaml", nb_dir="pipelines"
 
 def _kernel_transport(sockets: str) -> dict:
     """The notebook kernel's channels as Unix sockets in the folder `sockets` (POSIX), not TCP ports: jupyter_client
-    picks a free port by binding and releasing it, and another process may take it before the kernel binds it."""
+    picks a free port by binding and releasing it, and another process may take it before the kernel binds it. At the
+    end the kernel is asked to shut down and given 30 s (a loaded machine), without jupyter_client's SIGINT first: a
+    kernel still finishing its last cell would print a KeyboardInterrupt traceback into the stage's output."""
     if os.name != "posix":
         return {}
     from jupyter_client.manager import AsyncKernelManager
 
     class SocketKernelManager(AsyncKernelManager):
         def __init__(self, **kw):
-            super().__init__(**{"transport": "ipc", "ip": str(Path(sockets) / "kernel"), **kw})
+            at = dict(transport="ipc", ip=str(Path(sockets) / "kernel"), shutdown_wait_time=30.0)
+            super().__init__(**{**at, **kw})
+
+        async def _async_interrupt_kernel(self):
+            if not self.shutting_down:  # an interrupt asked for (a cell's timeout) still goes through
+                await super()._async_interrupt_kernel()
 
     return dict(kernel_manager_class=SocketKernelManager)
 
