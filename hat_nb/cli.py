@@ -84,14 +84,15 @@ def _get_data(a):
 
 
 def _get_weights(a):
-    from hat_nb.config import recipe
-    from hat_nb.pipeline import load_params
+    from hat_nb.pipeline import catalog_model, load_params
     from hat_nb.model import PRETRAINED, get_weights
 
     cat = [e or {} for e in (load_params(a.params).get("catalog") or {}).values()]
     paper = [e for e in cat if str(e.get("recipe", "")).startswith("paper")]  # the datasets that start from them
     over = {k: v for e in paper for k, v in (e.get("overrides") or {}).items()}
-    cfg = recipe(paper[0]["recipe"] if paper else "paper_f30k", **over)[0]  # the towers each file is checked against
+    cfg = catalog_model(
+        dict(recipe=paper[0]["recipe"] if paper else "paper_f30k", overrides=over)
+    )  # what each is checked against
     paths = {k: getattr(cfg, k[6:]) for k in PRETRAINED if getattr(cfg, k[6:])}
     print(json.dumps(get_weights(paths, a.files, cfg), indent=1))
 

@@ -47,19 +47,27 @@ def _header_shapes(path) -> dict:
         raise ValueError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]})") from None
 
 
-def _not_fitting(found: dict, expected: dict, path) -> str | None:
-    "What of `expected` ({name: shape}) `found` lacks or has in another shape, in a few words (None: it fits)."
+def _some(names, n=3) -> str:
+    return ", ".join(names[:n]) + (f", … ({len(names)} in all)" if len(names) > n else "")
+
+
+def _differences(found: dict, expected: dict, unexpected=True) -> list[str]:
+    """What of `expected` ({name: shape}) `found` lacks, has in another shape, or (with `unexpected`) has besides:
+    each kind counted, with its first few names (nothing: it fits)."""
     missing = [k for k in expected if k not in found]
+    extra = [k for k in found if k not in expected] if unexpected else []
     shapes = [
         f"{k} {list(found[k])} (expected {list(expected[k])})"
         for k in expected
-        if k in found and found[k] != expected[k]
+        if k in found and tuple(found[k]) != tuple(expected[k])
     ]
-    said = [
-        f"{len(n)} {w}: {', '.join(n[:3])}{' …' if len(n) > 3 else ''}"
-        for w, n in (("missing", missing), ("of another shape", shapes))
-        if n
-    ]
+    kinds = (("missing", missing), ("unexpected", extra), ("of another shape", shapes))
+    return [f"{len(names)} {what}: {_some(names)}" for what, names in kinds if names]
+
+
+def _not_fitting(found: dict, expected: dict, path) -> str | None:
+    "What of `expected` the tower `found` ({name: shape}) lacks or has in another shape (None: it fits)."
+    said = _differences(found, expected, unexpected=False)  # a tower may carry more (a classifier head)
     return f"{path}: not the tower the settings name ({'; '.join(said)})" if said else None
 
 
@@ -264,27 +272,38 @@ class HATModel(nn.Module):
         return (img, txt, mask) if return_features else self.similarity(img, txt, mask)
 
     # what people have: strings, and images as paths, PIL images or tensors (eval mode, no autograd)
-    def encode_text(self, captions) -> tuple[list[Tensor], Tensor]:
+    def encode_text(self, captions, batch_size=256) -> tuple[list[Tensor], Tensor]:
         """Level features `(n, L, embed_dim)` and token mask of `captions` (a string or a list), tokenized as the
-        model was trained: its own tokenizer and `max_len`."""
+        model was trained: its own tokenizer and `max_len`; `batch_size` captions per forward pass."""
         captions = [captions] if isinstance(captions, str) else list(captions)
         with _inference(self) as dev:
-            ids, mask = Collate(_tokenizer_of(self), self.cfg.max_len).tokenize(captions)
-            return self.encode_texts(ids.to(dev), mask.to(dev))
+            ids, mask = Collate(_tokenizer_of(self), self.cfg.max_len).tokenize(captions)  # one padded length for all
+            parts = [
+                self.encode_texts(ids[k : k + batch_size].to(dev), mask[k : k + batch_size].to(dev))
+                for k in range(0, len(captions), batch_size)
+            ]
+            return [torch.cat(level) for level in zip(*(p[0] for p in parts))], torch.cat([p[1] for p in parts])
 
-    def encode_image(self, images) -> list[Tensor]:
+    def encode_image(self, images, batch_size=64) -> list[Tensor]:
         """Level features `(n, R_l, embed_dim)` of `images`: one image or a list (or a `(n, 3, H, W)` batch), each a
-        path, a PIL image or a normalised tensor, at the model's own input size (`image_input`)."""
+        path, a PIL image or a normalised tensor, at the model's own input size (`image_input`); `batch_size` images
+        read and encoded at a time."""
         batch = isinstance(images, (list, tuple)) or (torch.is_tensor(images) and images.dim() == 4)
+        items = images if batch else [images]
         with _inference(self) as dev:
-            x = torch.stack([image_input(i, self.cfg.img_size) for i in (images if batch else [images])])
-            return self.encode_images(x.to(dev))
+            parts = [
+                self.encode_images(
+                    torch.stack([image_input(i, self.cfg.img_size) for i in items[k : k + batch_size]]).to(dev)
+                )
+                for k in range(0, len(items), batch_size)
+            ]
+            return [torch.cat(level) for level in zip(*parts)]
 
-    def score(self, images, captions) -> Tensor:
+    def score(self, images, captions, batch_size=64) -> Tensor:
         """The HAT scores `(n_images, n_captions)` of `images` and `captions` (as `encode_image` and `encode_text` take
-        them)."""
+        them), `batch_size` images encoded at a time."""
         with _inference(self):
-            return self.similarity(self.encode_image(images), *self.encode_text(captions)).cpu()
+            return self.similarity(self.encode_image(images, batch_size), *self.encode_text(captions)).cpu()
 
     def explain(self, image, caption) -> dict:
         """Why `image` and `caption` match: per level pair, each word's attention over the patches (`attention_maps`:
@@ -350,26 +369,11 @@ def _check_weights_match(model, sd, d: Path):
         )
 
 
-def _some(names, n=3) -> str:
-    return ", ".join(names[:n]) + (f", … ({len(names)} in all)" if len(names) > n else "")
-
-
 def load_weights_strictly(model, sd: dict, where: str):
     """`model.load_state_dict(sd, strict=True)`; what does not fit (tensors missing, unexpected, of another shape) is
     one `ValueError` line that starts with `where`, counted, with the first few names."""
-    own = model.state_dict()
-    missing, unexpected = [k for k in own if k not in sd], [k for k in sd if k not in own]
-    shapes = [
-        f"{k} {list(sd[k].shape)} here, {list(own[k].shape)} in the model"
-        for k in own
-        if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)
-    ]
-    said = [
-        f"{len(names)} {what}: {_some(names)}"
-        for what, names in (("missing", missing), ("unexpected", unexpected), ("of another shape", shapes))
-        if names
-    ]
-    if said:
+    shape = lambda d: {k: tuple(v.shape) for k, v in d.items()}
+    if said := _differences(shape(sd), shape(model.state_dict())):
         raise ValueError(f"{where}: tensors that do not fit the model: " + "; ".join(said))
     model.load_state_dict(sd, strict=True)
 

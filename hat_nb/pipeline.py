@@ -12,7 +12,7 @@ import yaml
 # %% auto #0
 __all__ = ['CPU_NUMERICS', 'CPU_NUMERICS_SETTINGS', 'REPORT', 'GET_DATA', 'CATALOG_KEYS', 'ParamsError', 'check_params',
            'cpu_numerics_env', 'notebook_params', 'load_params', 'check_recipe_overrides', 'dataset_paths',
-           'DataMissingError', 'stage_parameters', 'run_stage', 'stage_nproc', 'check_stage_values',
+           'DataMissingError', 'catalog_model', 'stage_parameters', 'run_stage', 'stage_nproc', 'check_stage_values',
            'write_data_placeholders', 'use_released_checkpoint', 'recall_summary', 'train_summary', 'ablation_table',
            'describe_figure']
 
@@ -170,7 +170,8 @@ REPORT = dict(
 GET_DATA = {
     "emoji": "build it with `hat-nb build-emoji data/emoji` (tools/setup.sh does)",
     "flickr30k": "`hat-nb get-data flickr30k --download --from FLICKR30K_IMAGES_ARCHIVE` "
-    '(the images come from the Flickr30K request form; README: "Reproducing the paper")',
+    '(the images come from the Flickr30K request form; README: "Reproducing the paper"); to evaluate a released '
+    "checkpoint, the test split alone: `hat-nb get-data flickr30k --test-only --download`",
     "coco": "`hat-nb get-data coco --download` (Karpathy's splits and COCO 2014, about 20 GB), "
     "or --from the files you have",
 }
@@ -178,6 +179,14 @@ GET_DATA = {
 
 class DataMissingError(ParamsError):
     "A dataset named in `params.yaml` has no data yet."
+
+# %% ../nbs/10_pipeline.ipynb #0a750ebd
+def catalog_model(entry: dict):
+    """The model settings (`HATConfig`) of a catalog entry: its recipe (default: demo) with its `overrides`; the one way
+    the train stage and `hat-nb get-weights` read which towers a dataset starts from."""
+    from hat_nb.config import recipe
+
+    return recipe(entry.get("recipe", "demo"), **(entry.get("overrides") or {}))[0]
 
 # %% ../nbs/10_pipeline.ipynb #53b237cb
 def _check_data(dataset: str, root: Path):
@@ -195,10 +204,8 @@ def _check_weights(given: dict, root: Path, where: str, open_files=False):
     """The pretrained weights the dataset's recipe names (the paper recipes: `PAPER_WEIGHTS`), or its overrides, must
     exist before training starts, unchanged since `get-weights` recorded them; `open_files`: and be the towers the
     recipe names (`hat_nb.model.check_tower`)."""
-    from hat_nb.config import recipe
-
     over = given.get("overrides") or {}
-    mc = recipe(given.get("recipe", "demo"), **over)[0]  # checked by check_recipe_overrides
+    mc = catalog_model(given)  # checked by check_recipe_overrides
     for k in ("model.img_weights", "model.txt_model"):
         v, at = (
             getattr(mc, k[6:]),
