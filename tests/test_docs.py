@@ -78,7 +78,7 @@ def site(tmp_path_factory):
 @pytest.mark.slow
 def test_site_has_readme_home_and_every_notebook(site):
     home = re.sub(r'<[^>]+>', '', (site/'index.html').read_text()).replace('&amp;', '&')
-    assert 'bash tools/setup.sh && .venv/bin/python -m pytest' in home and 'dvc repro' in home
+    assert 'bash tools/setup.sh --tests && .venv/bin/python -m pytest' in home and 'dvc repro' in home
     for nb in NOTEBOOKS: assert (site/f'{nb}.html').is_file(), nb
     assert (site/'_static/mathjax/tex-mml-chtml.js').is_file()           # math is served by the site, not a CDN
     assert 'cdn.jsdelivr' not in (site/'02_align.html').read_text()
@@ -134,7 +134,7 @@ def chromium(*args, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     return r.stdout
 
-needs_chromium = pytest.mark.skipif(not CHROMIUM, reason='needs the chromium package (tools/setup.sh installs it where apt-get runs as root)')
+needs_chromium = pytest.mark.skipif(not CHROMIUM, reason='needs the chromium package (tools/setup.sh --tests installs it where apt-get runs as root)')
 
 @pytest.mark.slow
 @needs_chromium

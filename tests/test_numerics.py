@@ -59,6 +59,6 @@ def test_pinned_numerics_give_identical_weights(weights):
     assert len(set(unpinned.values())) > 1, unpinned                     # unpinned: another instruction set or thread count differs
 
 @pytest.mark.skipif(os.uname().machine != 'x86_64', reason='the emulated CPU is x86-64: run on an x86-64 machine')
-@pytest.mark.skipif(not QEMU, reason="needs qemu-x86_64 (Debian's qemu-user; tools/setup.sh installs it where apt-get runs as root)")
+@pytest.mark.skipif(not QEMU, reason="needs qemu-x86_64 (Debian's qemu-user; tools/setup.sh --tests installs it where apt-get runs as root)")
 def test_pinned_numerics_agree_on_amd_and_intel(weights):
     assert weights['pinned-other-vendor'] == weights[f'pinned-{capabilities()[-1]}-2t'], weights

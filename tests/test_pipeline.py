@@ -192,7 +192,7 @@ window.addEventListener('load', () => setTimeout(() => {
 
 @pytest.mark.slow
 @pytest.mark.xdist_group('demo')
-@pytest.mark.skipif(not shutil.which('chromium'), reason='needs the chromium package (tools/setup.sh installs it where apt-get runs as root)')
+@pytest.mark.skipif(not shutil.which('chromium'), reason='needs the chromium package (tools/setup.sh --tests installs it where apt-get runs as root)')
 def test_dvc_plots_render_offline(demo_repo, tmp_path):
     """`dvc plots show` writes a page whose Vega scripts are inlined (tools/plots_template.py): Chromium draws every series
     with no network (recall@K: i2t and t2i; the training curve: its loss and its validation RSUM). The README's reading

@@ -135,7 +135,7 @@ def test_serve_refuses_a_taken_port_and_forked_gpus(served):
 from cdp import CHROMIUM, Browser
 
 @pytest.mark.slow
-@pytest.mark.skipif(not CHROMIUM, reason='needs the chromium package (tools/setup.sh installs it where apt-get runs as root)')
+@pytest.mark.skipif(not CHROMIUM, reason='needs the chromium package (tools/setup.sh --tests installs it where apt-get runs as root)')
 def test_page_in_chromium(served, tmp_path):
     "A person's visit: type a query, the grid shows k thumbnails, a click draws one heatmap per word and level; no console error."
     port, _ = served

@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
 # Create .venv with every pinned dependency (constraints.txt), install hat_nb editable, build the emoji demo data.
-# Idempotent: a second run with unchanged requirements only re-checks the demo data.
+# --tests: also the two Debian packages only the test suite uses (Chromium for the pages, qemu-user for the cross-CPU
+# numerics check), where apt-get runs as root. Idempotent: a second run with unchanged requirements only re-checks the
+# demo data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+tests=0
+for arg in "$@"; do
+  case "$arg" in
+    --tests) tests=1 ;;
+    *) echo "hat_nb setup: unknown argument '$arg' (tools/setup.sh [--tests])" >&2; exit 2 ;;
+  esac
+done
 PY=${PYTHON:-python3}
 stamp=.venv/.hat_nb-installed
 want=$(cat requirements.txt constraints.txt settings.ini setup.py | sha256sum | cut -d' ' -f1)
@@ -39,15 +48,15 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   ./.venv/bin/dvc config --local core.analytics false >/dev/null 2>&1 || true
   echo "$want" > "$stamp"
 fi
-# headless Chromium (Debian package) for the documentation-site test; where apt-get cannot run, that one test is skipped
-if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+# --tests: headless Chromium (Debian package) for the page tests; where apt-get cannot run, those tests are skipped
+if [ "$tests" = 1 ] && ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   echo "hat_nb setup: installing chromium (Debian package) for the documentation test"
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } >/dev/null 2>&1 \
     || echo "hat_nb setup: chromium could not be installed; tests/test_docs.py will skip its browser check"
 fi
-# Debian's qemu-user runs the venv's Python as other x86-64 CPUs (AMD EPYC, Intel Haswell) for the cross-CPU numerics
+# --tests: Debian's qemu-user runs the venv's Python as other x86-64 CPUs (AMD EPYC, Intel Haswell) for the cross-CPU numerics
 # test; where apt-get cannot run, that one test is skipped and says why
-if ! command -v qemu-x86_64 >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ] \
+if [ "$tests" = 1 ] && ! command -v qemu-x86_64 >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ] \
    && [ "$(uname -m)" = x86_64 ]; then
   echo "hat_nb setup: installing qemu-user (Debian package) for the cross-CPU numerics test"
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-user; } >/dev/null 2>&1 \
