@@ -436,21 +436,22 @@ def get_test_split(name, files=(), out=None, download_missing=False, mirror=None
         raise GetDataError(f"{source} differs from {spec['split_file']}, refused: " + "; ".join(probs[:3]) + more)
     entries = []
     for i, im in enumerate(test):
-        ext, data = got[i]
-        stored = _stored_name(im["filename"], ext)
+        stored = _stored_name(im["filename"], got[i][0])
         entries.append(
             dict(im, filename=stored, **({"karpathy_filename": im["filename"]} if stored != im["filename"] else {}))
         )
-        dest = out / "images" / im.get("filepath", "") / stored
-        if not (dest.is_file() and dest.stat().st_size == len(data)):
-            atomic_write(dest, lambda p: p.write_bytes(data), fsync=False)
     laid = dict(
         {k: v for k, v in meta.items() if k != "images"},
         images=entries,
         test_only=dict(images=source, captions_and_split=f"{spec['split_file']} of {Path(where).name}"),
     )
-    if split.is_file() and json.loads(split.read_text()) != laid:
+    if split.is_file() and json.loads(split.read_text()) != laid:  # another layout (the full dataset?): left as it is
         raise GetDataError(f"{split} exists and differs from the test split laid out now; move it away to replace it")
+    for i, im in enumerate(entries):
+        data = got[i][1]
+        dest = out / "images" / im.get("filepath", "") / im["filename"]
+        if not (dest.is_file() and dest.stat().st_size == len(data)):
+            atomic_write(dest, lambda p: p.write_bytes(data), fsync=False)
     write_json(split, laid)
     record_sha256(out / "images")
     return _checked(name, out, progress)
