@@ -9,7 +9,7 @@ on CUDA), `frozen` (the trainer's defaults in a frozen-tower epoch: only the pro
 `deterministic` (`fused` under `hat_nb.train.gpu_determinism`). FLOPs of one step are counted with torch.utils.flop_counter;
 MFU = achieved / peak.
 
-`--cpu-table` prints one table for the CPU: the demo recipe (MiniLM + ViT-S/16 at 64 px, batch 64) and the paper recipe at
+`--cpu-table` prints one table for the CPU: the demo recipe (MiniLM + Swin-T at 64 px, batch 64) and the paper recipe at
 its real size (random-init Swin-B + BERT-base at 224 px, batch 8), towers training (`eager`) and frozen, with the pinned
 CPU numerics (`params.yaml: cpu_numerics: pinned`, `hat_nb.pipeline.CPU_NUMERICS`) and without (`native`), each measured
 in its own process (the pinning is environment read when torch starts); the last column is what the pinning costs.
@@ -52,9 +52,10 @@ def cpu_table():
         for rec, batch, steps in CPU_CASES:
             for mode in ('pinned', 'native'):
                 out = os.path.join(tmp, f'{rec}-{mode}.json')
-                subprocess.run([sys.executable, __file__, '--recipe', rec, '--batch', str(batch), '--device', 'cpu', '--amp', 'none',
-                                '--steps', str(steps), '--warmup', '1', '--variants', 'eager,frozen', '--json', out],
-                               env=base | cpu_numerics_env(mode), check=True, stdout=subprocess.DEVNULL)
+                r = subprocess.run([sys.executable, __file__, '--recipe', rec, '--batch', str(batch), '--device', 'cpu', '--amp', 'none',
+                                    '--steps', str(steps), '--warmup', '1', '--variants', 'eager,frozen', '--json', out],
+                                   env=base | cpu_numerics_env(mode), capture_output=True, text=True)
+                if r.returncode: sys.exit(f'{rec} ({mode}) failed:\n{r.stderr[-3000:]}')
                 for r in json.load(open(out)): got[rec, batch, r['variant'], mode] = r['pairs_per_s']
     rows = [dict(recipe=rec, batch=batch, towers='training' if v == 'eager' else 'frozen',
                  pinned_pairs_per_s=got[rec, batch, v, 'pinned'], native_pairs_per_s=got[rec, batch, v, 'native'],
