@@ -215,6 +215,9 @@ class TrainConfig:
     lr_gamma: float = 0.1
     freeze_img_epochs: int = 11  # image tower (incl. its level norms) frozen for the first n epochs (epochs 1 .. n)
     freeze_txt_epochs: int = 11  # text tower frozen for the first n epochs
+    # a frozen tower in eval mode (no dropout / drop-path) and the frozen text tower's features computed once and reused
+    # (hat_nb.train.FrozenTextFeatures); reference: False, its frozen towers run in train mode, recomputed every step
+    frozen_eval: bool = False
     amp: str = "fp16"  # 'fp16' | 'bf16' | 'auto' | 'none' (CPU always fp32)
     grad_clip: float | None = None
     seed: int = 0
@@ -316,6 +319,7 @@ RECIPES = {
             schedule="cosine",
             freeze_img_epochs=0,
             freeze_txt_epochs=3,
+            frozen_eval=True,
             val_from_epoch=0,
             drop_last=True,
             amp="auto",

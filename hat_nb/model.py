@@ -250,10 +250,12 @@ class HATModel(nn.Module):
         "Projected tokens per level, each `(B, R_l, embed_dim)`."
         return [p(f) for p, f in zip(self.img_proj, self.img(images))]
 
-    def encode_texts(self, input_ids, attention_mask) -> tuple[list[Tensor], Tensor]:
-        "Projected tokens per level `(B, L, embed_dim)` and the bool token mask `(B, L)`."
+    def encode_texts(self, input_ids, attention_mask, hidden=None) -> tuple[list[Tensor], Tensor]:
+        """Projected tokens per level `(B, L, embed_dim)` and the bool token mask `(B, L)`; `hidden`: the text tower's
+        level outputs when already computed (a frozen tower's features, reused: `hat_nb.train.FrozenTextFeatures`)."""
         mask = attention_mask.bool()
-        return [p(f) for p, f in zip(self.txt_proj, self.txt(input_ids, mask))], mask
+        hs = self.txt(input_ids, mask) if hidden is None else hidden
+        return [p(f) for p, f in zip(self.txt_proj, hs)], mask
 
     def similarity(self, img_feats, txt_feats, txt_mask, scoring=None, per_level=False, **kw) -> Tensor:
         "Scores `[n_img, n_txt]` summed over levels (`per_level=True`: stacked `[levels, n_img, n_txt]`)."
@@ -265,10 +267,10 @@ class HATModel(nn.Module):
         )
         return s if per_level else s.sum(0)
 
-    def forward(self, images, input_ids, attention_mask, return_features=False):
+    def forward(self, images, input_ids, attention_mask, return_features=False, txt_hidden=None):
         """Scores `(B_img, B_txt)`; with `return_features`, the level features `(img, txt, mask)` instead (for losses
-        over several processes)."""
-        img, (txt, mask) = self.encode_images(images), self.encode_texts(input_ids, attention_mask)
+        over several processes); `txt_hidden`: the text tower's outputs, already computed (`encode_texts`)."""
+        img, (txt, mask) = self.encode_images(images), self.encode_texts(input_ids, attention_mask, txt_hidden)
         return (img, txt, mask) if return_features else self.similarity(img, txt, mask)
 
     # what people have: strings, and images as paths, PIL images or tensors (eval mode, no autograd)

@@ -42,15 +42,19 @@ from hat_nb.runs import (
 )
 
 # %% auto #0
-__all__ = ['RUN_FILES', 'set_frozen', 'make_optimizer', 'loss_fn', 'gpu_determinism', 'TrainingStopped', 'EpochOrder',
-           'compile_towers', 'train_step', 'train', 'step_seed', 'train_processes', 'continue_interrupted']
+__all__ = ['RUN_FILES', 'set_frozen', 'make_optimizer', 'loss_fn', 'gpu_determinism', 'TrainingStopped', 'FrozenTextFeatures',
+           'EpochOrder', 'compile_towers', 'train_step', 'train', 'step_seed', 'train_processes',
+           'continue_interrupted']
 
 # %% ../nbs/07_train.ipynb #cell-12
 def set_frozen(model, epoch, tc):
-    "Towers (the image tower with its level norms) train from epoch index `freeze_*_epochs` on; the projections always."
+    """Towers (the image tower with its level norms) train from epoch index `freeze_*_epochs` on; the projections
+    always. With `tc.frozen_eval` a frozen tower is also put in eval mode (call it after `model.train()`)."""
     for tower, n in ((model.img, tc.freeze_img_epochs), (model.txt, tc.freeze_txt_epochs)):
         for p in tower.parameters():
             p.requires_grad_(epoch >= n)
+        if tc.frozen_eval and epoch < n:
+            tower.eval()
 
 
 def make_optimizer(model, tc, steps_per_epoch, device="cpu"):
@@ -132,6 +136,43 @@ def _check_images(recs, json_path, data_dir):
             missing, f"{json_path} (found before training; `hat-nb check {data_dir}` also decodes every image)"
         )
 
+# %% ../nbs/07_train.ipynb #1443c40f
+class FrozenTextFeatures:
+    """The text tower's level outputs `[(L_i, C)] * levels` of each caption in `captions`, computed once in eval mode
+    without autograd (under `dt` autocast on `device`), looked up by the caption's token ids."""
+
+    def __init__(self, model, captions, collate, device="cpu", dt=None, batch_size=256):
+        self.feats, was = {}, model.txt.training
+        caps = sorted(set(captions), key=lambda c: (len(c), c))  # similar lengths together: little padding
+        model.txt.eval()
+        try:
+            with (
+                torch.no_grad(),
+                torch.autocast(torch.device(device).type, dt or torch.float32, enabled=dt is not None),
+            ):
+                for k in range(0, len(caps), batch_size):
+                    ids, mask = collate.tokenize(caps[k : k + batch_size])
+                    hs = model.txt(ids.to(device), mask.to(device))
+                    for j, n in enumerate(mask.sum(1).tolist()):
+                        self.feats[self.key(ids[j, :n])] = [h[j, :n].clone() for h in hs]
+        finally:
+            model.txt.train(was)
+
+    @staticmethod
+    def key(ids) -> bytes:
+        return ids.cpu().numpy().tobytes()
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.nbytes for f in self.feats.values() for t in f)
+
+    def __call__(self, input_ids, attention_mask) -> list[torch.Tensor]:
+        "A batch's level outputs `(B, L, C)` each, zero where `attention_mask` is False (right-padded)."
+        rows = [self.feats[self.key(input_ids[j, :n])] for j, n in enumerate(attention_mask.sum(1).tolist())]
+        out = [torch.nn.utils.rnn.pad_sequence([r[l] for r in rows], batch_first=True) for l in range(len(rows[0]))]
+        L = input_ids.shape[1]
+        return [torch.nn.functional.pad(x, (0, 0, 0, L - x.shape[1])) if x.shape[1] < L else x for x in out]
+
 # %% ../nbs/07_train.ipynb #cell-16
 class EpochOrder(Sampler):
     """Batches of keys `(epoch, k)`: one epoch's seeded shuffled order from position `start` in global batches of
@@ -207,6 +248,7 @@ def train_step(model, net, opt, scaler, batch, tc, device, dt, loss=None) -> tor
             batch["input_ids"].to(device, **nb),
             batch["attention_mask"].to(device, **nb),
             return_features=True,
+            txt_hidden=batch.get("txt_hidden"),  # a frozen text tower's features (`FrozenTextFeatures`)
         )
         loss = loss(model, img, txt, mask, batch["img_idx"].to(device, **nb))
     opt.zero_grad(set_to_none=True)
@@ -312,6 +354,7 @@ class _Run:
     live: object = None
     last_ckpt: float = 0.0
     stop: bool = False
+    text: FrozenTextFeatures | None = None  # while the text tower is frozen, with `frozen_eval`
     settings: dict = field(default_factory=dict)  # `run_settings`: recorded in every checkpoint, compared on resume
     code: str = ""  # `code_fingerprint()` of the run
 
@@ -477,11 +520,22 @@ def _log_step(r: _Run, epoch, step, loss, pairs_s, bar):
     r.live.log_metric("train/lr", lr)
 
 # %% ../nbs/07_train.ipynb #6ccaa852
+def _frozen_text(r: _Run, epoch: int) -> FrozenTextFeatures | None:
+    "The text tower's features while it is frozen with `frozen_eval` (computed at the first such epoch), else None."
+    if not (r.tc.frozen_eval and epoch < r.tc.freeze_txt_epochs):
+        r.text = None
+    elif r.text is None:
+        caps = [c for _, c in r.dl.dataset.items]
+        r.text = FrozenTextFeatures(r.model, caps, r.dl.collate_fn, r.device, r.dt, r.tc.eval_batch_size)
+    return r.text
+
+
 def _train_epoch(r: _Run, epoch: int, progress: bool):
     "Train one epoch from the resumed position; returns (summed loss as a device tensor, seconds)."
     tc, W = r.tc, r.W
-    set_frozen(r.model, epoch, tc)
     r.model.train()
+    set_frozen(r.model, epoch, tc)
+    text = _frozen_text(r, epoch)
     net = (
         DDP(r.model, device_ids=[r.device] if r.device.startswith("cuda") else None) if W > 1 else r.model
     )  # re-wrapped: frozen set changes
@@ -502,6 +556,8 @@ def _train_epoch(r: _Run, epoch: int, progress: bool):
             break
         if W > 1:  # dropout and drop-path masks of their own on every rank, the same after a resume
             torch.manual_seed(step_seed(tc.seed, r.rank, epoch, step))
+        if text:
+            b = dict(b, txt_hidden=text(b["input_ids"], b["attention_mask"]))
         loss = train_step(r.model, net, r.opt, r.scaler, b, tc, r.device, r.dt, r.loss)
         if W > 1:
             dist.all_reduce(loss)  # each process holds W x its share of the global batch's loss: summed, W x that loss

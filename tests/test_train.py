@@ -85,13 +85,10 @@ def test_crafted_pickle_refused(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 2 and 'refused' in r.stderr and not (tmp_path/'pwned').exists(), r.stderr
 
-def test_dvclive_files_and_frozen_towers_build_no_graph(tmp_path):
-    "A tiny run writes DVCLive metrics and plots; while a tower is frozen its outputs carry no autograd graph."
+def _tower_calls(tmp_path, name, mc, tc):
+    "Train; per step of `train_step`, each tower's (name, text tower trainable, output requires grad) when it ran."
     import hat_nb.train as ht
-    data = make_fixture(tmp_path/'data', 'flickr', n=12)
-    mc, tc = tiny_recipe(data, 2)
-    seen = []
-    real = ht.train_step
+    seen, real = [], ht.train_step
     def spy(model, net, *a, **kw):
         hooks = [t.register_forward_hook(lambda m, i, o, n=n: seen.append((n, model.txt.body.embeddings.word_embeddings.weight.requires_grad,
                                                                              (o[0] if isinstance(o, list) else o).requires_grad)))
@@ -100,8 +97,16 @@ def test_dvclive_files_and_frozen_towers_build_no_graph(tmp_path):
         finally:
             for h in hooks: h.remove()
     ht.train_step = spy
-    try: train(mc, tc, tmp_path/'run', progress=False)
+    try: train(mc, tc, tmp_path/name, progress=False)
     finally: ht.train_step = real
+    return seen
+
+def test_dvclive_files_and_frozen_towers_build_no_graph(tmp_path):
+    """A tiny run writes DVCLive metrics and plots; while a tower is frozen its outputs carry no autograd graph (the
+    reference's frozen tower, run at every step), or, with `frozen_eval` (the demo), the text tower is not run in a step."""
+    data = make_fixture(tmp_path/'data', 'flickr', n=12)
+    mc, tc = tiny_recipe(data, 2, frozen_eval=False)
+    seen = _tower_calls(tmp_path, 'run', mc, tc)
     txt_frozen = [g for n, frozen_flag, g in seen if n == 'txt' and not frozen_flag]
     txt_training = [g for n, frozen_flag, g in seen if n == 'txt' and frozen_flag]
     assert txt_frozen and not any(txt_frozen)            # epoch 0 (freeze_txt_epochs=1): no graph through the text tower
@@ -113,6 +118,10 @@ def test_dvclive_files_and_frozen_towers_build_no_graph(tmp_path):
     loss_tsv = (live/'plots/metrics/train/loss.tsv').read_text().splitlines()
     assert loss_tsv[0].split('\t') == ['step', 'loss'] and len(loss_tsv) > 2
     assert len((live/'plots/metrics/epoch/val_rsum.tsv').read_text().splitlines()) == 3
+    mc, tc = tiny_recipe(data, 2, max_steps_per_epoch=2)   # the demo's frozen_eval: features computed once, before the steps
+    assert tc.frozen_eval
+    seen = _tower_calls(tmp_path, 'cached', mc, tc)
+    assert [(n, f) for n, f, _ in seen] == [('img', False)] * 2 + [('img', True), ('txt', True)] * 2
 
 def test_a_finished_run_is_cleared_not_resumed(tmp_path):
     "The pipeline's train stage over a finished run of the same settings: nothing to resume, its files cleared."
