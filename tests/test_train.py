@@ -43,12 +43,14 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
-    "Checkpoints after every step (ckpt_every_minutes=0): killed in the middle of epoch 2, the run resumes at the next step and ends bit-identical."
+    """Checkpoints after every step (ckpt_every_minutes=0): killed in the middle of epoch 2, the run resumes at the next step
+    and ends bit-identical. Epoch 2 is a frozen-text epoch (freeze_txt_epochs=2, the demo's frozen_eval): the resumed
+    process computes the frozen text features again, and the same."""
     data = make_fixture(tmp_path/'data', 'flickr', n=40)
     a, b = tmp_path/'a', tmp_path/'b'
-    pa = _run(data, a, 3); pa.wait(timeout=600)
+    pa = _run(data, a, 3, 30, 2); pa.wait(timeout=600)
     assert pa.returncode == 0, pa.stdout.read()
-    pb = _run(data, b, 3, 0)
+    pb = _run(data, b, 3, 0, 2)
     t0 = time.time()
     while True:                                  # wait for a mid-epoch checkpoint of epoch index 1, then kill
         assert pb.poll() is None and time.time() - t0 < 300, 'run ended before it could be killed'
@@ -59,7 +61,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
     pb.send_signal(signal.SIGKILL); pb.wait()
     s = load_checkpoint(b/'last.pt')
     assert s['step'] > 0 and s['epoch'] < 3, (s['epoch'], s['step'])
-    pr = _run(data, b, 3, 0); pr.wait(timeout=600)
+    pr = _run(data, b, 3, 0, 2); pr.wait(timeout=600)
     out = pr.stdout.read()
     assert pr.returncode == 0, out
     (ha, ma), (hb, mb) = _final(a), _final(b)
