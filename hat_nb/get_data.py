@@ -135,7 +135,7 @@ def _members(archive: Path):
 
 
 def _split_file(sources, split_file: str):
-    "(bytes, where) of `split_file`: a given file of that name, or a member of a given archive."
+    "(bytes, where) of `split_file`: a given file of that name, or a member of a given archive; none: `GetDataError`."
     for s in sources:
         if s.name == split_file:
             return s.read_bytes(), s
@@ -146,7 +146,7 @@ def _split_file(sources, split_file: str):
             if Path(name).name == split_file:
                 with open_() as f:
                     return f.read(), s
-    return None, None
+    raise GetDataError(f"none of {', '.join(s.name for s in sources)} holds {split_file}")
 
 
 def _room(archive: Path, wanted: dict, out: Path):
@@ -236,8 +236,6 @@ def get_data(name, files=(), out=None, download_missing=False, mirror=None, prog
         )
     sources = _sources(name, files, download_missing, mirror, progress)
     text, where = _split_file(sources, spec["split_file"])
-    if text is None:
-        raise GetDataError(f"none of {', '.join(s.name for s in sources)} holds {spec['split_file']}")
     out.mkdir(parents=True, exist_ok=True)
     (out / PLACEHOLDER).unlink(missing_ok=True)
     split = out / spec["split_file"]
@@ -425,8 +423,6 @@ def get_test_split(name, files=(), out=None, download_missing=False, mirror=None
         )
     sources = _sources(name, files, download_missing, mirror, progress, archives=("caption_datasets.zip",))
     text, where = _split_file(sources, spec["split_file"])
-    if text is None:
-        raise GetDataError(f"none of {', '.join(s.name for s in sources)} holds {spec['split_file']}")
     meta = json.loads(text)
     test = [im for im in meta.get("images", []) if im.get("split") == "test"]
     source, shards = fetch_test_split(name)
