@@ -319,7 +319,6 @@ RECIPES = {
             schedule="cosine",
             freeze_img_epochs=0,
             freeze_txt_epochs=3,
-            frozen_eval=True,
             val_from_epoch=0,
             drop_last=True,
             amp="auto",

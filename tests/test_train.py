@@ -12,6 +12,8 @@ def _run(data, out, epochs, *extra):
     return subprocess.Popen([sys.executable, str(ROOT/'tests/train_tiny.py'), str(data), str(out), str(epochs), *map(str, extra)], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
+FROZEN_EVAL = ('freeze_txt_epochs=2', 'frozen_eval=True')
+
 def _final(out):
     s = load_checkpoint(out/'last.pt')
     return s['history'], s['model']
@@ -44,13 +46,13 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
     """Checkpoints after every step (ckpt_every_minutes=0): killed in the middle of epoch 2, the run resumes at the next step
-    and ends bit-identical. Epoch 2 is a frozen-text epoch (freeze_txt_epochs=2, the demo's frozen_eval): the resumed
+    and ends bit-identical. Epoch 2 is a frozen-text epoch with `frozen_eval` (freeze_txt_epochs=2): the resumed
     process computes the frozen text features again, and the same."""
     data = make_fixture(tmp_path/'data', 'flickr', n=40)
     a, b = tmp_path/'a', tmp_path/'b'
-    pa = _run(data, a, 3, 30, 2); pa.wait(timeout=600)
+    pa = _run(data, a, 3, 30, *FROZEN_EVAL); pa.wait(timeout=600)
     assert pa.returncode == 0, pa.stdout.read()
-    pb = _run(data, b, 3, 0, 2)
+    pb = _run(data, b, 3, 0, *FROZEN_EVAL)
     t0 = time.time()
     while True:                                  # wait for a mid-epoch checkpoint of epoch index 1, then kill
         assert pb.poll() is None and time.time() - t0 < 300, 'run ended before it could be killed'
@@ -61,7 +63,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
     pb.send_signal(signal.SIGKILL); pb.wait()
     s = load_checkpoint(b/'last.pt')
     assert s['step'] > 0 and s['epoch'] < 3, (s['epoch'], s['step'])
-    pr = _run(data, b, 3, 0, 2); pr.wait(timeout=600)
+    pr = _run(data, b, 3, 0, *FROZEN_EVAL); pr.wait(timeout=600)
     out = pr.stdout.read()
     assert pr.returncode == 0, out
     (ha, ma), (hb, mb) = _final(a), _final(b)
@@ -105,7 +107,7 @@ def _tower_calls(tmp_path, name, mc, tc):
 
 def test_dvclive_files_and_frozen_towers_build_no_graph(tmp_path):
     """A tiny run writes DVCLive metrics and plots; while a tower is frozen its outputs carry no autograd graph (the
-    reference's frozen tower, run at every step), or, with `frozen_eval` (the demo), the text tower is not run in a step."""
+    reference's frozen tower, run at every step), or, with `frozen_eval`, the text tower is not run in a step."""
     data = make_fixture(tmp_path/'data', 'flickr', n=12)
     mc, tc = tiny_recipe(data, 2, frozen_eval=False)
     seen = _tower_calls(tmp_path, 'run', mc, tc)
@@ -120,8 +122,7 @@ def test_dvclive_files_and_frozen_towers_build_no_graph(tmp_path):
     loss_tsv = (live/'plots/metrics/train/loss.tsv').read_text().splitlines()
     assert loss_tsv[0].split('\t') == ['step', 'loss'] and len(loss_tsv) > 2
     assert len((live/'plots/metrics/epoch/val_rsum.tsv').read_text().splitlines()) == 3
-    mc, tc = tiny_recipe(data, 2, max_steps_per_epoch=2)   # the demo's frozen_eval: features computed once, before the steps
-    assert tc.frozen_eval
+    mc, tc = tiny_recipe(data, 2, max_steps_per_epoch=2, frozen_eval=True)   # features computed once, before the steps
     seen = _tower_calls(tmp_path, 'cached', mc, tc)
     assert [(n, f) for n, f, _ in seen] == [('img', False)] * 2 + [('img', True), ('txt', True)] * 2
 

@@ -1,5 +1,5 @@
-"Train the tiny test model on a fixture dataset: python tests/train_tiny.py DATA_DIR OUT_DIR EPOCHS [CKPT_EVERY_MINUTES [FREEZE_TXT_EPOCHS]]"
-import sys
+"Train the tiny test model on a fixture dataset: python tests/train_tiny.py DATA_DIR OUT_DIR EPOCHS [CKPT_EVERY_MINUTES [KEY=VALUE...]]"
+import ast, sys
 from dataclasses import asdict
 from hat_nb.config import tiny_config
 from hat_nb.config import recipe
@@ -14,5 +14,5 @@ def tiny_recipe(data_dir, epochs=4, **kw):
 if __name__ == '__main__':
     data, out, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3])
     kw = dict(ckpt_every_minutes=float(sys.argv[4])) if len(sys.argv) > 4 else {}
-    if len(sys.argv) > 5: kw['freeze_txt_epochs'] = int(sys.argv[5])
+    kw |= {k: ast.literal_eval(v) for k, v in (a.split('=', 1) for a in sys.argv[5:])}   # recipe keys
     train(*tiny_recipe(data, epochs, **kw), out, progress=False)
