@@ -138,7 +138,8 @@ def table(runs: dict, fixed: dict, tc):
 
 
 def validations(tc) -> int:
-    return sum(1 for e in range(tc.epochs) if e == tc.epochs - 1 or (e >= tc.val_from_epoch and (e - tc.val_from_epoch) % tc.val_every == 0))
+    from hat_nb.train import validation_epochs
+    return len(validation_epochs(tc))
 
 
 def main(argv=None):
