@@ -23,8 +23,7 @@ from .files import atomic_write, write_json
 
 # %% auto #0
 __all__ = ['PRETRAINED', 'check_architecture', 'check_tower', 'make_tower_files', 'ImageTower', 'TextTower', 'load_tokenizer',
-           'inference', 'HATModel', 'attention_maps', 'save_pretrained', 'load_weights_strictly', 'from_pretrained',
-           'get_weights']
+           'HATModel', 'attention_maps', 'save_pretrained', 'load_weights_strictly', 'from_pretrained', 'get_weights']
 
 # %% ../nbs/03_model.ipynb #arch-code
 def check_architecture(cfg: HATConfig) -> HATConfig:
@@ -210,19 +209,19 @@ def load_tokenizer(cfg: HATConfig):
         )
     return AutoTokenizer.from_pretrained(path)
 
-# %% ../nbs/03_model.ipynb #13009bca
+# %% ../nbs/03_model.ipynb #cell-12
 @contextmanager
-def inference(module: nn.Module):
-    "`module` in eval mode without autograd for the block (its device as the value), its mode restored after."
-    was = module.training
-    module.eval()
+def _inference(model):
+    "`model` in eval mode without autograd for the block (its device as the value), its mode restored after."
+    was = model.training
+    model.eval()
     try:
         with torch.no_grad():
-            yield next(module.parameters()).device
+            yield next(model.parameters()).device
     finally:
-        module.train(was)
+        model.train(was)
 
-# %% ../nbs/03_model.ipynb #cell-12
+
 def _tokenizer_of(model):
     "The model's own tokenizer (`load_tokenizer` of its config), loaded once."
     if getattr(model, "_tokenizer", None) is None:
@@ -279,7 +278,7 @@ class HATModel(nn.Module):
         """Level features `(n, L, embed_dim)` and token mask of `captions` (a string or a list), tokenized as the
         model was trained: its own tokenizer and `max_len`; `batch_size` captions per forward pass."""
         captions = [captions] if isinstance(captions, str) else list(captions)
-        with inference(self) as dev:
+        with _inference(self) as dev:
             ids, mask = Collate(_tokenizer_of(self), self.cfg.max_len).tokenize(captions)  # one padded length for all
             parts = [
                 self.encode_texts(ids[k : k + batch_size].to(dev), mask[k : k + batch_size].to(dev))
@@ -293,7 +292,7 @@ class HATModel(nn.Module):
         read and encoded at a time."""
         batch = isinstance(images, (list, tuple)) or (torch.is_tensor(images) and images.dim() == 4)
         items = images if batch else [images]
-        with inference(self) as dev:
+        with _inference(self) as dev:
             parts = [
                 self.encode_images(
                     torch.stack([image_input(i, self.cfg.img_size) for i in items[k : k + batch_size]]).to(dev)
@@ -305,14 +304,14 @@ class HATModel(nn.Module):
     def score(self, images, captions, batch_size=64) -> Tensor:
         """The HAT scores `(n_images, n_captions)` of `images` and `captions` (as `encode_image` and `encode_text` take
         them), `batch_size` images encoded at a time."""
-        with inference(self):
+        with _inference(self):
             return self.similarity(self.encode_image(images, batch_size), *self.encode_text(captions)).cpu()
 
     def explain(self, image, caption) -> dict:
         """Why `image` and `caption` match: per level pair, each word's attention over the patches (`attention_maps`:
         `words`, `maps`), each level's score (`level_scores`) and their sum, the match's `score`."""
         att = attention_maps(self, image, caption)
-        with inference(self):
+        with _inference(self):
             s = self.similarity(self.encode_image(image), *self.encode_text(caption), per_level=True)[:, 0, 0].cpu()
         return att | dict(level_scores=s.tolist(), score=float(s.sum()))
 
@@ -322,7 +321,7 @@ def attention_maps(model: HATModel, image, caption: str, tokenizer=None, scoring
     """Per level, each word's attention over the patches of `image` (a path, a PIL image or a normalised `(3, H, W)`
     tensor) as `(words, h, w)` grids, with the words; `tokenizer` defaults to the model's own."""
     tokenizer = tokenizer or _tokenizer_of(model)
-    with inference(model) as dev:
+    with _inference(model) as dev:
         t = tokenizer([caption], truncation=True, max_length=model.cfg.max_len, return_tensors="pt")
         ids, mask = t["input_ids"].to(dev), t["attention_mask"].bool().to(dev)
         x = image_input(image, model.cfg.img_size)[None].to(dev)

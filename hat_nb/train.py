@@ -22,7 +22,7 @@ from .distributed import CPU_AS_CUDA, amp_dtype, cuda_choices
 from .evaluate import evaluate
 from .loss import HATLoss
 from .config import HATConfig, TrainConfig
-from .model import HATModel, inference, load_tokenizer, save_pretrained
+from .model import HATModel, load_tokenizer, save_pretrained
 from hat_nb.runs import (
     PIPELINE_MAY_CHANGE,
     RESUME_MAY_CHANGE,
@@ -43,7 +43,7 @@ from hat_nb.runs import (
 
 # %% auto #0
 __all__ = ['RUN_FILES', 'set_frozen', 'make_optimizer', 'loss_fn', 'gpu_determinism', 'TrainingStopped', 'FrozenTextFeatures',
-           'EpochOrder', 'compile_towers', 'train_step', 'train', 'step_seed', 'validation_epochs', 'train_processes',
+           'EpochOrder', 'compile_towers', 'train_step', 'train', 'step_seed', 'train_processes',
            'continue_interrupted']
 
 # %% ../nbs/07_train.ipynb #cell-12
@@ -142,15 +142,21 @@ class FrozenTextFeatures:
     without autograd (under `dt` autocast on `device`), looked up by the caption's token ids."""
 
     def __init__(self, model, captions, collate, device="cpu", dt=None, batch_size=256):
-        self.feats = {}
+        self.feats, was = {}, model.txt.training
         caps = sorted(set(captions), key=lambda c: (len(c), c))  # similar lengths together: little padding
-        autocast = torch.autocast(torch.device(device).type, dt or torch.float32, enabled=dt is not None)
-        with inference(model.txt), autocast:
-            for k in range(0, len(caps), batch_size):
-                ids, mask = collate.tokenize(caps[k : k + batch_size])
-                hs = model.txt(ids.to(device), mask.to(device))
-                for j, n in enumerate(mask.sum(1).tolist()):
-                    self.feats[self.key(ids[j, :n])] = [h[j, :n].clone() for h in hs]
+        model.txt.eval()
+        try:
+            with (
+                torch.no_grad(),
+                torch.autocast(torch.device(device).type, dt or torch.float32, enabled=dt is not None),
+            ):
+                for k in range(0, len(caps), batch_size):
+                    ids, mask = collate.tokenize(caps[k : k + batch_size])
+                    hs = model.txt(ids.to(device), mask.to(device))
+                    for j, n in enumerate(mask.sum(1).tolist()):
+                        self.feats[self.key(ids[j, :n])] = [h[j, :n].clone() for h in hs]
+        finally:
+            model.txt.train(was)
 
     @staticmethod
     def key(ids) -> bytes:
@@ -571,14 +577,8 @@ def _train_epoch(r: _Run, epoch: int, progress: bool):
     return tot, time.time() - t0
 
 # %% ../nbs/07_train.ipynb #cell-22
-def validation_epochs(tc: TrainConfig) -> list[int]:
-    "The epochs (counted from 0) after which a run of `tc` validates."
-    last = tc.epochs - 1
-    return [
-        e
-        for e in range(tc.epochs)
-        if e == last or (e >= tc.val_from_epoch and (e - tc.val_from_epoch) % tc.val_every == 0)
-    ]
+def _should_validate(epoch, tc) -> bool:
+    return epoch == tc.epochs - 1 or (epoch >= tc.val_from_epoch and (epoch - tc.val_from_epoch) % tc.val_every == 0)
 
 
 def _check_finite(r: _Run, epoch, tot):
@@ -627,7 +627,7 @@ def _stop_on_sigint(r: _Run):
 def _validate(r: _Run, epoch, progress) -> dict:
     """This epoch's validation metrics (`{}` when it does not validate), computed by every process: `evaluate` shares
     the encoding and the scoring among them."""
-    if epoch not in validation_epochs(r.tc):
+    if not _should_validate(epoch, r.tc):
         return {}
     return evaluate(
         r.model,
